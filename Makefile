@@ -1,0 +1,164 @@
+# pare: plain Makefile. `make demo`, `make check`; see README.md.
+
+CC ?= cc
+PREFIX ?= /usr/local
+SANITIZE ?=
+WERROR ?=
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
+ARCH := $(shell uname -m)
+ifeq ($(filter x86_64 amd64 i386 i686,$(ARCH)),)
+X86 ?= 0
+else
+X86 ?= 1
+endif
+
+ifneq ($(SANITIZE),)
+BUILD ?= build/san
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+else ifeq ($(X86),0)
+BUILD ?= build/nox86
+else
+BUILD ?= build/rel
+endif
+
+BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
+BLAS_LIBS := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+
+WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wcast-qual -Wpointer-arith
+ifneq ($(WERROR),)
+WARN += -Werror
+endif
+
+CPPFLAGS := -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L $(BLAS_CFLAGS)
+ifeq ($(X86),0)
+CPPFLAGS += -DPARE_NO_X86_KERNELS
+endif
+CFLAGS := -std=c11 -O2 -g -fPIC -fopenmp $(WARN) $(SANFLAGS)
+LDFLAGS := -fopenmp $(SANFLAGS)
+LDLIBS := $(BLAS_LIBS) -lz -lm -lpthread
+
+# Kernels: the scalar oracle stays scalar; the ISA builds get their flags.
+REF_FLAGS := -fno-tree-vectorize
+AVX2_FLAGS := -O3 -mavx2 -mfma
+AVX512_FLAGS := -O3 -mavx2 -mfma -mavx512f -mavx512bw -mavx512dq -mavx512vl -mprefer-vector-width=512
+
+LIB_SRC := $(sort $(wildcard src/*/*.c))
+ifeq ($(X86),0)
+LIB_SRC := $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC))
+endif
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+TOOL_SRC := $(sort $(wildcard tools/pare/*.c))
+TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_SRC := $(sort $(wildcard tests/*.c))
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+
+LIBA := $(BUILD)/libpare.a
+LIBSO := $(BUILD)/libpare.so
+PARE := $(BUILD)/pare
+TESTS := $(BUILD)/pare-tests
+
+.PHONY: all lib check check-isa demo deps install uninstall bench-train fuzz clean help
+.DEFAULT_GOAL := all
+
+all: $(LIBA) $(LIBSO) $(PARE) $(EXAMPLES)
+
+lib: $(LIBA) $(LIBSO)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/src/kernels/%_ref.o: CFLAGS += $(REF_FLAGS)
+$(BUILD)/obj/src/kernels/%_avx2.o: CFLAGS += $(AVX2_FLAGS)
+$(BUILD)/obj/src/kernels/%_avx512.o: CFLAGS += $(AVX512_FLAGS)
+
+$(LIBA): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(LIBSO): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libpare.so.0 $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(PARE): $(TOOL_OBJ) $(LIBA)
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(LIBA) $(LDLIBS)
+
+$(BUILD)/examples/%: examples/%.c $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIBA) $(LDFLAGS) $(LDLIBS)
+
+# The test list is generated from PARE_TEST(...) lines in tests/*.c.
+$(BUILD)/gen/test_list.inc: $(TEST_SRC)
+	@mkdir -p $(dir $@)
+	@grep -ho '^PARE_TEST[A-Z_]*([a-z0-9_]*)' $(TEST_SRC) | sort -u > $@.tmp
+	@cmp -s $@.tmp $@ 2>/dev/null || mv $@.tmp $@; rm -f $@.tmp
+
+$(BUILD)/obj/tests/runner.o: $(BUILD)/gen/test_list.inc
+$(BUILD)/obj/tests/runner.o: CPPFLAGS += -I$(BUILD)/gen
+
+$(TESTS): $(TEST_OBJ) $(LIBA)
+	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIBA) $(LDLIBS)
+
+# `make check`: the whole suite; ends with "N passed, N failed".
+check: $(TESTS) $(PARE) $(EXAMPLES)
+	@PARE_BIN=$(abspath $(PARE)) PARE_EXAMPLES=$(abspath $(BUILD)/examples) \
+	  $(TESTS) -j $(JOBS) $(T)
+
+# The whole suite at every ISA level this machine has.
+check-isa: $(TESTS) $(PARE) $(EXAMPLES)
+	@for isa in ref avx2 avx512; do echo "== PARE_ISA=$$isa"; \
+	  PARE_ISA=$$isa PARE_BIN=$(abspath $(PARE)) PARE_EXAMPLES=$(abspath $(BUILD)/examples) \
+	  $(TESTS) -j $(JOBS) $(T) || exit 1; done
+
+deps:
+	@scripts/deps.sh
+
+DEMO_DIR ?= demo-out
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh $(PARE) $(DEMO_DIR)
+
+install: $(LIBA) $(LIBSO) $(PARE)
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 $(LIBA) $(DESTDIR)$(PREFIX)/lib/libpare.a
+	install -m 755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/libpare.so.0
+	ln -sf libpare.so.0 $(DESTDIR)$(PREFIX)/lib/libpare.so
+	install -m 644 include/pare.h $(DESTDIR)$(PREFIX)/include/pare.h
+	install -m 755 $(PARE) $(DESTDIR)$(PREFIX)/bin/pare
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^#define PARE_VERSION_\(MAJOR\|MINOR\|PATCH\) //p' include/pare.h | paste -sd.)|' \
+	  -e 's|@BLAS_LIBS@|$(BLAS_LIBS)|' scripts/pare.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/pare.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libpare.a $(DESTDIR)$(PREFIX)/lib/libpare.so \
+	  $(DESTDIR)$(PREFIX)/lib/libpare.so.0 $(DESTDIR)$(PREFIX)/include/pare.h \
+	  $(DESTDIR)$(PREFIX)/bin/pare $(DESTDIR)$(PREFIX)/lib/pkgconfig/pare.pc
+
+bench-train: $(PARE)
+	@bench/train.sh $(abspath $(PARE))
+
+# libFuzzer targets for every file reader (clang); FUZZ_RUNS iterations each.
+FUZZ_RUNS ?= 20000
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+FUZZ_LIB_SRC := $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC))
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fopenmp=libgomp $(CPPFLAGS) -DPARE_NO_X86_KERNELS \
+	  -o $@ $< $(FUZZ_LIB_SRC) $(LDLIBS)
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do echo "== $$f"; mkdir -p build/fuzz/corpus-$$(basename $$f); \
+	  $$f -runs=$(FUZZ_RUNS) -max_len=65536 build/fuzz/corpus-$$(basename $$f) tests/fuzz/seeds/$$(basename $$f) || exit 1; done
+
+clean:
+	rm -rf build
+
+help:
+	@echo "make demo | check | check-isa | install PREFIX=... | bench-train | fuzz | clean"
+	@echo "  SANITIZE=address,undefined  build and test with sanitizers (build/san)"
+	@echo "  X86=0                        build without the x86 kernels (the portable path)"
+	@echo "  T=name                       run only the tests whose name contains it"
+
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

@@ -1,0 +1,240 @@
+/* pare: train, compress and run neural networks on CPUs, in C11.
+ * The public API: opaque handles, status codes, one error message per thread. */
+#ifndef PARE_H
+#define PARE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PARE_VERSION_MAJOR 0
+#define PARE_VERSION_MINOR 1
+#define PARE_VERSION_PATCH 0
+
+/* ---- status and errors -------------------------------------------------- */
+
+typedef enum pare_status {
+    PARE_OK = 0,
+    PARE_EINVAL,      /* a bad argument or value */
+    PARE_ENOMEM,      /* out of memory */
+    PARE_EIO,         /* a file could not be opened, read or written */
+    PARE_EFORMAT,     /* a file is truncated, corrupted or not what it claims */
+    PARE_ESHAPE,      /* shapes that do not fit together */
+    PARE_EUNSUPPORTED,/* valid but not supported by this build */
+    PARE_ENOTFOUND,   /* a named thing (model, dataset, layer) does not exist */
+    PARE_ECANCELLED   /* stopped on request (e.g. SIGINT), state saved */
+} pare_status;
+
+/* The message of the last failure on this thread: one sentence naming the file,
+ * field or flag. Never NULL. */
+const char *pare_last_error(void);
+const char *pare_status_name(pare_status s);
+const char *pare_version(void);
+
+/* The instruction set the kernels use: "avx512", "avx2" or "ref" (after PARE_ISA). */
+const char *pare_isa(void);
+
+/* ---- graphs: a network and its parameters ------------------------------- */
+
+typedef struct pare_graph pare_graph;
+
+/* Builder functions return the id (>= 0) of the value they create, or -1.
+ * The first error sticks to the graph: later builder calls return -1 and
+ * pare_graph_status() returns it (pare_last_error() has the sentence). */
+pare_graph *pare_graph_new(const char *name);
+void pare_graph_free(pare_graph *g);
+pare_status pare_graph_status(const pare_graph *g);
+
+typedef struct pare_conv2d_desc {
+    int out_channels;
+    int kernel_h, kernel_w;          /* kernel_w 0: same as kernel_h */
+    int stride_h, stride_w;          /* 0: 1, stride_w 0: stride_h */
+    int pad_top, pad_left, pad_bottom, pad_right;
+    int dilation_h, dilation_w;      /* 0: 1 */
+    int groups;                      /* 0: 1; = channels: depthwise */
+    int no_bias;
+} pare_conv2d_desc;
+
+int pare_graph_input(pare_graph *g, int channels, int height, int width);
+/* Square kernel, symmetric padding, groups 1, dilation 1, with bias. */
+int pare_graph_conv2d(pare_graph *g, int x, int out_channels, int kernel, int stride,
+                      int pad, const char *name);
+int pare_graph_conv2d_ex(pare_graph *g, int x, const pare_conv2d_desc *d, const char *name);
+int pare_graph_linear(pare_graph *g, int x, int out_features, int bias, const char *name);
+int pare_graph_relu(pare_graph *g, int x, const char *name);
+int pare_graph_relu6(pare_graph *g, int x, const char *name);
+int pare_graph_maxpool(pare_graph *g, int x, int kernel, int stride, int pad, const char *name);
+int pare_graph_avgpool(pare_graph *g, int x, int kernel, int stride, int pad, const char *name);
+int pare_graph_global_avgpool(pare_graph *g, int x, const char *name);
+/* eps 1e-5, momentum 0.1 (PyTorch's defaults); _ex to choose. */
+int pare_graph_batchnorm(pare_graph *g, int x, const char *name);
+int pare_graph_batchnorm_ex(pare_graph *g, int x, float eps, float momentum, const char *name);
+int pare_graph_add(pare_graph *g, int a, int b, const char *name);
+int pare_graph_concat(pare_graph *g, const int *xs, int n, const char *name);
+int pare_graph_flatten(pare_graph *g, int x, const char *name);
+int pare_graph_dropout(pare_graph *g, int x, float p, const char *name);
+/* The graph's output is the last value built unless set here. */
+pare_status pare_graph_set_output(pare_graph *g, int x);
+
+/* Initialise every parameter as PyTorch does by default (uniform ±1/sqrt(fan_in)
+ * for conv and linear weights and biases; BN gamma 1, beta 0, running mean 0, var 1),
+ * deterministically from the seed. Builders already call it with seed 0. */
+pare_status pare_graph_init_params(pare_graph *g, uint64_t seed);
+
+/* The model zoo: "lenet", "fmnist-cnn", "resnet20", "vgg11-bn", "mobilenetv2"
+ * (CIFAR widths), and the 224x224 inference models "resnet18", "vgg16",
+ * "mobilenetv2-224". num_classes 0 means 10 (1000 for the 224x224 ones). */
+pare_status pare_zoo_build(const char *name, int num_classes, uint64_t seed, pare_graph **out);
+/* NULL-terminated list of zoo names. */
+const char *const *pare_zoo_names(void);
+
+pare_status pare_graph_save(const pare_graph *g, const char *path);
+pare_status pare_graph_load(const char *path, pare_graph **out);
+
+/* The shape a graph takes per sample (channels, height, width) and gives. */
+void pare_graph_input_shape(const pare_graph *g, int *c, int *h, int *w);
+void pare_graph_output_shape(const pare_graph *g, int *c, int *h, int *w);
+const char *pare_graph_name(const pare_graph *g);
+
+/* Per-layer facts, as `pare info` prints them. */
+typedef struct pare_layer_info {
+    const char *name;
+    const char *op;
+    int out_c, out_h, out_w;
+    long long params;        /* trainable and statistics values of the layer */
+    long long weights;       /* values of its weight tensor (conv, linear), else 0 */
+    long long zeros;         /* weights that are zero or masked out */
+    double macs;             /* multiply-accumulates per sample */
+    int frozen;
+    int masked;              /* the weight carries a sparsity mask */
+} pare_layer_info;
+int pare_graph_layer_count(const pare_graph *g);
+pare_status pare_graph_layer_info(const pare_graph *g, int i, pare_layer_info *out);
+
+/* Inference on n samples laid out NCHW; out gets n x output size floats. */
+pare_status pare_graph_forward(pare_graph *g, const float *in, int n, float *out, int threads);
+
+/* ---- data --------------------------------------------------------------- */
+
+typedef struct pare_dataset pare_dataset;
+
+typedef enum pare_split { PARE_SPLIT_TRAIN = 0, PARE_SPLIT_TEST = 1 } pare_split;
+
+/* spec: "fashion-mnist" (found in $PARE_DATA, ./data/fashion-mnist or
+ * /usr/share/datasets/fashion-mnist), or a folder holding MNIST-format IDX files
+ * (train-images-idx3-ubyte[.gz] ...) or CIFAR-10 binary batches. */
+pare_status pare_dataset_open(const char *spec, pare_split split, pare_dataset **out);
+pare_status pare_dataset_load_idx(const char *images_path, const char *labels_path,
+                                  pare_dataset **out);
+pare_status pare_dataset_load_cifar10(const char *dir, pare_split split, pare_dataset **out);
+void pare_dataset_free(pare_dataset *ds);
+long pare_dataset_size(const pare_dataset *ds);
+void pare_dataset_shape(const pare_dataset *ds, int *c, int *h, int *w);
+int pare_dataset_classes(const pare_dataset *ds);
+/* Keep only the first n samples (n <= size). */
+pare_status pare_dataset_limit(pare_dataset *ds, long n);
+/* Pixels are scaled to [0,1], then (x - mean[c]) / std[c]. Readers set the usual
+ * values for Fashion-MNIST and CIFAR-10; others get mean 0, std 1. */
+pare_status pare_dataset_set_normalization(pare_dataset *ds, int channels, const float *mean,
+                                           const float *std);
+
+/* ---- training ----------------------------------------------------------- */
+
+typedef enum pare_optimizer { PARE_OPT_SGD = 0, PARE_OPT_ADAMW = 1 } pare_optimizer;
+typedef enum pare_schedule {
+    PARE_SCHED_CONSTANT = 0,
+    PARE_SCHED_STEP = 1,     /* lr * gamma^(epoch / step_epochs) */
+    PARE_SCHED_COSINE = 2    /* linear warm-up, then cosine to 0 over the remaining steps */
+} pare_schedule;
+
+typedef enum pare_event_kind {
+    PARE_EV_START,       /* the run begins (or resumes) */
+    PARE_EV_STEP,        /* after each optimizer step */
+    PARE_EV_EVAL,        /* during evaluation, every few batches */
+    PARE_EV_EPOCH,       /* an epoch ended and was evaluated */
+    PARE_EV_CHECKPOINT   /* a checkpoint was written */
+} pare_event_kind;
+
+typedef struct pare_epoch_stats {
+    int epoch;               /* 1-based */
+    double train_loss, train_acc;
+    double test_loss, test_acc;     /* -1 when there is no test set */
+    double seconds;          /* wall time of the training loop of this epoch */
+    double images_per_s;
+    double lr_end;
+} pare_epoch_stats;
+
+typedef struct pare_train_event {
+    pare_event_kind kind;
+    int epoch, epochs;               /* epoch is 1-based */
+    long step, steps_per_epoch;      /* step within the epoch, 1-based */
+    long global_step, total_steps;
+    double loss;                     /* running mean over the epoch so far */
+    double lr;
+    double images_per_s;             /* over the epoch so far */
+    double seconds;                  /* since the epoch started */
+    long resumed_from;               /* START: global step resumed from, or 0 */
+    const pare_epoch_stats *stats;   /* EPOCH */
+    const char *path;                /* CHECKPOINT */
+} pare_train_event;
+
+typedef void (*pare_train_callback)(const pare_train_event *ev, void *user);
+
+typedef struct pare_train_config {
+    int epochs;              /* 3 */
+    int batch;               /* 128 */
+    pare_optimizer optimizer;/* SGD */
+    float lr;                /* 0.05 */
+    float momentum;          /* 0.9 (SGD) */
+    int nesterov;            /* 0 */
+    float weight_decay;      /* 5e-4: L2 for SGD, decoupled for AdamW */
+    float beta1, beta2, eps; /* AdamW: 0.9, 0.999, 1e-8 */
+    pare_schedule schedule;  /* COSINE */
+    long warmup_steps;       /* 0 */
+    int step_epochs;         /* STEP: 30 */
+    float step_gamma;        /* STEP: 0.1 */
+    uint64_t seed;           /* 0: data order, augmentation, dropout */
+    int threads;             /* 0: PARE_THREADS or all cores */
+    int augment_crop_pad;    /* random crop after zero padding by this many pixels; 0 off */
+    int augment_hflip;       /* random horizontal flip */
+    int eval_batch;          /* 500 */
+    const char *checkpoint_path; /* NULL: no checkpoints */
+    long checkpoint_every;   /* steps; 0: only at epoch ends */
+    int resume;              /* continue from checkpoint_path if it exists */
+    pare_train_callback callback;
+    void *user;
+    volatile const int *cancel;  /* when *cancel turns nonzero: checkpoint and return ECANCELLED */
+} pare_train_config;
+
+void pare_train_config_init(pare_train_config *c);
+
+typedef struct pare_trainer pare_trainer;
+
+/* The trainer updates g in place; g must outlive it. */
+pare_status pare_trainer_new(pare_graph *g, const pare_train_config *c, pare_trainer **out);
+void pare_trainer_free(pare_trainer *t);
+/* Runs the remaining epochs (all of them, or from the checkpoint when resuming). */
+pare_status pare_trainer_run(pare_trainer *t, const pare_dataset *train, const pare_dataset *test);
+/* One optimizer step on n samples (already normalised, NCHW) with their labels;
+ * for custom loops. The learning rate follows the schedule by global step. */
+pare_status pare_trainer_step(pare_trainer *t, const float *x, const int32_t *labels, int n,
+                              double *loss_out);
+int pare_trainer_epochs_done(const pare_trainer *t);
+pare_status pare_trainer_epoch_stats(const pare_trainer *t, int epoch, pare_epoch_stats *out);
+long pare_trainer_global_step(const pare_trainer *t);
+
+typedef struct pare_eval_result {
+    double loss, accuracy;
+    long samples;
+} pare_eval_result;
+
+pare_status pare_evaluate(pare_graph *g, const pare_dataset *ds, int batch, int threads,
+                          pare_eval_result *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,42 @@
+/* Running a graph on batches on the training side: forward, and backward in
+ * reverse node order (the graph is static, so autograd is a walk back over
+ * the node list). Buffers are planned once per batch capacity. */
+#ifndef PARE_GRAPH_EXEC_H
+#define PARE_GRAPH_EXEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "graph/graph.h"
+
+typedef struct pare_exec pare_exec;
+
+/* training = 1 keeps every activation for backward and allocates gradients;
+ * training = 0 reuses activation buffers by liveness (inference). */
+pare_status pare_exec_new(pare_graph *g, int batch, int training, int threads, pare_exec **out);
+void pare_exec_free(pare_exec *e);
+
+int pare_exec_batch(const pare_exec *e);
+/* batch x input size floats, NCHW. */
+float *pare_exec_input(pare_exec *e);
+/* Runs the graph on the first n samples of the input. step_seed feeds dropout. */
+void pare_exec_forward(pare_exec *e, int n, uint64_t step_seed);
+const float *pare_exec_output(const pare_exec *e);
+/* Where the loss writes d(loss)/d(output) before pare_exec_backward (training only). */
+float *pare_exec_output_grad(pare_exec *e);
+/* Backpropagates to every trainable, unfrozen parameter. Layers whose inputs
+ * and parameters need no gradient (a frozen prefix) are skipped entirely. */
+void pare_exec_backward(pare_exec *e, int n);
+/* The gradient of a parameter from the last backward, or NULL when the parameter
+ * is not trainable or was frozen during that backward. */
+float *pare_exec_param_grad(pare_exec *e, int param);
+/* Bytes of activations, gradients, workspaces and saved state. */
+size_t pare_exec_bytes(const pare_exec *e);
+/* Value buffer of node v after forward (training mode: every node). */
+const float *pare_exec_value(const pare_exec *e, int v);
+
+/* Per-layer time accumulators in seconds (forward, backward); reset with reset=1. */
+void pare_exec_profile(pare_exec *e, int enable);
+void pare_exec_profile_get(const pare_exec *e, int node, double *fwd, double *bwd);
+
+#endif

@@ -1,0 +1,147 @@
+/* The graph IR: nodes in topological order, each producing one value, and the
+ * named parameters (with masks, frozen flags and quantization parameters) that
+ * the training side, the compressors, the file format and the engine share. */
+#ifndef PARE_GRAPH_GRAPH_H
+#define PARE_GRAPH_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/tensor.h"
+#include "pare.h"
+
+/* Per-sample shape: channels x height x width (a vector is c x 1 x 1). */
+typedef struct pare_shape {
+    int c, h, w;
+} pare_shape;
+
+static inline size_t pare_shape_size(pare_shape s) { return (size_t)s.c * (size_t)s.h * (size_t)s.w; }
+
+/* The numbering is internal; files store op names, not these numbers. */
+typedef enum pare_op_type {
+    PARE_OP_INPUT = 0,
+    PARE_OP_CONV2D,
+    PARE_OP_LINEAR,
+    PARE_OP_RELU,
+    PARE_OP_RELU6,
+    PARE_OP_MAXPOOL,
+    PARE_OP_AVGPOOL,
+    PARE_OP_GLOBAL_AVGPOOL,
+    PARE_OP_BATCHNORM,
+    PARE_OP_ADD,
+    PARE_OP_CONCAT,
+    PARE_OP_FLATTEN,
+    PARE_OP_DROPOUT,
+    PARE_OP__COUNT
+} pare_op_type;
+
+/* Attributes of every op; each op reads the fields it needs. */
+typedef struct pare_attrs {
+    int out_channels;      /* conv: filters; linear: output features */
+    int kernel[2];         /* h, w */
+    int stride[2];
+    int dilation[2];
+    int pad[4];            /* top, left, bottom, right */
+    int groups;
+    int bias;              /* conv/linear have a bias */
+    int ceil_mode;         /* pooling output size rounds up */
+    int count_include_pad; /* avgpool divides by the full window */
+    float eps, momentum;   /* batchnorm */
+    float p;               /* dropout probability */
+} pare_attrs;
+
+typedef enum pare_param_role {
+    PARE_ROLE_WEIGHT = 0,
+    PARE_ROLE_BIAS,
+    PARE_ROLE_BN_GAMMA,
+    PARE_ROLE_BN_BETA,
+    PARE_ROLE_BN_MEAN,     /* running statistics: updated in training, never by the optimizer */
+    PARE_ROLE_BN_VAR,
+    PARE_ROLE__COUNT
+} pare_param_role;
+
+/* Quantization parameters: described here so the file format has their place;
+ * bits == 0 means float. */
+typedef struct pare_qparams {
+    int bits;              /* 0: float */
+    int scheme;            /* 0 none, 1 affine per tensor, 2 affine per channel */
+    int axis;              /* channel axis for per-channel */
+    int n;                 /* number of scales */
+    float *scale;          /* n */
+    int32_t *zero_point;   /* n */
+} pare_qparams;
+
+typedef struct pare_param {
+    char *name;            /* "<node>.weight" */
+    int node;              /* owning node */
+    pare_param_role role;
+    int trainable;         /* 0 for running statistics */
+    pare_tensor *t;
+    uint8_t *mask;         /* NULL: dense; else one byte per element, 1 keep, 0 pruned */
+    int frozen;            /* excluded from optimizer updates and weight gradients */
+    pare_qparams q;
+} pare_param;
+
+#define PARE_NODE_MAX_PARAMS 4
+
+typedef struct pare_node {
+    pare_op_type op;
+    char *name;
+    int n_in;
+    int *in;               /* value ids = producing node ids, all < this node's id */
+    int n_param;
+    int param[PARE_NODE_MAX_PARAMS];   /* indices into graph params, in the op's role order */
+    pare_attrs a;
+    pare_shape out;
+} pare_node;
+
+typedef struct pare_meta {
+    char *key, *value;
+} pare_meta;
+
+struct pare_graph {
+    char *name;
+    int n_nodes, cap_nodes;
+    pare_node *nodes;
+    int n_params, cap_params;
+    pare_param *params;
+    int output;            /* node id, -1 until built */
+    int n_meta, cap_meta;
+    pare_meta *meta;
+    pare_status err;       /* first builder error, sticky */
+};
+
+/* Adds a node whose attributes and inputs are set, infers its shape through the
+ * op registry and creates its parameters (zero-initialised); returns its id or
+ * -1 (and records the error on the graph). */
+int pare_graph_add_node(pare_graph *g, pare_op_type op, const int *in, int n_in,
+                        const pare_attrs *a, const char *name);
+/* Finds a node by name; -1 when absent. */
+int pare_graph_find_node(const pare_graph *g, const char *name);
+/* Finds a parameter of a node by role; -1 when absent. */
+int pare_graph_node_param(const pare_graph *g, int node, pare_param_role role);
+/* Shape of a value (node output). */
+static inline pare_shape pare_graph_shape(const pare_graph *g, int v) { return g->nodes[v].out; }
+
+/* Metadata key/values (dataset normalisation, provenance); set replaces. */
+pare_status pare_graph_meta_set(pare_graph *g, const char *key, const char *value);
+const char *pare_graph_meta_get(const pare_graph *g, const char *key);
+
+/* Deep copy. */
+pare_status pare_graph_clone(const pare_graph *g, pare_graph **out);
+
+/* The name of a parameter role ("weight", "bias", ...) and its inverse (-1). */
+const char *pare_role_name(pare_param_role r);
+int pare_role_find(const char *name);
+
+/* The dataset normalisation a graph was trained with (meta "norm.mean"/"norm.std");
+ * returns the channel count stored (0 when none). */
+int pare_graph_norm_get(const pare_graph *g, float *mean, float *std, int max);
+pare_status pare_graph_norm_set(pare_graph *g, int n, const float *mean, const float *std);
+
+/* Validates a graph built or loaded from a file: input ids in range and
+ * earlier, shapes re-inferred and equal to the stored ones, parameters of the
+ * right count, role and size. Used by the file reader on untrusted input. */
+pare_status pare_graph_validate(const pare_graph *g);
+
+#endif

@@ -1,0 +1,27 @@
+/* The op definitions each family file exports, and helpers they share. */
+#ifndef PARE_OPS_OPS_H
+#define PARE_OPS_OPS_H
+
+#include "graph/op.h"
+
+extern const pare_op_def pare_op_input;
+extern const pare_op_def pare_op_conv2d;
+extern const pare_op_def pare_op_linear;
+extern const pare_op_def pare_op_relu;
+extern const pare_op_def pare_op_relu6;
+extern const pare_op_def pare_op_maxpool;
+extern const pare_op_def pare_op_avgpool;
+extern const pare_op_def pare_op_global_avgpool;
+extern const pare_op_def pare_op_batchnorm;
+extern const pare_op_def pare_op_add;
+extern const pare_op_def pare_op_concat;
+extern const pare_op_def pare_op_flatten;
+extern const pare_op_def pare_op_dropout;
+
+/* Uniform(-b, b) fill keyed by (seed, node, role). */
+void pare_init_uniform(float *x, size_t n, float bound, uint64_t seed, int node, int role);
+
+/* The thread number inside a parallel region (0 outside). */
+int pare_thread_id(void);
+
+#endif

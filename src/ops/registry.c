@@ -1,0 +1,55 @@
+/* The one table of ops, indexed by pare_op_type. */
+#include <string.h>
+
+#include "core/rng.h"
+#include "ops/ops.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static const pare_op_def *const table[PARE_OP__COUNT] = {
+    [PARE_OP_INPUT] = &pare_op_input,
+    [PARE_OP_CONV2D] = &pare_op_conv2d,
+    [PARE_OP_LINEAR] = &pare_op_linear,
+    [PARE_OP_RELU] = &pare_op_relu,
+    [PARE_OP_RELU6] = &pare_op_relu6,
+    [PARE_OP_MAXPOOL] = &pare_op_maxpool,
+    [PARE_OP_AVGPOOL] = &pare_op_avgpool,
+    [PARE_OP_GLOBAL_AVGPOOL] = &pare_op_global_avgpool,
+    [PARE_OP_BATCHNORM] = &pare_op_batchnorm,
+    [PARE_OP_ADD] = &pare_op_add,
+    [PARE_OP_CONCAT] = &pare_op_concat,
+    [PARE_OP_FLATTEN] = &pare_op_flatten,
+    [PARE_OP_DROPOUT] = &pare_op_dropout,
+};
+
+const pare_op_def *pare_op_get(pare_op_type t)
+{
+    return (unsigned)t < PARE_OP__COUNT ? table[t] : NULL;
+}
+
+int pare_op_find(const char *name)
+{
+    for (int i = 0; i < PARE_OP__COUNT; i++)
+        if (table[i] && !strcmp(table[i]->name, name))
+            return i;
+    return -1;
+}
+
+void pare_init_uniform(float *x, size_t n, float bound, uint64_t seed, int node, int role)
+{
+    pare_rng r;
+    pare_rng_seed(&r, seed, 0x1417, (uint64_t)node, (uint64_t)role);
+    for (size_t i = 0; i < n; i++)
+        x[i] = bound * (2.0f * pare_rng_uniform(&r) - 1.0f);
+}
+
+int pare_thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
