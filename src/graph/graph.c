@@ -185,7 +185,8 @@ int pare_graph_add_node(pare_graph *g, pare_op_type op, const int *in, int n_in,
         free(n->in);
         return sticky(g, pare_fail(PARE_ENOMEM, "out of memory adding layer %s", name));
     }
-    memcpy(n->in, in, sizeof(int) * (size_t)n_in);
+    if (n_in > 0) /* the input layer passes in == NULL; memcpy from NULL is undefined */
+        memcpy(n->in, in, sizeof(int) * (size_t)n_in);
     n->n_in = n_in;
     pare_status s = pare_op_check_inputs(g, n);
     if (s == PARE_OK)

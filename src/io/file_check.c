@@ -1,0 +1,170 @@
+/* The rules a graph must meet to live in a .pare file beyond pare_graph_validate's;
+ * writer and reader apply the same ones, so whatever pare saves it can load. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "graph/op.h"
+#include "io/format.h"
+
+const char *pare_file_qparams_problem(const pare_qparams *q, int ndim, const int *dims, size_t n,
+                                      char *buf, size_t cap)
+{
+    if (q->bits < 0 || q->bits > 32)
+        snprintf(buf, cap, "has %d quantization bits; 0 (float) to 32 are allowed", q->bits);
+    else if (q->scheme < 0 || q->scheme > 2)
+        snprintf(buf, cap,
+                 "has quantization scheme %d; this pare knows 0 (none), 1 (per tensor) and 2 "
+                 "(per channel)",
+                 q->scheme);
+    else if (q->bits == 0 && q->scheme != 0)
+        snprintf(buf, cap, "is float (0 bits) but names quantization scheme %d", q->scheme);
+    else if (q->n < 0 || (size_t)q->n > n)
+        snprintf(buf, cap, "has %d quantization scales for its %zu values", q->n, n);
+    else if (q->n > 0 && (!q->scale || !q->zero_point))
+        snprintf(buf, cap, "has %d quantization scales but no scale or zero-point array", q->n);
+    else if (q->scheme == 0 && q->n != 0)
+        snprintf(buf, cap, "has %d quantization scales but no quantization scheme", q->n);
+    else if (q->scheme == 1 && q->n != 1)
+        snprintf(buf, cap, "is quantized per tensor, which takes 1 scale, not %d", q->n);
+    else if (q->scheme == 2 && (q->axis < 0 || q->axis >= ndim))
+        snprintf(buf, cap, "is quantized per channel along axis %d, but it has %d dimensions",
+                 q->axis, ndim);
+    else if (q->scheme == 2 && q->n != dims[q->axis])
+        snprintf(buf, cap, "is quantized per channel along axis %d, which takes %d scales, not %d",
+                 q->axis, dims[q->axis], q->n);
+    else
+        return NULL;
+    return buf;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sorting makes the duplicate check O(n log n): a hostile file may hold
+ * hundreds of thousands of names. */
+static pare_status check_unique(const char **names, int n, const char *fmt)
+{
+    qsort(names, (size_t)n, sizeof *names, cmp_name);
+    for (int i = 1; i < n; i++)
+        if (!strcmp(names[i - 1], names[i]))
+            return pare_fail(PARE_EFORMAT, fmt, names[i]);
+    return PARE_OK;
+}
+
+static pare_status check_names(const pare_graph *g)
+{
+    int most = g->n_nodes;
+    if (g->n_params > most)
+        most = g->n_params;
+    if (g->n_meta > most)
+        most = g->n_meta;
+    const char **names = malloc(sizeof *names * (size_t)(most > 0 ? most : 1));
+    if (!names)
+        return pare_fail(PARE_ENOMEM, "out of memory checking names");
+    pare_status s = PARE_OK;
+    for (int i = 0; i < g->n_nodes; i++)
+        names[i] = g->nodes[i].name;
+    s = check_unique(names, g->n_nodes, "two layers are named '%s'");
+    if (s != PARE_OK)
+        goto out;
+    for (int i = 0; i < g->n_params; i++)
+        names[i] = g->params[i].name;
+    s = check_unique(names, g->n_params, "two tensors are named '%s'");
+    if (s != PARE_OK)
+        goto out;
+    for (int i = 0; i < g->n_meta; i++)
+        names[i] = g->meta[i].key;
+    s = check_unique(names, g->n_meta, "the metadata key '%s' appears twice");
+out:
+    free(names);
+    return s;
+}
+
+static int name_ok(const char *s)
+{
+    return s && *s && strlen(s) <= PARE_FILE_NAME_MAX;
+}
+
+static void dims_text(char *buf, size_t cap, int ndim, const int *dims)
+{
+    size_t at = 0;
+    buf[0] = 0;
+    for (int i = 0; i < ndim && at < cap; i++) {
+        int k = snprintf(buf + at, cap - at, "%s%d", i ? "x" : "", dims[i]);
+        if (k < 0)
+            break;
+        at += (size_t)k;
+    }
+}
+
+/* The layer's op fixes each parameter's dimensions, not only their product:
+ * kernels index weights by them. */
+static pare_status check_param_dims(const pare_graph *g, int i)
+{
+    const pare_node *n = &g->nodes[i];
+    const pare_op_def *def = pare_op_get(n->op);
+    pare_param_spec specs[PARE_NODE_MAX_PARAMS];
+    int k = def->params ? def->params(g, n, specs) : 0;
+    for (int j = 0; j < k && j < n->n_param; j++) {
+        const pare_param *p = &g->params[n->param[j]];
+        int same = p->t->ndim == specs[j].ndim;
+        for (int d = 0; same && d < specs[j].ndim; d++)
+            same = p->t->dims[d] == specs[j].dims[d];
+        if (!same) {
+            char have[64], want[64];
+            dims_text(have, sizeof have, p->t->ndim, p->t->dims);
+            dims_text(want, sizeof want, specs[j].ndim, specs[j].dims);
+            return pare_fail(PARE_EFORMAT, "layer %s: tensor '%s' is %s, its op needs %s", n->name,
+                             p->name, have, want);
+        }
+    }
+    return PARE_OK;
+}
+
+pare_status pare_file_check_graph(const pare_graph *g)
+{
+    pare_status s = pare_graph_validate(g);
+    if (s != PARE_OK)
+        return s;
+    if (!g->name || strlen(g->name) > PARE_FILE_NAME_MAX)
+        return pare_fail(PARE_EFORMAT, "the graph name is missing or longer than %d bytes",
+                         PARE_FILE_NAME_MAX);
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (!name_ok(g->nodes[i].name))
+            return pare_fail(PARE_EFORMAT, "layer %d has no name or one longer than %d bytes", i,
+                             PARE_FILE_NAME_MAX);
+        s = check_param_dims(g, i);
+        if (s != PARE_OK)
+            return s;
+    }
+    for (int i = 0; i < g->n_params; i++) {
+        const pare_param *p = &g->params[i];
+        if (!name_ok(p->name))
+            return pare_fail(PARE_EFORMAT, "tensor %d has no name or one longer than %d bytes", i,
+                             PARE_FILE_NAME_MAX);
+        /* validate saw every layer's own parameters; this finds strays. */
+        int owned = 0;
+        if (p->node >= 0 && p->node < g->n_nodes)
+            for (int j = 0; j < g->nodes[p->node].n_param; j++)
+                owned |= g->nodes[p->node].param[j] == i;
+        if (!owned)
+            return pare_fail(PARE_EFORMAT, "tensor '%s' belongs to no layer", p->name);
+        char why[160];
+        if (pare_file_qparams_problem(&p->q, p->t->ndim, p->t->dims, p->t->n, why, sizeof why))
+            return pare_fail(PARE_EFORMAT, "tensor '%s' %s", p->name, why);
+    }
+    for (int i = 0; i < g->n_meta; i++) {
+        const pare_meta *m = &g->meta[i];
+        if (!m->key || !m->value || strlen(m->key) > PARE_FILE_NAME_MAX ||
+            strlen(m->value) > PARE_FILE_VALUE_MAX)
+            return pare_fail(PARE_EFORMAT,
+                             "metadata entry %d is missing, or its key is longer than %d bytes "
+                             "or its value longer than %d",
+                             i, PARE_FILE_NAME_MAX, PARE_FILE_VALUE_MAX);
+    }
+    return check_names(g);
+}

@@ -1,0 +1,769 @@
+/* The .pare reader: checks every byte, count, offset and shape of a file held in
+ * memory, then builds a graph; whatever is wrong becomes one sentence, never a crash. */
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/bytes.h"
+#include "core/error.h"
+#include "graph/op.h"
+#include "io/format.h"
+#include "io/io.h"
+
+/* Smallest possible records, to bound counts by the bytes that hold them
+ * before anything is allocated. */
+#define MIN_NODE_RECORD                                                                            \
+    (4 + 4 + 4 + 12 + 4 + 4 + 4 * PARE_FILE_INT_ATTRS + 4 * PARE_FILE_FLOAT_ATTRS)
+#define MIN_TENSOR_RECORD (4 + 4 + 4 + 4 + 4 + 4 + 16 + 20 + 32 + 4)
+#define MAX_ENTRY_SIZE 1024
+
+enum { S_META, S_GRPH, S_TENS, S_DATA, S__BUILTIN };
+static const char builtin_tags[S__BUILTIN][5] = {"META", "GRPH", "TENS", "DATA"};
+
+typedef struct sec {
+    char tag[4];
+    uint32_t flags, crc;
+    uint64_t off, size;
+    int known; /* index into builtin_tags, or -1 */
+} sec;
+
+/* A byte range of the file that something owns: the header, the table, a section. */
+typedef struct span {
+    uint64_t lo, hi;
+    int who; /* -2 header, -1 table, else a section index */
+} span;
+
+static pare_status sec_fail(const char *tag, const char *fmt, ...) PARE_PRINTF(2, 3);
+
+static pare_status sec_fail(const char *tag, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return pare_fail(PARE_EFORMAT, "section %.4s: %s", tag, msg);
+}
+
+static unsigned long long ull(uint64_t v)
+{
+    return (unsigned long long)v;
+}
+
+/* n <= INT_MAX items of at least `each` bytes fit in `left` bytes. */
+static int count_fits(uint32_t n, size_t left, size_t each)
+{
+    return n <= INT_MAX && (size_t)n <= left / each;
+}
+
+/* A u32-length-prefixed string of at most max bytes, as a new C string; NULL
+ * (and *st set) when it is cut short, too long or holds a NUL byte. */
+static char *get_str(pare_rbuf *r, size_t max, const char *tag, const char *field, pare_status *st)
+{
+    uint32_t n = pare_rbuf_u32(r);
+    if (!r->bad && n > max) {
+        *st = sec_fail(tag, "%s is %lu bytes long, more than the %zu allowed", field,
+                       (unsigned long)n, max);
+        return NULL;
+    }
+    if (r->bad || n > pare_rbuf_left(r)) {
+        *st = sec_fail(tag, "%s is cut short", field);
+        return NULL;
+    }
+    if (memchr(r->p + r->pos, 0, n)) {
+        *st = sec_fail(tag, "%s holds a NUL byte", field);
+        return NULL;
+    }
+    char *s = malloc((size_t)n + 1);
+    if (!s) {
+        *st = pare_fail(PARE_ENOMEM, "out of memory reading %s", field);
+        return NULL;
+    }
+    memcpy(s, r->p + r->pos, n);
+    s[n] = 0;
+    r->pos += n;
+    return s;
+}
+
+static void get_f32s(float *dst, const uint8_t *src, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(dst, src, n * sizeof(float));
+#else
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = pare_le32(src + 4 * i);
+        memcpy(&dst[i], &u, 4);
+    }
+#endif
+}
+
+/* ---- header and section table ------------------------------------------- */
+
+static pare_status check_header(const uint8_t *buf, size_t len)
+{
+    if (len == 0)
+        return pare_fail(PARE_EFORMAT, "the file is empty; it is not a pare model file");
+    size_t m = len < PARE_FILE_MAGIC_LEN ? len : PARE_FILE_MAGIC_LEN;
+    if (memcmp(buf, PARE_FILE_MAGIC, m) != 0)
+        return pare_fail(PARE_EFORMAT,
+                         "not a pare model file (it does not start with \"PAREMDL\" and a NUL)");
+    if (len < 16)
+        return pare_fail(PARE_EFORMAT,
+                         "truncated: the file has %zu bytes, less than the %d-byte header", len,
+                         PARE_FILE_HEADER_SIZE);
+    uint32_t major = pare_le32(buf + PARE_FH_MAJOR), minor = pare_le32(buf + PARE_FH_MINOR);
+    /* The version comes before the header CRC: a newer major may lay the rest
+     * of the header out differently, and deserves its own message. */
+    if (major > PARE_FILE_MAJOR)
+        return pare_fail(PARE_EFORMAT,
+                         "written by a newer pare (format %lu.x); this pare reads %d.x",
+                         (unsigned long)major, PARE_FILE_MAJOR);
+    if (major < PARE_FILE_MAJOR)
+        return pare_fail(PARE_EFORMAT, "format %lu.%lu is not one this pare reads (it reads %d.x)",
+                         (unsigned long)major, (unsigned long)minor, PARE_FILE_MAJOR);
+    if (len < PARE_FILE_HEADER_SIZE)
+        return pare_fail(PARE_EFORMAT,
+                         "truncated: the file has %zu bytes, less than the %d-byte header", len,
+                         PARE_FILE_HEADER_SIZE);
+    uint32_t crc = pare_crc32(0, buf, PARE_FH_CRC);
+    if (crc != pare_le32(buf + PARE_FH_CRC))
+        return pare_fail(PARE_EFORMAT,
+                         "the header is corrupted (its CRC-32 is %08lx, it says %08lx)",
+                         (unsigned long)crc, (unsigned long)pare_le32(buf + PARE_FH_CRC));
+    uint64_t size = pare_le64(buf + PARE_FH_FILE_SIZE);
+    if (size > len)
+        return pare_fail(PARE_EFORMAT, "truncated: the header says %llu bytes, the file has %zu",
+                         ull(size), len);
+    if (size < len)
+        return pare_fail(
+            PARE_EFORMAT,
+            "the header says %llu bytes, the file has %zu: there is data after the end", ull(size),
+            len);
+    return PARE_OK;
+}
+
+static int builtin_index(const char *tag)
+{
+    for (int i = 0; i < S__BUILTIN; i++)
+        if (!memcmp(tag, builtin_tags[i], 4))
+            return i;
+    return -1;
+}
+
+static pare_status read_table(const uint8_t *buf, size_t len, sec **out, uint32_t *count)
+{
+    *out = NULL;
+    uint64_t toff = pare_le64(buf + PARE_FH_TABLE_OFFSET);
+    uint32_t n = pare_le32(buf + PARE_FH_SECTION_COUNT);
+    uint32_t es = pare_le32(buf + PARE_FH_ENTRY_SIZE);
+    *count = n;
+    if (es < PARE_FILE_ENTRY_SIZE || es > MAX_ENTRY_SIZE)
+        return pare_fail(
+            PARE_EFORMAT,
+            "the header says section table entries are %lu bytes; %d to %d are allowed",
+            (unsigned long)es, PARE_FILE_ENTRY_SIZE, MAX_ENTRY_SIZE);
+    uint64_t tsize = (uint64_t)n * es; /* < 2^42: no overflow */
+    if (toff < PARE_FILE_HEADER_SIZE || toff > len || tsize > len - toff)
+        return pare_fail(PARE_EFORMAT,
+                         "the section table (%lu entries at offset %llu) does not lie between the "
+                         "header and the end of the %zu-byte file",
+                         (unsigned long)n, ull(toff), len);
+    const uint8_t *t = buf + toff;
+    uint32_t crc = pare_crc32(0, t, (size_t)tsize);
+    if (crc != pare_le32(buf + PARE_FH_TABLE_CRC))
+        return pare_fail(
+            PARE_EFORMAT,
+            "the section table is corrupted (its CRC-32 is %08lx, the header says %08lx)",
+            (unsigned long)crc, (unsigned long)pare_le32(buf + PARE_FH_TABLE_CRC));
+    sec *s = calloc(n > 0 ? n : 1, sizeof *s);
+    if (!s)
+        return pare_fail(PARE_ENOMEM, "out of memory reading the section table");
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *e = t + (size_t)i * es;
+        sec *x = &s[i];
+        memcpy(x->tag, e + PARE_FE_TAG, 4);
+        for (int k = 0; k < 4; k++)
+            if ((unsigned char)x->tag[k] < 0x20 || (unsigned char)x->tag[k] > 0x7e) {
+                free(s);
+                return pare_fail(PARE_EFORMAT,
+                                 "section table entry %lu has a tag that is not 4 printable ASCII "
+                                 "characters",
+                                 (unsigned long)i);
+            }
+        x->flags = pare_le32(e + PARE_FE_FLAGS);
+        x->off = pare_le64(e + PARE_FE_OFFSET);
+        x->size = pare_le64(e + PARE_FE_SIZE);
+        x->crc = pare_le32(e + PARE_FE_CRC);
+        x->known = builtin_index(x->tag);
+        if (x->off > len || x->size > len - x->off) {
+            pare_status st =
+                pare_fail(PARE_EFORMAT,
+                          "section %.4s (%llu bytes at offset %llu) lies outside the %zu-byte file",
+                          x->tag, ull(x->size), ull(x->off), len);
+            free(s);
+            return st;
+        }
+    }
+    *out = s;
+    return PARE_OK;
+}
+
+static int cmp_span(const void *a, const void *b)
+{
+    const span *x = a, *y = b;
+    if (x->lo != y->lo)
+        return x->lo < y->lo ? -1 : 1;
+    if (x->hi != y->hi)
+        return x->hi < y->hi ? -1 : 1;
+    return x->who < y->who ? -1 : x->who > y->who;
+}
+
+static void span_name(char *buf, size_t cap, const span *s, const sec *secs)
+{
+    if (s->who == -2)
+        snprintf(buf, cap, "the header");
+    else if (s->who == -1)
+        snprintf(buf, cap, "the section table");
+    else
+        snprintf(buf, cap, "section %.4s", secs[s->who].tag);
+}
+
+/* Sections may not overlap each other, the header or the table, and every
+ * byte that none of them owns is zero padding: so no bit of a file goes
+ * unchecked. */
+static pare_status check_layout(const uint8_t *buf, size_t len, const sec *secs, uint32_t n)
+{
+    span *sp = malloc(sizeof *sp * ((size_t)n + 2));
+    if (!sp)
+        return pare_fail(PARE_ENOMEM, "out of memory reading the section table");
+    uint64_t toff = pare_le64(buf + PARE_FH_TABLE_OFFSET);
+    uint64_t tsize = (uint64_t)n * pare_le32(buf + PARE_FH_ENTRY_SIZE);
+    size_t k = 0;
+    sp[k++] = (span){0, PARE_FILE_HEADER_SIZE, -2};
+    sp[k++] = (span){toff, toff + tsize, -1};
+    for (uint32_t i = 0; i < n; i++)
+        if (secs[i].size > 0)
+            sp[k++] = (span){secs[i].off, secs[i].off + secs[i].size, (int)i};
+    qsort(sp, k, sizeof *sp, cmp_span);
+    pare_status s = PARE_OK;
+    uint64_t end = 0;
+    size_t last = 0;
+    char a[32], b[32];
+    for (size_t i = 0; i < k && s == PARE_OK; i++) {
+        if (sp[i].lo == sp[i].hi)
+            continue;
+        if (sp[i].lo < end) {
+            /* Header first, then the table, then sections by table order. */
+            const span *x = &sp[last], *y = &sp[i];
+            if (y->who < x->who) {
+                x = &sp[i];
+                y = &sp[last];
+            }
+            span_name(a, sizeof a, x, secs);
+            span_name(b, sizeof b, y, secs);
+            s = pare_fail(PARE_EFORMAT, "%s and %s overlap (at offset %llu)", a, b, ull(sp[i].lo));
+            break;
+        }
+        for (uint64_t at = end; at < sp[i].lo; at++)
+            if (buf[at]) {
+                span_name(b, sizeof b, &sp[i], secs);
+                s = pare_fail(PARE_EFORMAT, "byte %llu, in the padding before %s, is not zero",
+                              ull(at), b);
+                break;
+            }
+        end = sp[i].hi;
+        last = i;
+    }
+    for (uint64_t at = end; s == PARE_OK && at < len; at++)
+        if (buf[at])
+            s = pare_fail(PARE_EFORMAT,
+                          "byte %llu, in the padding after the last section, is not zero", ull(at));
+    free(sp);
+    return s;
+}
+
+/* ---- META ------------------------------------------------------------------ */
+
+static pare_status read_meta(const uint8_t *p, size_t n, pare_graph *g)
+{
+    pare_rbuf r;
+    pare_rbuf_init(&r, p, n);
+    pare_status s = PARE_OK;
+    char *name = get_str(&r, PARE_FILE_NAME_MAX, "META", "the graph name", &s);
+    if (!name)
+        return s;
+    free(g->name);
+    g->name = name;
+    uint32_t count = pare_rbuf_u32(&r);
+    if (r.bad)
+        return sec_fail("META", "the entry count is cut short");
+    if (!count_fits(count, pare_rbuf_left(&r), 8))
+        return sec_fail("META", "says it holds %lu entries, more than its %zu bytes can",
+                        (unsigned long)count, n);
+    g->meta = calloc(count > 0 ? count : 1, sizeof *g->meta);
+    if (!g->meta)
+        return pare_fail(PARE_ENOMEM, "out of memory reading metadata");
+    g->cap_meta = count > 0 ? (int)count : 1;
+    for (uint32_t i = 0; i < count; i++) {
+        char field[64];
+        snprintf(field, sizeof field, "the key of entry %lu", (unsigned long)i);
+        char *key = get_str(&r, PARE_FILE_NAME_MAX, "META", field, &s);
+        if (!key)
+            return s;
+        g->meta[i].key = key;
+        g->n_meta = (int)i + 1;
+        snprintf(field, sizeof field, "the value of '%.32s'", key);
+        g->meta[i].value = get_str(&r, PARE_FILE_VALUE_MAX, "META", field, &s);
+        if (!g->meta[i].value)
+            return s;
+    }
+    return PARE_OK;
+}
+
+/* ---- GRPH ------------------------------------------------------------------ */
+
+static pare_status read_node(pare_rbuf *r, pare_graph *g, uint32_t i)
+{
+    pare_node *nd = &g->nodes[i];
+    pare_status s = PARE_OK;
+    char field[64];
+    snprintf(field, sizeof field, "the op name of layer %lu", (unsigned long)i);
+    char *op = get_str(r, PARE_FILE_NAME_MAX, "GRPH", field, &s);
+    if (!op)
+        return s;
+    snprintf(field, sizeof field, "the name of layer %lu", (unsigned long)i);
+    nd->name = get_str(r, PARE_FILE_NAME_MAX, "GRPH", field, &s);
+    if (!nd->name) {
+        free(op);
+        return s;
+    }
+    int t = pare_op_find(op);
+    if (!*nd->name)
+        s = sec_fail("GRPH", "layer %lu has an empty name", (unsigned long)i);
+    else if (t < 0)
+        s = sec_fail("GRPH", "layer '%s' uses op '%.64s', which this pare does not know", nd->name,
+                     op);
+    free(op);
+    if (s != PARE_OK)
+        return s;
+    nd->op = (pare_op_type)t;
+    nd->out.c = pare_rbuf_i32(r);
+    nd->out.h = pare_rbuf_i32(r);
+    nd->out.w = pare_rbuf_i32(r);
+    uint32_t n_in = pare_rbuf_u32(r);
+    if (r->bad)
+        return sec_fail("GRPH", "the record of layer '%s' is cut short", nd->name);
+    if (!count_fits(n_in, pare_rbuf_left(r), 4))
+        return sec_fail("GRPH", "layer '%s' says it has %lu inputs, more than its record holds",
+                        nd->name, (unsigned long)n_in);
+    nd->in = malloc(sizeof(int) * (n_in > 0 ? n_in : 1));
+    if (!nd->in)
+        return pare_fail(PARE_ENOMEM, "out of memory reading layer '%s'", nd->name);
+    for (uint32_t j = 0; j < n_in; j++) {
+        uint32_t v = pare_rbuf_u32(r);
+        if (v >= i)
+            return sec_fail("GRPH", "layer '%s': input %lu is not an earlier layer", nd->name,
+                            (unsigned long)v);
+        nd->in[j] = (int)v;
+        nd->n_in = (int)j + 1;
+    }
+    uint32_t n_param = pare_rbuf_u32(r);
+    if (r->bad)
+        return sec_fail("GRPH", "the record of layer '%s' is cut short", nd->name);
+    if (n_param > PARE_NODE_MAX_PARAMS)
+        return sec_fail("GRPH", "layer '%s' says it has %lu parameters; at most %d are allowed",
+                        nd->name, (unsigned long)n_param, PARE_NODE_MAX_PARAMS);
+    for (uint32_t j = 0; j < n_param; j++) {
+        uint32_t v = pare_rbuf_u32(r);
+        if (v > INT_MAX)
+            return sec_fail("GRPH", "layer '%s': tensor %lu does not exist", nd->name,
+                            (unsigned long)v);
+        nd->param[j] = (int)v;
+    }
+    nd->n_param = (int)n_param;
+    int v[PARE_FILE_INT_ATTRS];
+    for (int j = 0; j < PARE_FILE_INT_ATTRS; j++)
+        v[j] = pare_rbuf_i32(r);
+    pare_attrs *a = &nd->a;
+    a->out_channels = v[0];
+    a->kernel[0] = v[1];
+    a->kernel[1] = v[2];
+    a->stride[0] = v[3];
+    a->stride[1] = v[4];
+    a->dilation[0] = v[5];
+    a->dilation[1] = v[6];
+    for (int j = 0; j < 4; j++)
+        a->pad[j] = v[7 + j];
+    a->groups = v[11];
+    a->bias = v[12];
+    a->ceil_mode = v[13];
+    a->count_include_pad = v[14];
+    a->eps = pare_rbuf_f32(r);
+    a->momentum = pare_rbuf_f32(r);
+    a->p = pare_rbuf_f32(r);
+    if (r->bad)
+        return sec_fail("GRPH", "the record of layer '%s' is cut short", nd->name);
+    /* Bytes left in the record are fields of a later minor version: skipped. */
+    return PARE_OK;
+}
+
+static pare_status read_grph(const uint8_t *p, size_t n, pare_graph *g)
+{
+    pare_rbuf r;
+    pare_rbuf_init(&r, p, n);
+    uint32_t count = pare_rbuf_u32(&r), output = pare_rbuf_u32(&r);
+    if (r.bad)
+        return sec_fail("GRPH", "the layer count and output are cut short");
+    if (!count_fits(count, pare_rbuf_left(&r), MIN_NODE_RECORD))
+        return sec_fail("GRPH", "says it holds %lu layers, more than its %zu bytes can",
+                        (unsigned long)count, n);
+    if (output >= count)
+        return sec_fail("GRPH", "the output is layer %lu, but there are %lu layers",
+                        (unsigned long)output, (unsigned long)count);
+    g->nodes = calloc(count, sizeof *g->nodes);
+    if (!g->nodes)
+        return pare_fail(PARE_ENOMEM, "out of memory reading %lu layers", (unsigned long)count);
+    g->cap_nodes = (int)count;
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t len = pare_rbuf_u32(&r);
+        if (r.bad || len > pare_rbuf_left(&r))
+            return sec_fail("GRPH", "the record of layer %lu is cut short", (unsigned long)i);
+        pare_rbuf rec;
+        pare_rbuf_init(&rec, r.p + r.pos, len);
+        r.pos += len;
+        g->n_nodes = (int)i + 1;
+        pare_status s = read_node(&rec, g, i);
+        if (s != PARE_OK)
+            return s;
+    }
+    g->output = (int)output;
+    return PARE_OK;
+}
+
+/* ---- TENS and DATA ------------------------------------------------------- */
+
+/* An array of a tensor lies in DATA and starts on a 64-byte boundary. */
+static pare_status check_array(const sec *data, uint64_t off, uint64_t n, const char *name,
+                               const char *what)
+{
+    if (off % PARE_FILE_ALIGN != 0)
+        return sec_fail("TENS",
+                        "tensor '%s': its %s array starts at offset %llu, not a multiple of %d",
+                        name, what, ull(off), PARE_FILE_ALIGN);
+    uint64_t end = data->off + data->size;
+    if (off < data->off || off > end || n > end - off)
+        return sec_fail(
+            "TENS",
+            "tensor '%s': its %s array (%llu bytes at offset %llu) is not inside the DATA "
+            "section (offsets %llu to %llu)",
+            name, what, ull(n), ull(off), ull(data->off), ull(end));
+    return PARE_OK;
+}
+
+static pare_status read_tensor(pare_rbuf *r, const uint8_t *buf, const sec *data, pare_graph *g,
+                               uint32_t i)
+{
+    pare_param *p = &g->params[i];
+    pare_status s = PARE_OK;
+    char field[80];
+    snprintf(field, sizeof field, "the name of tensor %lu", (unsigned long)i);
+    p->name = get_str(r, PARE_FILE_NAME_MAX, "TENS", field, &s);
+    if (!p->name)
+        return s;
+    if (!*p->name)
+        return sec_fail("TENS", "tensor %lu has an empty name", (unsigned long)i);
+    const char *nm = p->name;
+    snprintf(field, sizeof field, "the role of tensor '%.40s'", nm);
+    char *role = get_str(r, PARE_FILE_NAME_MAX, "TENS", field, &s);
+    if (!role)
+        return s;
+    int ri = pare_role_find(role);
+    if (ri < 0)
+        s = sec_fail("TENS", "tensor '%s' has role '%.64s', which this pare does not know", nm,
+                     role);
+    free(role);
+    if (s != PARE_OK)
+        return s;
+    p->role = (pare_param_role)ri;
+    uint32_t node = pare_rbuf_u32(r);
+    uint8_t trainable = pare_rbuf_u8(r), frozen = pare_rbuf_u8(r);
+    uint8_t dtype = pare_rbuf_u8(r), ndim = pare_rbuf_u8(r);
+    if (r->bad)
+        return sec_fail("TENS", "the record of tensor '%s' is cut short", nm);
+    if (node >= (uint32_t)g->n_nodes)
+        return sec_fail("TENS", "tensor '%s' belongs to layer %lu, but there are %d layers", nm,
+                        (unsigned long)node, g->n_nodes);
+    if (trainable > 1 || frozen > 1)
+        return sec_fail("TENS", "tensor '%s' has a trainable or frozen flag that is not 0 or 1",
+                        nm);
+    if (dtype != PARE_FILE_DTYPE_F32)
+        return sec_fail("TENS", "tensor '%s' has data type %u; this pare reads only %d (float32)",
+                        nm, (unsigned)dtype, PARE_FILE_DTYPE_F32);
+    if (ndim < 1 || ndim > PARE_MAX_DIMS)
+        return sec_fail("TENS", "tensor '%s' has %u dimensions; 1 to %d are allowed", nm,
+                        (unsigned)ndim, PARE_MAX_DIMS);
+    p->node = (int)node;
+    p->trainable = trainable;
+    p->frozen = frozen;
+    int dims[PARE_MAX_DIMS];
+    for (int d = 0; d < ndim; d++) {
+        uint32_t v = pare_rbuf_u32(r);
+        if (!r->bad && (v == 0 || v > INT_MAX))
+            return sec_fail("TENS", "tensor '%s': dimension %d is %lu; sizes are 1 to %d", nm, d,
+                            (unsigned long)v, INT_MAX);
+        dims[d] = (int)v;
+    }
+    uint64_t doff = pare_rbuf_u64(r), dlen = pare_rbuf_u64(r);
+    uint32_t menc = pare_rbuf_u32(r);
+    uint64_t moff = pare_rbuf_u64(r), mlen = pare_rbuf_u64(r);
+    pare_qparams q = {0};
+    q.bits = pare_rbuf_i32(r);
+    q.scheme = pare_rbuf_i32(r);
+    q.axis = pare_rbuf_i32(r);
+    uint32_t qn = pare_rbuf_u32(r);
+    uint64_t soff = pare_rbuf_u64(r), zoff = pare_rbuf_u64(r);
+    uint32_t n_attr = pare_rbuf_u32(r);
+    if (r->bad)
+        return sec_fail("TENS", "the record of tensor '%s' is cut short", nm);
+
+    size_t count = pare_dims_count(ndim, dims);
+    if (count == 0)
+        return sec_fail("TENS",
+                        "tensor '%s': its dimensions multiply to more values than this "
+                        "pare can hold",
+                        nm);
+    if (dlen != (uint64_t)count * sizeof(float))
+        return sec_fail("TENS", "tensor '%s' has %zu values but %llu data bytes", nm, count,
+                        ull(dlen));
+    if ((s = check_array(data, doff, dlen, nm, "data")))
+        return s;
+    if (menc == PARE_FILE_MASK_NONE) {
+        if (moff != 0 || mlen != 0)
+            return sec_fail("TENS", "tensor '%s' has no mask but a mask offset or length", nm);
+    } else if (menc == PARE_FILE_MASK_BITMAP) {
+        if (mlen != (count + 7) / 8)
+            return sec_fail("TENS", "tensor '%s' has %zu values but a %llu-byte mask bitmap", nm,
+                            count, ull(mlen));
+        if ((s = check_array(data, moff, mlen, nm, "mask")))
+            return s;
+    } else {
+        return sec_fail(
+            "TENS", "tensor '%s' has mask encoding %lu; this pare knows 0 (none) and 1 (bitmap)",
+            nm, (unsigned long)menc);
+    }
+    if (qn > INT_MAX || qn > count)
+        return sec_fail("TENS", "tensor '%s' has %lu quantization scales for its %zu values", nm,
+                        (unsigned long)qn, count);
+    if (qn == 0 && (soff != 0 || zoff != 0))
+        return sec_fail("TENS", "tensor '%s' has no quantization scales but an offset for them",
+                        nm);
+    if (qn > 0 && ((s = check_array(data, soff, (uint64_t)qn * 4, nm, "scale")) ||
+                   (s = check_array(data, zoff, (uint64_t)qn * 4, nm, "zero-point"))))
+        return s;
+    if (!count_fits(n_attr, pare_rbuf_left(r), 8))
+        return sec_fail("TENS",
+                        "tensor '%s' says it has %lu attributes, more than its record holds", nm,
+                        (unsigned long)n_attr);
+    /* Per-tensor key/value facts are for later versions; this one has none to
+     * act on, but still checks that they are well formed. */
+    for (uint32_t k = 0; k < n_attr; k++) {
+        snprintf(field, sizeof field, "attribute %lu of tensor '%.40s'", (unsigned long)k, nm);
+        char *key = get_str(r, PARE_FILE_NAME_MAX, "TENS", field, &s);
+        if (!key)
+            return s;
+        free(key);
+        char *val = get_str(r, PARE_FILE_VALUE_MAX, "TENS", field, &s);
+        if (!val)
+            return s;
+        free(val);
+    }
+
+    p->t = pare_tensor_new(ndim, dims);
+    if (!p->t)
+        return PARE_ENOMEM;
+    get_f32s(p->t->data, buf + doff, count);
+    if (menc == PARE_FILE_MASK_BITMAP) {
+        const uint8_t *bm = buf + moff;
+        /* Unused bits of the last byte are zero, so each mask has one encoding. */
+        if (count % 8 && (bm[count / 8] >> (count % 8)))
+            return sec_fail("TENS", "tensor '%s': its mask bitmap has bits set past its %zu values",
+                            nm, count);
+        p->mask = malloc(count);
+        if (!p->mask)
+            return pare_fail(PARE_ENOMEM, "out of memory reading the mask of tensor '%s'", nm);
+        for (size_t e = 0; e < count; e++)
+            p->mask[e] = (uint8_t)((bm[e >> 3] >> (e & 7)) & 1);
+    }
+    p->q.bits = q.bits;
+    p->q.scheme = q.scheme;
+    p->q.axis = q.axis;
+    if (qn > 0) {
+        p->q.scale = malloc(sizeof(float) * qn);
+        p->q.zero_point = malloc(sizeof(int32_t) * qn);
+        if (!p->q.scale || !p->q.zero_point)
+            return pare_fail(PARE_ENOMEM, "out of memory reading the scales of tensor '%s'", nm);
+        p->q.n = (int)qn;
+        get_f32s(p->q.scale, buf + soff, qn);
+        for (uint32_t e = 0; e < qn; e++)
+            p->q.zero_point[e] = (int32_t)pare_le32(buf + zoff + 4 * (size_t)e);
+    }
+    char why[160];
+    if (pare_file_qparams_problem(&p->q, ndim, dims, count, why, sizeof why))
+        return sec_fail("TENS", "tensor '%s' %s", nm, why);
+    return PARE_OK;
+}
+
+static pare_status read_tens(const uint8_t *buf, const sec *tens, const sec *data, pare_graph *g)
+{
+    pare_rbuf r;
+    pare_rbuf_init(&r, buf + tens->off, (size_t)tens->size);
+    uint32_t count = pare_rbuf_u32(&r);
+    if (r.bad)
+        return sec_fail("TENS", "the tensor count is cut short");
+    if (!count_fits(count, pare_rbuf_left(&r), MIN_TENSOR_RECORD))
+        return sec_fail("TENS", "says it holds %lu tensors, more than its %llu bytes can",
+                        (unsigned long)count, ull(tens->size));
+    g->params = calloc(count > 0 ? count : 1, sizeof *g->params);
+    if (!g->params)
+        return pare_fail(PARE_ENOMEM, "out of memory reading %lu tensors", (unsigned long)count);
+    g->cap_params = count > 0 ? (int)count : 1;
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t len = pare_rbuf_u32(&r);
+        if (r.bad || len > pare_rbuf_left(&r))
+            return sec_fail("TENS", "the record of tensor %lu is cut short", (unsigned long)i);
+        pare_rbuf rec;
+        pare_rbuf_init(&rec, r.p + r.pos, len);
+        r.pos += len;
+        g->n_params = (int)i + 1;
+        pare_status s = read_tensor(&rec, buf, data, g, i);
+        if (s != PARE_OK)
+            return s;
+    }
+    return PARE_OK;
+}
+
+/* ---- the whole file ------------------------------------------------------ */
+
+static pare_status check_sections(const uint8_t *buf, const sec *secs, uint32_t n, int *where)
+{
+    for (int k = 0; k < S__BUILTIN; k++)
+        where[k] = -1;
+    for (uint32_t i = 0; i < n; i++) {
+        const sec *x = &secs[i];
+        uint32_t crc = pare_crc32(0, buf + x->off, (size_t)x->size);
+        if (crc != x->crc)
+            return pare_fail(PARE_EFORMAT,
+                             "section %.4s is corrupted (its CRC-32 is %08lx, the section table "
+                             "says %08lx)",
+                             x->tag, (unsigned long)crc, (unsigned long)x->crc);
+        if (x->known < 0) {
+            if (x->flags & PARE_FILE_SEC_REQUIRED)
+                return pare_fail(PARE_EFORMAT,
+                                 "section %.4s is marked required, and this pare does not know "
+                                 "it (a newer pare wrote the file)",
+                                 x->tag);
+            continue;
+        }
+        if (x->flags & ~PARE_FILE_SEC_KNOWN_FLAGS)
+            return pare_fail(PARE_EFORMAT,
+                             "section %.4s has flags %08lx, which this pare does not know", x->tag,
+                             (unsigned long)x->flags);
+        if (where[x->known] >= 0)
+            return pare_fail(PARE_EFORMAT, "the file has two %.4s sections", x->tag);
+        where[x->known] = (int)i;
+    }
+    for (int k = 0; k < S__BUILTIN; k++)
+        if (where[k] < 0)
+            return pare_fail(PARE_EFORMAT, "the file has no %s section", builtin_tags[k]);
+    return PARE_OK;
+}
+
+static pare_status take_extra(const uint8_t *buf, const sec *secs, uint32_t n, pare_file_extra *x)
+{
+    int k = 0;
+    for (uint32_t i = 0; i < n; i++)
+        k += secs[i].known < 0;
+    if (k == 0)
+        return PARE_OK;
+    x->s = calloc((size_t)k, sizeof *x->s);
+    if (!x->s)
+        return pare_fail(PARE_ENOMEM, "out of memory reading extra sections");
+    for (uint32_t i = 0; i < n; i++) {
+        const sec *c = &secs[i];
+        if (c->known >= 0)
+            continue;
+        pare_file_section *d = &x->s[x->n];
+        /* Never NULL, even when empty, so callers can pass it on as it is. */
+        d->data = malloc(c->size > 0 ? (size_t)c->size : 1);
+        if (!d->data)
+            return pare_fail(PARE_ENOMEM, "out of memory reading section %.4s", c->tag);
+        x->n++;
+        memcpy(d->tag, c->tag, 4);
+        memcpy(d->data, buf + c->off, (size_t)c->size);
+        d->size = (size_t)c->size;
+    }
+    return PARE_OK;
+}
+
+static pare_status decode(const uint8_t *buf, size_t len, pare_graph **out, pare_file_extra *extra)
+{
+    pare_status s = check_header(buf, len);
+    if (s != PARE_OK)
+        return s;
+    sec *secs = NULL;
+    uint32_t n = 0;
+    pare_graph *g = NULL;
+    pare_file_extra x = {0, NULL};
+    int where[S__BUILTIN];
+    if ((s = read_table(buf, len, &secs, &n)) || (s = check_layout(buf, len, secs, n)) ||
+        (s = check_sections(buf, secs, n, where)))
+        goto fail;
+    g = pare_graph_new(NULL);
+    if (!g) {
+        s = PARE_ENOMEM;
+        goto fail;
+    }
+    const sec *meta = &secs[where[S_META]], *grph = &secs[where[S_GRPH]];
+    if ((s = read_meta(buf + meta->off, (size_t)meta->size, g)) ||
+        (s = read_grph(buf + grph->off, (size_t)grph->size, g)) ||
+        (s = read_tens(buf, &secs[where[S_TENS]], &secs[where[S_DATA]], g)))
+        goto fail;
+    s = pare_file_check_graph(g);
+    if (s != PARE_OK) {
+        if (s != PARE_ENOMEM)
+            s = PARE_EFORMAT;
+        goto fail;
+    }
+    if (extra && (s = take_extra(buf, secs, n, &x)))
+        goto fail;
+    free(secs);
+    *out = g;
+    if (extra)
+        *extra = x;
+    return PARE_OK;
+fail:
+    pare_file_extra_free(&x);
+    pare_graph_free(g);
+    free(secs);
+    return s;
+}
+
+pare_status pare_file_decode(const uint8_t *buf, size_t len, const char *what, pare_graph **g,
+                             pare_file_extra *extra)
+{
+    if (extra) {
+        extra->n = 0;
+        extra->s = NULL;
+    }
+    if (!g)
+        return pare_fail(PARE_EINVAL, "pare_file_decode needs somewhere to put the graph");
+    *g = NULL;
+    if (!buf && len > 0)
+        return pare_fail(PARE_EINVAL, "pare_file_decode was given %zu bytes at NULL", len);
+    pare_status s = decode(len ? buf : (const uint8_t *)"", len, g, extra);
+    if (s != PARE_OK)
+        pare_error_prefix("%s", what ? what : "model");
+    return s;
+}

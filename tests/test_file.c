@@ -1,0 +1,1417 @@
+/* The .pare file: exact round trips (zoo, masks, frozen, quantization, extra sections),
+ * layout, and a sentence for every kind of damage (cuts, flipped bits, edited fields). */
+#include <dirent.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "core/bytes.h"
+#include "core/fsio.h"
+#include "core/rng.h"
+#include "graph/graph.h"
+#include "io/io.h"
+#include "test.h"
+
+/* ---- building graphs ----------------------------------------------------- */
+
+/* Random bits in every parameter, with the awkward floats (signed zero,
+ * infinities, NaN with a payload, subnormals) in the first one, so a round
+ * trip that is exact here is exact for any data. */
+static void scramble_params(pare_graph *g, uint64_t seed)
+{
+    pare_rng r;
+    pare_rng_seed(&r, seed, 3, 0, 0);
+    for (int i = 0; i < g->n_params; i++) {
+        pare_tensor *t = g->params[i].t;
+        for (size_t k = 0; k < t->n; k++) {
+            uint32_t u = (uint32_t)pare_rng_u64(&r);
+            memcpy(&t->data[k], &u, 4);
+        }
+    }
+    static const uint32_t odd[] = {0x80000000u, 0x7f800000u, 0xff800000u,
+                                   0x7fc12345u, 0x00000001u, 0x807fffffu};
+    pare_tensor *t = g->params[0].t;
+    for (size_t k = 0; k < sizeof odd / sizeof odd[0] && k < t->n; k++)
+        memcpy(&t->data[k], &odd[k], 4);
+}
+
+static pare_graph *zoo(const char *name, uint64_t seed)
+{
+    pare_graph *g = NULL;
+    CHECK_OK(pare_zoo_build(name, 0, seed, &g));
+    if (!g)
+        return NULL;
+    scramble_params(g, seed);
+    CHECK_OK(pare_graph_meta_set(g, "source", "test_file.c"));
+    CHECK_OK(pare_graph_meta_set(g, "empty", ""));
+    const float mean[3] = {0.5f, 0.25f, 0.125f}, std[3] = {0.2f, 0.3f, 0.4f};
+    CHECK_OK(pare_graph_norm_set(g, 3, mean, std));
+    return g;
+}
+
+static void set_mask(pare_param *p, uint64_t seed)
+{
+    pare_rng r;
+    pare_rng_seed(&r, seed, 5, 0, 0);
+    p->mask = malloc(p->t->n);
+    for (size_t k = 0; k < p->t->n; k++)
+        p->mask[k] = (uint8_t)(pare_rng_u64(&r) & 1);
+}
+
+static void set_quant(pare_param *p, int bits, int scheme, int axis, int n, uint64_t seed)
+{
+    pare_rng r;
+    pare_rng_seed(&r, seed, 6, 0, 0);
+    p->q.bits = bits;
+    p->q.scheme = scheme;
+    p->q.axis = axis;
+    p->q.n = n;
+    p->q.scale = malloc(sizeof(float) * (size_t)n);
+    p->q.zero_point = malloc(sizeof(int32_t) * (size_t)n);
+    for (int k = 0; k < n; k++) {
+        p->q.scale[k] = 0.001f + pare_rng_uniform(&r);
+        p->q.zero_point[k] = (int32_t)pare_rng_below(&r, 256) - 128;
+    }
+}
+
+static pare_param *param(pare_graph *g, const char *name)
+{
+    for (int i = 0; i < g->n_params; i++)
+        if (!strcmp(g->params[i].name, name))
+            return &g->params[i];
+    pare_test_fail(__FILE__, __LINE__, "no tensor %s", name);
+    return NULL;
+}
+
+/* A small graph that uses every per-tensor feature: a masked, per-channel
+ * quantized conv weight of 54 values (so the bitmap's last byte is partly
+ * used), a frozen BN gamma, a per-tensor quantized linear weight. */
+static pare_graph *tiny(void)
+{
+    pare_graph *g = pare_graph_new("tiny");
+    int x = pare_graph_input(g, 2, 6, 6);
+    x = pare_graph_conv2d(g, x, 3, 3, 1, 1, "conv");
+    x = pare_graph_batchnorm(g, x, "bn");
+    x = pare_graph_relu(g, x, "relu");
+    x = pare_graph_maxpool(g, x, 2, 2, 0, "pool");
+    x = pare_graph_flatten(g, x, "flat");
+    pare_graph_linear(g, x, 4, 1, "fc");
+    CHECK_OK(pare_graph_status(g));
+    scramble_params(g, 11);
+    CHECK_OK(pare_graph_meta_set(g, "norm.mean", "0.5,0.5"));
+    CHECK_OK(pare_graph_meta_set(g, "norm.std", "0.25,0.25"));
+    pare_param *w = param(g, "conv.weight");
+    set_mask(w, 1);
+    set_quant(w, 8, 2, 0, 3, 2);
+    param(g, "bn.gamma")->frozen = 1;
+    set_quant(param(g, "fc.weight"), 4, 1, 0, 1, 3);
+    return g;
+}
+
+/* ---- comparing graphs ---------------------------------------------------- */
+
+static int same_str(const char *a, const char *b)
+{
+    return a && b && !strcmp(a, b);
+}
+
+/* Every field the file stores, bit for bit; returns the number of differences. */
+static int graphs_differ(const pare_graph *a, const pare_graph *b)
+{
+    int bad = 0;
+#define DIFF(c, ...)                                                                               \
+    do {                                                                                           \
+        if (c) {                                                                                   \
+            bad++;                                                                                 \
+            if (bad < 5)                                                                           \
+                pare_test_fail(__FILE__, __LINE__, __VA_ARGS__);                                   \
+        }                                                                                          \
+    } while (0)
+    DIFF(!same_str(a->name, b->name), "graph names differ");
+    DIFF(a->n_nodes != b->n_nodes, "%d layers became %d", a->n_nodes, b->n_nodes);
+    DIFF(a->n_params != b->n_params, "%d tensors became %d", a->n_params, b->n_params);
+    DIFF(a->output != b->output, "output %d became %d", a->output, b->output);
+    DIFF(a->n_meta != b->n_meta, "%d meta entries became %d", a->n_meta, b->n_meta);
+    if (bad)
+        return bad;
+    for (int i = 0; i < a->n_nodes; i++) {
+        const pare_node *x = &a->nodes[i], *y = &b->nodes[i];
+        DIFF(x->op != y->op || !same_str(x->name, y->name), "layer %d op or name differs", i);
+        DIFF(x->out.c != y->out.c || x->out.h != y->out.h || x->out.w != y->out.w,
+             "layer %s shape differs", x->name);
+        DIFF(memcmp(&x->a, &y->a, sizeof x->a) != 0, "layer %s attributes differ", x->name);
+        DIFF(x->n_in != y->n_in || x->n_param != y->n_param, "layer %s links differ", x->name);
+        if (x->n_in == y->n_in)
+            DIFF(memcmp(x->in, y->in, sizeof(int) * (size_t)x->n_in) != 0, "layer %s inputs differ",
+                 x->name);
+        if (x->n_param == y->n_param)
+            DIFF(memcmp(x->param, y->param, sizeof(int) * (size_t)x->n_param) != 0,
+                 "layer %s tensors differ", x->name);
+    }
+    for (int i = 0; i < a->n_params; i++) {
+        const pare_param *x = &a->params[i], *y = &b->params[i];
+        DIFF(!same_str(x->name, y->name) || x->node != y->node || x->role != y->role,
+             "tensor %d name, layer or role differs", i);
+        DIFF(x->trainable != y->trainable || x->frozen != y->frozen, "tensor %s flags differ",
+             x->name);
+        DIFF(x->t->ndim != y->t->ndim || x->t->n != y->t->n ||
+                 memcmp(x->t->dims, y->t->dims, sizeof x->t->dims) != 0,
+             "tensor %s shape differs", x->name);
+        if (x->t->n == y->t->n)
+            DIFF(memcmp(x->t->data, y->t->data, x->t->n * sizeof(float)) != 0,
+                 "tensor %s values differ", x->name);
+        DIFF(!x->mask != !y->mask, "tensor %s mask presence differs", x->name);
+        if (x->mask && y->mask && x->t->n == y->t->n)
+            for (size_t k = 0; k < x->t->n; k++)
+                DIFF(!x->mask[k] != !y->mask[k], "tensor %s mask differs at %zu", x->name, k);
+        DIFF(x->q.bits != y->q.bits || x->q.scheme != y->q.scheme || x->q.axis != y->q.axis ||
+                 x->q.n != y->q.n,
+             "tensor %s quantization differs", x->name);
+        if (x->q.n == y->q.n && x->q.n > 0)
+            DIFF(memcmp(x->q.scale, y->q.scale, sizeof(float) * (size_t)x->q.n) ||
+                     memcmp(x->q.zero_point, y->q.zero_point, sizeof(int32_t) * (size_t)x->q.n),
+                 "tensor %s scales or zero points differ", x->name);
+    }
+    for (int i = 0; i < a->n_meta; i++)
+        DIFF(!same_str(a->meta[i].key, b->meta[i].key) ||
+                 !same_str(a->meta[i].value, b->meta[i].value),
+             "meta entry %d differs", i);
+#undef DIFF
+    return bad;
+}
+
+/* ---- reading the layout (the test knows FORMAT.md independently) --------- */
+
+typedef struct fsec {
+    size_t entry; /* file offset of the table entry */
+    size_t off, size;
+} fsec;
+
+static int find_sec(const uint8_t *p, const char *tag, fsec *out)
+{
+    size_t toff = (size_t)pare_le64(p + 24), es = pare_le32(p + 36);
+    uint32_t n = pare_le32(p + 32);
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *e = p + toff + i * es;
+        if (!memcmp(e, tag, 4)) {
+            out->entry = toff + i * es;
+            out->off = (size_t)pare_le64(e + 8);
+            out->size = (size_t)pare_le64(e + 16);
+            return 1;
+        }
+    }
+    pare_test_fail(__FILE__, __LINE__, "no section %s", tag);
+    return 0;
+}
+
+/* Recomputes every CRC (sections inside the file, the table, the header), so
+ * an edit reaches the checks behind them. */
+static void fix_crcs(uint8_t *p, size_t len)
+{
+    uint64_t toff = pare_le64(p + 24);
+    uint32_t n = pare_le32(p + 32), es = pare_le32(p + 36);
+    if (toff <= len && (uint64_t)n * es <= len - toff) {
+        for (uint32_t i = 0; i < n; i++) {
+            uint8_t *e = p + toff + (size_t)i * es;
+            uint64_t off = pare_le64(e + 8), size = pare_le64(e + 16);
+            if (off <= len && size <= len - off)
+                pare_put_le32(e + 24, pare_crc32(0, p + off, (size_t)size));
+        }
+        pare_put_le32(p + 40, pare_crc32(0, p + toff, (size_t)n * es));
+    }
+    pare_put_le32(p + 60, pare_crc32(0, p, 60));
+}
+
+static size_t skip_str(const uint8_t *p, size_t at)
+{
+    return at + 4 + pare_le32(p + at);
+}
+
+/* File offset of the body (after its length) of record k of GRPH or TENS. */
+static size_t record(const uint8_t *p, const char *tag, int k)
+{
+    fsec s;
+    if (!find_sec(p, tag, &s))
+        return 0;
+    size_t at = s.off + (!strcmp(tag, "GRPH") ? 8 : 4);
+    for (int i = 0; i < k; i++)
+        at += 4 + pare_le32(p + at);
+    return at + 4;
+}
+
+typedef struct nfield {
+    size_t op, name, out, n_in, ints;
+} nfield;
+
+static nfield node_fields(const uint8_t *p, int k)
+{
+    nfield f;
+    f.op = record(p, "GRPH", k);
+    f.name = skip_str(p, f.op);
+    f.out = skip_str(p, f.name);
+    f.n_in = f.out + 12;
+    size_t n_param = f.n_in + 4 + 4 * pare_le32(p + f.n_in);
+    f.ints = n_param + 4 + 4 * pare_le32(p + n_param);
+    return f;
+}
+
+typedef struct tfield {
+    size_t name, role, node, flags, dims, doff, dlen, menc, moff, mlen;
+    size_t qbits, qscheme, qaxis, qn, soff, zoff, nattr;
+} tfield;
+
+static tfield tens_fields(const uint8_t *p, int k)
+{
+    tfield f;
+    f.name = record(p, "TENS", k);
+    f.role = skip_str(p, f.name);
+    f.node = skip_str(p, f.role);
+    f.flags = f.node + 4;
+    f.dims = f.flags + 4;
+    f.doff = f.dims + 4 * (size_t)p[f.flags + 3];
+    f.dlen = f.doff + 8;
+    f.menc = f.dlen + 8;
+    f.moff = f.menc + 4;
+    f.mlen = f.moff + 8;
+    f.qbits = f.mlen + 8;
+    f.qscheme = f.qbits + 4;
+    f.qaxis = f.qscheme + 4;
+    f.qn = f.qaxis + 4;
+    f.soff = f.qn + 4;
+    f.zoff = f.soff + 8;
+    f.nattr = f.zoff + 8;
+    return f;
+}
+
+static int tensor_index(const pare_graph *g, const char *name)
+{
+    for (int i = 0; i < g->n_params; i++)
+        if (!strcmp(g->params[i].name, name))
+            return i;
+    return -1;
+}
+
+/* ---- decoding expectations ----------------------------------------------- */
+
+static void encode(const pare_graph *g, const pare_file_section *x, int n, uint8_t **buf,
+                   size_t *len)
+{
+    *buf = NULL;
+    *len = 0;
+    CHECK_OK(pare_file_encode(g, x, n, buf, len));
+}
+
+/* The bytes must be refused with PARE_EFORMAT, nothing returned, and a
+ * message that names the file and holds `want`. */
+static void expect_reject_(const uint8_t *buf, size_t len, const char *want, const char *ctx,
+                           int line)
+{
+    pare_graph *g = (pare_graph *)1;
+    pare_file_extra x = {7, (pare_file_section *)1};
+    pare_status s = pare_file_decode(buf, len, "m.pare", &g, &x);
+    const char *m = pare_last_error();
+    if (s != PARE_EFORMAT)
+        pare_test_fail(__FILE__, line, "%s: got %s, wanted a format error (%s)", ctx,
+                       pare_status_name(s), m);
+    if (g != NULL || x.n != 0 || x.s != NULL)
+        pare_test_fail(__FILE__, line, "%s: a refused file returned a graph or sections", ctx);
+    if (strncmp(m, "m.pare: ", 8) != 0)
+        pare_test_fail(__FILE__, line, "%s: the message '%s' does not name the file", ctx, m);
+    if (want && !strstr(m, want))
+        pare_test_fail(__FILE__, line, "%s: the message '%s' does not say '%s'", ctx, m, want);
+    if (s == PARE_OK && g && g != (pare_graph *)1)
+        pare_graph_free(g);
+}
+#define expect_reject(b, n, want, ctx) expect_reject_(b, n, want, ctx, __LINE__)
+
+static pare_graph *decode_ok(const uint8_t *buf, size_t len, pare_file_extra *x)
+{
+    pare_graph *g = NULL;
+    CHECK_OK(pare_file_decode(buf, len, "m.pare", &g, x));
+    return g;
+}
+
+/* A copy of a file with one edit applied and the CRCs fixed up. */
+typedef struct edit {
+    uint8_t *p;
+    size_t len;
+} edit;
+
+static edit copy(const uint8_t *buf, size_t len)
+{
+    edit e = {malloc(len + 64), len};
+    memcpy(e.p, buf, len);
+    return e;
+}
+
+static void reject_fixed(edit e, const char *want, const char *ctx, int line)
+{
+    fix_crcs(e.p, e.len);
+    expect_reject_(e.p, e.len, want, ctx, line);
+    free(e.p);
+}
+#define REJECT(e, want) reject_fixed(e, want, #want, __LINE__)
+
+/* ---- round trips ---------------------------------------------------------- */
+
+static void roundtrip_zoo(const char *name)
+{
+    pare_graph *g = zoo(name, 42);
+    if (!g)
+        return;
+    uint8_t *a, *b;
+    size_t na, nb;
+    encode(g, NULL, 0, &a, &na);
+    pare_graph *h = decode_ok(a, na, NULL);
+    if (h) {
+        CHECKF(graphs_differ(g, h) == 0, "%s changed in a round trip", name);
+        encode(h, NULL, 0, &b, &nb);
+        CHECKF(nb == na && !memcmp(a, b, na), "%s: re-encoding the loaded graph changed bytes",
+               name);
+        free(b);
+        pare_graph_free(h);
+    }
+    /* Same graph built again: same bytes (no clocks, no stray padding). */
+    pare_graph *g2 = zoo(name, 42);
+    encode(g2, NULL, 0, &b, &nb);
+    CHECKF(nb == na && !memcmp(a, b, na), "%s: two builds gave different files", name);
+    free(b);
+    pare_graph_free(g2);
+    free(a);
+    pare_graph_free(g);
+}
+
+PARE_TEST(file_roundtrip_lenet)
+{
+    roundtrip_zoo("lenet");
+}
+PARE_TEST(file_roundtrip_fmnist_cnn)
+{
+    roundtrip_zoo("fmnist-cnn");
+}
+PARE_TEST(file_roundtrip_resnet20)
+{
+    roundtrip_zoo("resnet20");
+}
+PARE_TEST(file_roundtrip_vgg11_bn)
+{
+    roundtrip_zoo("vgg11-bn");
+}
+PARE_TEST(file_roundtrip_mobilenetv2)
+{
+    roundtrip_zoo("mobilenetv2");
+}
+
+PARE_TEST(file_roundtrip_masks_frozen_quant)
+{
+    pare_graph *g = tiny();
+    uint8_t *a, *b;
+    size_t na, nb;
+    encode(g, NULL, 0, &a, &na);
+    pare_graph *h = decode_ok(a, na, NULL);
+    if (h) {
+        CHECK(graphs_differ(g, h) == 0);
+        const pare_param *w = &h->params[tensor_index(h, "conv.weight")];
+        CHECK(w->mask && w->q.n == 3 && w->q.scheme == 2 && w->q.bits == 8);
+        CHECK(h->params[tensor_index(h, "bn.gamma")].frozen == 1);
+        CHECK(h->params[tensor_index(h, "bn.beta")].frozen == 0);
+        CHECK(h->params[tensor_index(h, "bn.running_mean")].trainable == 0);
+        CHECK(h->params[tensor_index(h, "fc.weight")].q.n == 1);
+        CHECK(h->params[tensor_index(h, "fc.bias")].mask == NULL);
+        encode(h, NULL, 0, &b, &nb);
+        CHECK(nb == na && !memcmp(a, b, na));
+        free(b);
+        pare_graph_free(h);
+    }
+    free(a);
+    pare_graph_free(g);
+
+    /* The same on a zoo model: masks on every conv and linear weight, a dense
+     * all-ones mask (still a mask), frozen early layers. */
+    g = zoo("lenet", 9);
+    for (int i = 0; i < g->n_params; i++) {
+        pare_param *p = &g->params[i];
+        if (p->role == PARE_ROLE_WEIGHT)
+            set_mask(p, (uint64_t)i);
+        if (p->node <= 2)
+            p->frozen = 1;
+    }
+    memset(param(g, "fc3.weight")->mask, 1, param(g, "fc3.weight")->t->n);
+    set_quant(param(g, "conv2.weight"), 8, 2, 0, 16, 4);
+    encode(g, NULL, 0, &a, &na);
+    h = decode_ok(a, na, NULL);
+    if (h) {
+        CHECK(graphs_differ(g, h) == 0);
+        pare_graph_free(h);
+    }
+    free(a);
+    pare_graph_free(g);
+}
+
+/* Every op and attribute, a graph without tensors, an output that is not the
+ * last layer, an empty graph name. */
+PARE_TEST(file_roundtrip_small_graphs)
+{
+    pare_graph *g = pare_graph_new("");
+    int x = pare_graph_input(g, 4, 8, 8);
+    int a = pare_graph_relu6(g, x, "r6");
+    int b = pare_graph_avgpool(g, a, 3, 1, 1, "avg");
+    int c = pare_graph_add(g, a, b, "sum");
+    int xs[3] = {c, x, a};
+    int d = pare_graph_concat(g, xs, 3, "cat");
+    pare_conv2d_desc cd = {0};
+    cd.out_channels = 6;
+    cd.kernel_h = 3;
+    cd.kernel_w = 1;
+    cd.stride_h = 2;
+    cd.pad_top = 1;
+    cd.pad_bottom = 2;
+    cd.dilation_h = 2;
+    cd.groups = 3;
+    cd.no_bias = 1;
+    int e = pare_graph_conv2d_ex(g, d, &cd, "grouped");
+    e = pare_graph_batchnorm_ex(g, e, 1e-3f, 0.25f, "bn");
+    int m = pare_graph_maxpool(g, e, 2, 2, 0, "mp");
+    int gp = pare_graph_global_avgpool(g, m, "gap");
+    int dr = pare_graph_dropout(g, gp, 0.375f, "drop");
+    int f = pare_graph_flatten(g, dr, "flat");
+    pare_graph_linear(g, f, 5, 0, "fc");
+    CHECK_OK(pare_graph_set_output(g, m));
+    CHECK_OK(pare_graph_status(g));
+    g->nodes[m].a.ceil_mode = 1; /* same shape here, but stored all the same */
+    scramble_params(g, 8);
+    uint8_t *p1, *p2;
+    size_t n1, n2;
+    encode(g, NULL, 0, &p1, &n1);
+    pare_graph *h = decode_ok(p1, n1, NULL);
+    if (h) {
+        CHECK(graphs_differ(g, h) == 0);
+        CHECK(h->output == m && h->nodes[m].a.ceil_mode == 1);
+        encode(h, NULL, 0, &p2, &n2);
+        CHECK(n1 == n2 && !memcmp(p1, p2, n1));
+        free(p2);
+        pare_graph_free(h);
+    }
+    free(p1);
+    pare_graph_free(g);
+
+    /* No tensors at all: an empty DATA section. */
+    g = pare_graph_new("bare");
+    x = pare_graph_input(g, 1, 2, 2);
+    pare_graph_relu(g, x, "r");
+    encode(g, NULL, 0, &p1, &n1);
+    h = decode_ok(p1, n1, NULL);
+    CHECK(h && h->n_params == 0 && graphs_differ(g, h) == 0);
+    fsec data;
+    if (p1 && find_sec(p1, "DATA", &data))
+        CHECK(data.size == 0 && data.off == n1);
+    pare_graph_free(h);
+    free(p1);
+    pare_graph_free(g);
+}
+
+PARE_TEST(file_public_save_load)
+{
+    pare_graph *g = zoo("lenet", 5), *h = NULL;
+    const char *path = pare_test_path("lenet.pare");
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", path);
+    CHECK_OK(pare_graph_save(g, saved));
+    CHECK_OK(pare_graph_load(saved, &h));
+    if (h) {
+        CHECK(graphs_differ(g, h) == 0);
+        /* Same parameters, same answers: scrambled weights hold NaNs, so use
+         * freshly initialised ones for this. */
+        CHECK_OK(pare_graph_init_params(g, 1));
+        CHECK_OK(pare_graph_save(g, saved));
+        pare_graph_free(h);
+        h = NULL;
+        CHECK_OK(pare_graph_load(saved, &h));
+        float in[2 * 28 * 28], y1[20], y2[20];
+        pare_test_fill(in, sizeof in / sizeof in[0], -1, 1, 3);
+        CHECK_OK(pare_graph_forward(g, in, 2, y1, 1));
+        if (h)
+            CHECK_OK(pare_graph_forward(h, in, 2, y2, 1));
+        CHECK(h && !memcmp(y1, y2, sizeof y1));
+        pare_graph_free(h);
+    }
+    CHECK_STATUS(pare_graph_save(NULL, saved), PARE_EINVAL);
+    CHECK_STATUS(pare_graph_load(saved, NULL), PARE_EINVAL);
+    pare_graph_free(g);
+}
+
+PARE_TEST(file_layout_and_alignment)
+{
+    pare_graph *g = tiny();
+    uint8_t extra_bytes[100];
+    for (int i = 0; i < 100; i++)
+        extra_bytes[i] = (uint8_t)i;
+    pare_file_section x[2] = {{{'T', 'R', 'S', 'T'}, extra_bytes, 100},
+                              {{'S', 'T', 'E', 'P'}, extra_bytes, 3}};
+    uint8_t *a;
+    size_t na;
+    encode(g, x, 2, &a, &na);
+    if (!a)
+        return;
+    CHECK(!memcmp(a, "PAREMDL\0", 8));
+    CHECK(pare_le32(a + 8) == 1 && pare_le32(a + 12) == 0);
+    CHECK(pare_le64(a + 16) == na);
+    CHECK(pare_le64(a + 24) == 64 && pare_le32(a + 32) == 6 && pare_le32(a + 36) == 32);
+    const char *tags[6] = {"META", "GRPH", "TENS", "DATA", "TRST", "STEP"};
+    fsec data;
+    find_sec(a, "DATA", &data);
+    for (int i = 0; i < 6; i++) {
+        fsec s;
+        if (!find_sec(a, tags[i], &s))
+            continue;
+        CHECKF(s.off % 64 == 0, "section %s starts at %zu", tags[i], s.off);
+        CHECKF(s.entry == 64 + 32 * (size_t)i, "section %s is out of order", tags[i]);
+        CHECKF(pare_le32(a + s.entry + 4) == (i < 4 ? 1u : 0u), "section %s flags", tags[i]);
+    }
+    for (int k = 0; k < g->n_params; k++) {
+        tfield f = tens_fields(a, k);
+        uint64_t offs[4] = {pare_le64(a + f.doff), pare_le64(a + f.moff), pare_le64(a + f.soff),
+                            pare_le64(a + f.zoff)};
+        for (int j = 0; j < 4; j++) {
+            if (j > 0 && offs[j] == 0)
+                continue;
+            CHECKF(offs[j] % 64 == 0, "tensor %d array %d at %llu", k, j,
+                   (unsigned long long)offs[j]);
+            CHECKF(offs[j] >= data.off && offs[j] < data.off + data.size,
+                   "tensor %d array %d outside DATA", k, j);
+        }
+        /* The data really is there, as little-endian float32. */
+        uint32_t u;
+        memcpy(&u, &g->params[k].t->data[0], 4);
+        CHECK(pare_le32(a + pare_le64(a + f.doff)) == u);
+    }
+    free(a);
+    pare_graph_free(g);
+}
+
+PARE_TEST(file_extra_sections)
+{
+    pare_graph *g = tiny();
+    uint8_t big[3000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 7 + 1);
+    pare_file_section x[3] = {{{'T', 'R', 'S', 'T'}, big, 100},
+                              {{'O', 'P', 'T', ' '}, big, sizeof big},
+                              {{'E', 'M', 'P', 'T'}, NULL, 0}};
+    uint8_t *a;
+    size_t na;
+    encode(g, x, 3, &a, &na);
+    pare_file_extra got;
+    pare_graph *h = decode_ok(a, na, &got);
+    if (h) {
+        CHECK(graphs_differ(g, h) == 0);
+        CHECK(got.n == 3);
+        for (int i = 0; i < got.n && i < 3; i++) {
+            CHECK(!memcmp(got.s[i].tag, x[i].tag, 4));
+            CHECK(got.s[i].size == x[i].size && got.s[i].data);
+            CHECK(x[i].size == 0 || !memcmp(got.s[i].data, x[i].data, x[i].size));
+        }
+        const pare_file_section *f = pare_file_extra_find(&got, "OPT ");
+        CHECK(f && f->size == sizeof big);
+        CHECK(pare_file_extra_find(&got, "NONE") == NULL);
+        CHECK(pare_file_extra_find(&got, "OPT") == NULL);
+        pare_file_extra_free(&got);
+        CHECK(got.n == 0 && got.s == NULL);
+        pare_graph_free(h);
+    }
+    /* A reader that does not want them skips them. */
+    h = decode_ok(a, na, NULL);
+    if (h)
+        CHECK(graphs_differ(g, h) == 0);
+    pare_graph_free(h);
+    free(a);
+
+    /* And through files. */
+    char path[1024];
+    snprintf(path, sizeof path, "%s", pare_test_path("ck.pare"));
+    CHECK_OK(pare_file_save(path, g, x, 3));
+    h = NULL;
+    CHECK_OK(pare_file_load(path, &h, &got));
+    CHECK(h && got.n == 3 && pare_file_extra_find(&got, "TRST"));
+    pare_file_extra_free(&got);
+    pare_graph_free(h);
+    CHECK_OK(pare_graph_load(path, &h));
+    pare_graph_free(h);
+
+    /* The writer refuses tags it would not read back, and pare's own tags. */
+    pare_file_section bad = {{'M', 'E', 'T', 'A'}, big, 4};
+    CHECK_STATUS(pare_file_encode(g, &bad, 1, &a, &na), PARE_EINVAL);
+    memcpy(bad.tag, "AB\nC", 4);
+    CHECK_STATUS(pare_file_encode(g, &bad, 1, &a, &na), PARE_EINVAL);
+    memcpy(bad.tag, "ABCD", 4);
+    bad.data = NULL;
+    CHECK_STATUS(pare_file_encode(g, &bad, 1, &a, &na), PARE_EINVAL);
+    CHECK_STATUS(pare_file_encode(g, NULL, 2, &a, &na), PARE_EINVAL);
+    pare_graph_free(g);
+}
+
+/* A newer minor version, longer table entries, fields appended to records
+ * and sections in another order must all load: that is how the format grows. */
+PARE_TEST(file_forward_compatible)
+{
+    pare_graph *g = tiny();
+    uint8_t *a;
+    size_t na;
+    encode(g, NULL, 0, &a, &na);
+    if (!a)
+        return;
+    edit e = copy(a, na);
+    pare_put_le32(e.p + 12, 7);
+    fix_crcs(e.p, e.len);
+    pare_graph *h = decode_ok(e.p, e.len, NULL);
+    CHECK(h && graphs_differ(g, h) == 0);
+    pare_graph_free(h);
+    free(e.p);
+
+    /* Rebuild the file with 48-byte table entries and every GRPH and TENS
+     * record 12 bytes longer, the new table and sections placed at the end. */
+    fsec grph, tens;
+    find_sec(a, "GRPH", &grph);
+    find_sec(a, "TENS", &tens);
+    size_t cap = na + 2 * (grph.size + tens.size) + 4096;
+    uint8_t *p = calloc(1, cap);
+    memcpy(p, a, na);
+    size_t at = (na + 63) / 64 * 64;
+    const fsec *olds[2] = {&grph, &tens};
+    size_t news[2], newsz[2];
+    for (int s = 0; s < 2; s++) {
+        const fsec *o = olds[s];
+        size_t head = s == 0 ? 8 : 4, count = pare_le32(a + o->off);
+        news[s] = at;
+        memcpy(p + at, a + o->off, head);
+        size_t r = o->off + head, w = at + head;
+        for (size_t i = 0; i < count; i++) {
+            uint32_t len = pare_le32(a + r);
+            pare_put_le32(p + w, len + 12);
+            memcpy(p + w + 4, a + r + 4, len);
+            memset(p + w + 4 + len, 0xAB, 12);
+            r += 4 + len;
+            w += 4 + len + 12;
+        }
+        newsz[s] = w - at;
+        memset(p + o->off, 0, o->size);
+        at = (w + 63) / 64 * 64;
+    }
+    size_t toff = at;
+    uint32_t n = pare_le32(a + 32);
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t *dst = p + toff + 48 * i;
+        memcpy(dst, a + 64 + 32 * i, 32);
+        memset(dst + 32, 0, 16);
+        if (!memcmp(dst, "GRPH", 4) || !memcmp(dst, "TENS", 4)) {
+            int s = !memcmp(dst, "TENS", 4);
+            pare_put_le64(dst + 8, news[s]);
+            pare_put_le64(dst + 16, newsz[s]);
+        }
+    }
+    memset(p + 64, 0, 32 * (size_t)n);
+    size_t len = toff + 48 * (size_t)n;
+    pare_put_le64(p + 16, len);
+    pare_put_le64(p + 24, toff);
+    pare_put_le32(p + 36, 48);
+    fix_crcs(p, len);
+    h = decode_ok(p, len, NULL);
+    CHECK(h && graphs_differ(g, h) == 0);
+    pare_graph_free(h);
+    free(p);
+    free(a);
+    pare_graph_free(g);
+}
+
+/* ---- damage --------------------------------------------------------------- */
+
+PARE_TEST(file_rejects_truncation)
+{
+    pare_graph *g = tiny();
+    uint8_t *a;
+    size_t na;
+    pare_file_section x = {{'T', 'R', 'S', 'T'}, (uint8_t *)"state", 5};
+    encode(g, &x, 1, &a, &na);
+    expect_reject(a, 0, "empty", "empty file");
+    char ctx[64];
+    for (size_t n = 1; n < na; n++) {
+        snprintf(ctx, sizeof ctx, "tiny cut at %zu", n);
+        expect_reject(a, n, "truncated", ctx);
+    }
+    free(a);
+    pare_graph_free(g);
+
+    g = zoo("lenet", 1);
+    encode(g, NULL, 0, &a, &na);
+    CHECK(na > 100000);
+    for (size_t n = 1; n < na; n = n < 4096 ? n + 1 : n + 997) {
+        snprintf(ctx, sizeof ctx, "lenet cut at %zu", n);
+        expect_reject(a, n, "truncated", ctx);
+    }
+    expect_reject(a, na - 1, "truncated", "lenet minus one byte");
+    char want[96];
+    snprintf(want, sizeof want, "truncated: the header says %zu bytes, the file has %zu", na,
+             na - 100);
+    expect_reject(a, na - 100, want, "exact truncation message");
+    /* Bytes after the end are refused too. */
+    edit e = copy(a, na);
+    e.p[na] = 0;
+    e.len = na + 1;
+    expect_reject(e.p, e.len, "after the end", "one byte too many");
+    free(e.p);
+    free(a);
+    pare_graph_free(g);
+}
+
+/* What a flipped bit at byte i must be reported as. */
+static const char *region(const uint8_t *p, size_t i)
+{
+    static char buf[32];
+    if (i < 8)
+        return "not a pare model file";
+    if (i < 16)
+        return NULL; /* the version: "newer pare", "format 0.x" or a header CRC error */
+    if (i < 64)
+        return "header";
+    size_t toff = (size_t)pare_le64(p + 24);
+    uint32_t n = pare_le32(p + 32);
+    if (i >= toff && i < toff + 32 * (size_t)n)
+        return "section table";
+    for (uint32_t k = 0; k < n; k++) {
+        const uint8_t *e = p + toff + 32 * k;
+        size_t off = (size_t)pare_le64(e + 8), size = (size_t)pare_le64(e + 16);
+        if (i >= off && i < off + size) {
+            snprintf(buf, sizeof buf, "section %.4s", (const char *)e);
+            return buf;
+        }
+    }
+    return "padding";
+}
+
+static void flip_bits(const uint8_t *a, size_t na, size_t from, size_t to, size_t step,
+                      const char *name)
+{
+    uint8_t *p = malloc(na);
+    memcpy(p, a, na);
+    char ctx[96];
+    for (size_t bit = from; bit < to; bit += step) {
+        size_t i = bit / 8;
+        p[i] ^= (uint8_t)(1u << (bit % 8));
+        snprintf(ctx, sizeof ctx, "%s: bit %zu of byte %zu flipped", name, bit % 8, i);
+        expect_reject(p, na, region(a, i), ctx);
+        p[i] = a[i];
+    }
+    free(p);
+}
+
+PARE_TEST(file_rejects_flipped_bits)
+{
+    /* Every bit of a small file with every kind of section and padding. */
+    pare_graph *g = tiny();
+    uint8_t *a;
+    size_t na;
+    pare_file_section x = {{'T', 'R', 'S', 'T'}, (uint8_t *)"state", 5};
+    encode(g, &x, 1, &a, &na);
+    flip_bits(a, na, 0, 8 * na, 1, "tiny");
+    free(a);
+    pare_graph_free(g);
+
+    /* lenet: every bit outside DATA, a sample inside it. */
+    g = zoo("lenet", 2);
+    encode(g, NULL, 0, &a, &na);
+    fsec data;
+    if (find_sec(a, "DATA", &data)) {
+        flip_bits(a, na, 0, 8 * data.off, 1, "lenet");
+        flip_bits(a, na, 8 * data.off, 8 * na, 4099, "lenet");
+    }
+    free(a);
+    pare_graph_free(g);
+}
+
+PARE_TEST(file_rejects_foreign_files)
+{
+    const char *text = "hello, this is a text file and not a model at all\n";
+    expect_reject((const uint8_t *)text, strlen(text), "not a pare model file", "text");
+    const uint8_t png[16] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13};
+    expect_reject(png, sizeof png, "not a pare model file", "png");
+    uint8_t rnd[4096];
+    pare_rng r;
+    pare_rng_seed(&r, 1, 2, 3, 4);
+    for (size_t i = 0; i < sizeof rnd; i++)
+        rnd[i] = (uint8_t)pare_rng_u64(&r);
+    expect_reject(rnd, sizeof rnd, "not a pare model file", "random");
+
+    pare_graph *g = tiny();
+    uint8_t *a;
+    size_t na;
+    encode(g, NULL, 0, &a, &na);
+    edit e = copy(a, na);
+    e.p[6] = 'X';
+    REJECT(e, "not a pare model file");
+
+    /* Through the file API: the path leads the message. */
+    char path[1024];
+    snprintf(path, sizeof path, "%s", pare_test_path("notes.txt"));
+    CHECK_OK(pare_write_file_atomic(path, text, strlen(text)));
+    pare_graph *h = NULL;
+    CHECK_STATUS(pare_graph_load(path, &h), PARE_EFORMAT);
+    CHECK(h == NULL && !strncmp(pare_last_error(), path, strlen(path)));
+    free(a);
+    pare_graph_free(g);
+}
+
+PARE_TEST(file_rejects_newer_major_version)
+{
+    pare_graph *g = tiny();
+    uint8_t *a;
+    size_t na;
+    encode(g, NULL, 0, &a, &na);
+    edit e = copy(a, na);
+    pare_put_le32(e.p + 8, 2);
+    pare_put_le32(e.p + 12, 3);
+    REJECT(e, "m.pare: written by a newer pare (format 2.x); this pare reads 1.x");
+    e = copy(a, na);
+    pare_put_le32(e.p + 8, 0);
+    REJECT(e, "format 0.0 is not one this pare reads");
+    /* A newer major is named even when the rest of its header means nothing to us. */
+    e = copy(a, na);
+    pare_put_le32(e.p + 8, 3);
+    memset(e.p + 16, 0xEE, 48);
+    e.len = 20;
+    expect_reject(e.p, e.len, "format 3.x", "short newer file");
+    free(e.p);
+    free(a);
+    pare_graph_free(g);
+}
+
+PARE_TEST(file_rejects_bad_section_table)
+{
+    pare_graph *g = tiny();
+    uint8_t *a;
+    size_t na;
+    pare_file_section x = {{'T', 'R', 'S', 'T'}, (uint8_t *)"state", 5};
+    encode(g, &x, 1, &a, &na);
+    fsec meta, grph, tens, data, trst;
+    if (!find_sec(a, "META", &meta) || !find_sec(a, "GRPH", &grph) || !find_sec(a, "TENS", &tens) ||
+        !find_sec(a, "DATA", &data) || !find_sec(a, "TRST", &trst))
+        return;
+    edit e;
+
+    /* Outside the file. */
+    e = copy(a, na);
+    pare_put_le64(e.p + data.entry + 8, na + 64);
+    REJECT(e, "section DATA (");
+    e = copy(a, na);
+    pare_put_le64(e.p + data.entry + 16, na);
+    REJECT(e, "lies outside the");
+    e = copy(a, na);
+    pare_put_le64(e.p + trst.entry + 8, UINT64_MAX - 7);
+    pare_put_le64(e.p + trst.entry + 16, 16);
+    REJECT(e, "lies outside the");
+    e = copy(a, na);
+    pare_put_le64(e.p + 24, na);
+    REJECT(e, "the section table (");
+    e = copy(a, na);
+    pare_put_le64(e.p + 24, UINT64_MAX - 63);
+    REJECT(e, "the section table (");
+    e = copy(a, na);
+    pare_put_le32(e.p + 32, 0xFFFFFFFFu);
+    REJECT(e, "the section table (");
+    e = copy(a, na);
+    pare_put_le32(e.p + 36, 8);
+    REJECT(e, "entries are 8 bytes");
+    e = copy(a, na);
+    pare_put_le64(e.p + 24, 0);
+    REJECT(e, "the section table (");
+
+    /* Overlaps: with another section, the header, the table. */
+    e = copy(a, na);
+    pare_put_le64(e.p + grph.entry + 8, meta.off + 8);
+    REJECT(e, "overlap");
+    e = copy(a, na);
+    pare_put_le64(e.p + meta.entry + 8, 0);
+    REJECT(e, "the header and section META overlap");
+    e = copy(a, na);
+    pare_put_le64(e.p + trst.entry + 8, 64);
+    REJECT(e, "the section table and section TRST overlap");
+    e = copy(a, na);
+    pare_put_le64(e.p + tens.entry + 16, tens.size + 64);
+    REJECT(e, "overlap");
+
+    /* A stray byte in the padding between sections. */
+    e = copy(a, na);
+    CHECK(meta.off + meta.size < grph.off);
+    e.p[meta.off + meta.size] = 1;
+    REJECT(e, "padding before section GRPH");
+
+    /* Tags: unprintable, required but unknown, duplicated, missing; flags. */
+    e = copy(a, na);
+    e.p[trst.entry] = 0x01;
+    REJECT(e, "printable");
+    e = copy(a, na);
+    pare_put_le32(e.p + trst.entry + 4, 1);
+    REJECT(e, "section TRST is marked required");
+    e = copy(a, na);
+    pare_put_le32(e.p + trst.entry + 4, 0x80);
+    fix_crcs(e.p, e.len);
+    pare_graph *h = decode_ok(e.p, e.len, NULL); /* unknown flags of a skipped section */
+    pare_graph_free(h);
+    free(e.p);
+    e = copy(a, na);
+    pare_put_le32(e.p + meta.entry + 4, 3);
+    REJECT(e, "section META has flags");
+    e = copy(a, na);
+    memcpy(e.p + grph.entry, "META", 4);
+    REJECT(e, "two META sections");
+    e = copy(a, na);
+    memcpy(e.p + tens.entry, "TENX", 4);
+    pare_put_le32(e.p + tens.entry + 4, 0);
+    REJECT(e, "no TENS section");
+    e = copy(a, na);
+    pare_put_le32(e.p + 32, 3);
+    memset(e.p + 64 + 96, 0, 64);
+    memset(e.p + data.off, 0, na - data.off);
+    REJECT(e, "no DATA section");
+    free(a);
+    pare_graph_free(g);
+}
+
+PARE_TEST(file_rejects_bad_meta_and_graph)
+{
+    pare_graph *g = zoo("lenet", 3);
+    char longv[65537];
+    memset(longv, 'v', sizeof longv - 1);
+    longv[65536] = 0;
+    CHECK_OK(pare_graph_meta_set(g, "ka", "1"));
+    CHECK_OK(pare_graph_meta_set(g, "kb", "2"));
+    CHECK_OK(pare_graph_meta_set(g, "long", longv));
+    uint8_t *a;
+    size_t na;
+    encode(g, NULL, 0, &a, &na);
+    fsec meta, grph;
+    if (!a || !find_sec(a, "META", &meta) || !find_sec(a, "GRPH", &grph))
+        return;
+    edit e;
+
+    /* META: counts and strings. */
+    size_t count_at = skip_str(a, meta.off);
+    e = copy(a, na);
+    pare_put_le32(e.p + count_at, 0xFFFFFFF0u);
+    REJECT(e, "section META: says it holds 4294967280 entries");
+    e = copy(a, na);
+    pare_put_le32(e.p + meta.off, 0x7FFFFFFFu);
+    REJECT(e, "section META: the graph name is 2147483647 bytes long, more than the 4096 allowed");
+    e = copy(a, na);
+    e.p[meta.off + 5] = 0;
+    REJECT(e, "holds a NUL byte");
+    size_t at = count_at + 4;
+    for (int i = 0; i < g->n_meta && strcmp(g->meta[i].key, "long"); i++)
+        at = skip_str(a, skip_str(a, at));
+    e = copy(a, na);
+    pare_put_le32(e.p + skip_str(a, at), 65537);
+    REJECT(e, "is 65537 bytes long, more than the 65536 allowed");
+    /* Two keys "ka" and "kb"; make the second "ka". */
+    size_t kb = 0;
+    for (size_t i = meta.off; i + 6 <= meta.off + meta.size && !kb; i++)
+        if (!memcmp(a + i, "\x02\0\0\0kb", 6))
+            kb = i;
+    CHECK(kb > 0);
+    e = copy(a, na);
+    e.p[kb + 5] = 'a';
+    REJECT(e, "the metadata key 'ka' appears twice");
+
+    /* GRPH: counts, output, links. */
+    e = copy(a, na);
+    pare_put_le32(e.p + grph.off, 0xFFFFFFFFu);
+    REJECT(e, "section GRPH: says it holds 4294967295 layers");
+    e = copy(a, na);
+    pare_put_le32(e.p + grph.off, 0);
+    REJECT(e, "the output is layer");
+    e = copy(a, na);
+    pare_put_le32(e.p + grph.off + 4, (uint32_t)g->n_nodes);
+    REJECT(e, "the output is layer");
+    e = copy(a, na);
+    pare_put_le32(e.p + grph.off + 4, 2);
+    fix_crcs(e.p, e.len);
+    {
+        /* Another output is a valid graph, just a different one. */
+        pare_graph *h = decode_ok(e.p, e.len, NULL);
+        CHECK(h && h->output == 2);
+        pare_graph_free(h);
+    }
+    free(e.p);
+    int conv1 = pare_graph_find_node(g, "conv1"), relu2 = pare_graph_find_node(g, "relu2");
+    nfield f = node_fields(a, conv1);
+    e = copy(a, na);
+    pare_put_le32(e.p + record(a, "GRPH", conv1) - 4, 0xFFFFFF);
+    REJECT(e, "the record of layer 1 is cut short");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.n_in, 0x40000000u);
+    REJECT(e, "layer 'conv1' says it has 1073741824 inputs");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.n_in + 4, 1);
+    REJECT(e, "layer 'conv1': input 1 is not an earlier layer");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.n_in + 8, 9);
+    REJECT(e, "layer 'conv1' says it has 9 parameters");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.n_in + 12, 0xFFFFFFFFu);
+    REJECT(e, "layer 'conv1': tensor 4294967295 does not exist");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.n_in + 12, 999);
+    REJECT(e, "parameter 999 is missing");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.n_in + 8, 1);
+    REJECT(e, "layer conv1");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.name, 0);
+    REJECT(e, "section GRPH: layer 1 has an empty name");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.op, 4000);
+    REJECT(e, "the op name of layer 1 is cut short");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.op, 5000);
+    REJECT(e, "the op name of layer 1 is 5000 bytes long, more than the 4096 allowed");
+
+    /* An op this pare does not know. */
+    e = copy(a, na);
+    CHECK(!memcmp(e.p + f.op + 4, "conv2d", 6));
+    e.p[f.op + 8] = '9';
+    REJECT(e,
+           "m.pare: section GRPH: layer 'conv1' uses op 'conv9d', which this pare does not know");
+
+    /* Names: two layers with one name. */
+    nfield f2 = node_fields(a, relu2);
+    e = copy(a, na);
+    CHECK(!memcmp(e.p + f2.name + 4, "relu2", 5));
+    e.p[f2.name + 8] = '1';
+    REJECT(e, "two layers are named 'relu1'");
+
+    /* Shapes and attributes that disagree with inference. */
+    e = copy(a, na);
+    pare_put_le32(e.p + f.out, 7);
+    REJECT(e, "layer conv1: stored shape 7x28x28 disagrees with 6x28x28");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.ints + 4, 3); /* kernel height 5 -> 3 */
+    REJECT(e, "disagrees");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.ints + 44, 4); /* groups 1 -> 4 */
+    REJECT(e, "groups");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.ints, 0xFFFFFFFFu); /* out_channels -1 */
+    REJECT(e, "layer conv1 (conv2d)");
+    e = copy(a, na);
+    pare_put_le32(e.p + record(a, "GRPH", 0) - 4, 30);
+    REJECT(e, "the record of layer 'input' is cut short");
+    free(a);
+    pare_graph_free(g);
+}
+
+PARE_TEST(file_rejects_bad_tensors)
+{
+    pare_graph *g = tiny();
+    uint8_t *a;
+    size_t na;
+    encode(g, NULL, 0, &a, &na);
+    fsec tens, data;
+    if (!a || !find_sec(a, "TENS", &tens) || !find_sec(a, "DATA", &data))
+        return;
+    int w = tensor_index(g, "conv.weight"), fb = tensor_index(g, "fc.bias");
+    tfield f = tens_fields(a, w), fbf = tens_fields(a, fb);
+    edit e;
+
+    e = copy(a, na);
+    pare_put_le32(e.p + tens.off, 0xFFFFFFFFu);
+    REJECT(e, "section TENS: says it holds 4294967295 tensors");
+    e = copy(a, na);
+    pare_put_le32(e.p + tens.off, 3);
+    REJECT(e, "is missing or shared");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.name - 4, 35);
+    REJECT(e, "the record of tensor 'conv.weight' is cut short");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.name, 0);
+    REJECT(e, "section TENS: tensor 0 has an empty name");
+    e = copy(a, na);
+    e.p[f.role + 4 + 2] = '9';
+    REJECT(e, "tensor 'conv.weight' has role 'we9ght', which this pare does not know");
+    e = copy(a, na);
+    memcpy(e.p + fbf.role + 4, "beta", 4);
+    REJECT(e, "layer fc: parameter fc.bias has the wrong role or size");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.node, 99);
+    REJECT(e, "tensor 'conv.weight' belongs to layer 99, but there are 7 layers");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.node, 2);
+    REJECT(e, "wrong role or size");
+    e = copy(a, na);
+    e.p[f.flags] = 2;
+    REJECT(e, "trainable or frozen flag");
+    e = copy(a, na);
+    e.p[f.flags + 1] = 7;
+    REJECT(e, "trainable or frozen flag");
+    e = copy(a, na);
+    e.p[f.flags + 2] = 2;
+    REJECT(e, "tensor 'conv.weight' has data type 2; this pare reads only 1 (float32)");
+    e = copy(a, na);
+    e.p[f.flags + 3] = 5;
+    REJECT(e, "has 5 dimensions; 1 to 4 are allowed");
+    e = copy(a, na);
+    e.p[f.flags + 3] = 0;
+    REJECT(e, "has 0 dimensions");
+
+    /* Dimensions: zero, negative as int, overflowing, reordered. */
+    e = copy(a, na);
+    pare_put_le32(e.p + f.dims, 0);
+    REJECT(e, "dimension 0 is 0");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.dims + 4, 0x80000000u);
+    REJECT(e, "dimension 1 is 2147483648");
+    e = copy(a, na);
+    for (int d = 0; d < 4; d++)
+        pare_put_le32(e.p + f.dims + 4 * (size_t)d, 0x7FFFFFFFu);
+    REJECT(e, "multiply to more values");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.dims, 0x10000);
+    pare_put_le32(e.p + f.dims + 4, 0x10000);
+    REJECT(e, "values but 216 data bytes");
+    tfield fw = tens_fields(a, tensor_index(g, "fc.weight"));
+    e = copy(a, na);
+    pare_put_le32(e.p + fw.dims, 27); /* 4x27 -> 27x4: the same count */
+    pare_put_le32(e.p + fw.dims + 4, 4);
+    REJECT(e, "layer fc: tensor 'fc.weight' is 27x4, its op needs 4x27");
+
+    /* Data: length, alignment, place. */
+    e = copy(a, na);
+    pare_put_le64(e.p + f.dlen, 4 * 54 + 4);
+    REJECT(e, "has 54 values but 220 data bytes");
+    e = copy(a, na);
+    pare_put_le64(e.p + f.doff, pare_le64(a + f.doff) + 4);
+    REJECT(e, "its data array starts at offset");
+    e = copy(a, na);
+    pare_put_le64(e.p + f.doff, 0);
+    REJECT(e, "its data array (216 bytes at offset 0) is not inside the DATA section");
+    e = copy(a, na);
+    pare_put_le64(e.p + f.doff, (data.off + data.size) / 64 * 64);
+    REJECT(e, "is not inside the DATA section");
+    e = copy(a, na);
+    pare_put_le64(e.p + f.doff, UINT64_MAX - 63);
+    REJECT(e, "is not inside the DATA section");
+
+    /* Masks. */
+    e = copy(a, na);
+    pare_put_le32(e.p + f.menc, 7);
+    REJECT(e, "mask encoding 7");
+    e = copy(a, na);
+    pare_put_le64(e.p + f.mlen, 8);
+    REJECT(e, "a 8-byte mask bitmap");
+    e = copy(a, na);
+    pare_put_le64(e.p + f.moff, pare_le64(a + f.moff) + 1);
+    REJECT(e, "its mask array starts at offset");
+    e = copy(a, na);
+    e.p[pare_le64(a + f.moff) + 6] |= 0x80; /* bit 55 of 54 */
+    REJECT(e, "mask bitmap has bits set past its 54 values");
+    e = copy(a, na);
+    pare_put_le64(e.p + fbf.moff, 64);
+    REJECT(e, "has no mask but a mask offset or length");
+
+    /* Quantization. */
+    e = copy(a, na);
+    pare_put_le32(e.p + f.qbits, 99);
+    REJECT(e, "has 99 quantization bits");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.qscheme, 3);
+    REJECT(e, "quantization scheme 3");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.qaxis, 4);
+    REJECT(e, "along axis 4, but it has 4 dimensions");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.qaxis, 1);
+    REJECT(e, "takes 2 scales, not 3");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.qn, 1000);
+    REJECT(e, "has 1000 quantization scales for its 54 values");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.qn, 40);
+    REJECT(e, "takes 3 scales, not 40");
+    e = copy(a, na);
+    pare_put_le64(e.p + f.zoff, 32);
+    REJECT(e, "its zero-point array starts at offset 32");
+    e = copy(a, na);
+    pare_put_le64(e.p + fbf.soff, pare_le64(a + f.soff));
+    REJECT(e, "has no quantization scales but an offset");
+    e = copy(a, na);
+    pare_put_le32(e.p + fbf.qbits, 8);
+    pare_put_le32(e.p + fbf.qscheme, 1);
+    REJECT(e, "per tensor, which takes 1 scale, not 0");
+
+    /* Per-tensor attributes: a count the record cannot hold. */
+    e = copy(a, na);
+    pare_put_le32(e.p + f.nattr, 0x10000000u);
+    REJECT(e, "says it has 268435456 attributes");
+    free(a);
+    pare_graph_free(g);
+}
+
+/* ---- files on disk --------------------------------------------------------- */
+
+static int dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    if (!d)
+        return -1;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return n;
+}
+
+PARE_TEST(file_missing_and_unwritable)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s", pare_test_path("no-such-model.pare"));
+    pare_graph *g = NULL;
+    CHECK_STATUS(pare_graph_load(path, &g), PARE_ENOTFOUND);
+    CHECK(g == NULL && strstr(pare_last_error(), path));
+
+    g = tiny();
+    snprintf(path, sizeof path, "%s", pare_test_path("no-such-dir/model.pare"));
+    CHECK_STATUS(pare_graph_save(g, path), PARE_EIO);
+    CHECK(strstr(pare_last_error(), path));
+    CHECKF(dir_entries(pare_test_dir()) == 0, "a failed save left %d files behind",
+           dir_entries(pare_test_dir()));
+    pare_graph_free(g);
+}
+
+PARE_TEST(file_save_is_atomic)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s", pare_test_path("model.pare"));
+    pare_graph *small = tiny(), *big = zoo("resnet20", 1);
+    CHECK_OK(pare_graph_save(small, path));
+    uint8_t *before, *after;
+    size_t nb, na;
+    CHECK_OK(pare_read_file(path, SIZE_MAX, &before, &nb));
+
+    /* A save that fails while encoding leaves the old file as it was. */
+    pare_graph *broken = pare_graph_new("broken");
+    pare_graph_input(broken, 1, 4, 4);
+    pare_graph_conv2d(broken, 0, 3, 9, 1, 0, "too-big-kernel");
+    CHECK_STATUS(pare_graph_save(broken, path), PARE_EINVAL);
+    pare_graph_free(broken);
+    param(small, "fc.weight")->q.n = 2;
+    CHECK_STATUS(pare_graph_save(small, path), PARE_EINVAL);
+    CHECK(strstr(pare_last_error(), "fc.weight"));
+    param(small, "fc.weight")->q.n = 1;
+
+    /* A save that fails while writing (the file size limit stops it half
+     * way) leaves the old file as it was, and no temporary file. */
+    struct rlimit old, lim;
+    CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
+    lim = old;
+    lim.rlim_cur = 65536;
+    signal(SIGXFSZ, SIG_IGN);
+    CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+    CHECK_STATUS(pare_graph_save(big, path), PARE_EIO);
+    CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+    CHECK(strstr(pare_last_error(), path));
+    CHECK_OK(pare_read_file(path, SIZE_MAX, &after, &na));
+    CHECK(na == nb && !memcmp(before, after, nb));
+    CHECKF(dir_entries(pare_test_dir()) == 1, "%d files after a failed save",
+           dir_entries(pare_test_dir()));
+    free(after);
+
+    /* A save that succeeds replaces it. */
+    CHECK_OK(pare_graph_save(big, path));
+    pare_graph *h = NULL;
+    CHECK_OK(pare_graph_load(path, &h));
+    CHECK(h && graphs_differ(big, h) == 0);
+    pare_graph_free(h);
+    free(before);
+    pare_graph_free(small);
+    pare_graph_free(big);
+}
+
+PARE_TEST(file_writer_refuses_what_reader_would)
+{
+    pare_graph *g = tiny();
+    uint8_t *a = NULL;
+    size_t na = 0;
+    pare_param *w = param(g, "conv.weight");
+
+    w->q.scheme = 1;
+    CHECK_STATUS(pare_file_encode(g, NULL, 0, &a, &na), PARE_EINVAL);
+    CHECK(strstr(pare_last_error(), "conv.weight") && a == NULL);
+    w->q.scheme = 2;
+    float *scale = w->q.scale;
+    w->q.scale = NULL;
+    CHECK_STATUS(pare_file_encode(g, NULL, 0, &a, &na), PARE_EINVAL);
+    w->q.scale = scale;
+    w->q.bits = 0;
+    CHECK_STATUS(pare_file_encode(g, NULL, 0, &a, &na), PARE_EINVAL);
+    w->q.bits = 8;
+
+    char *longname = malloc(5000);
+    memset(longname, 'k', 4999);
+    longname[4999] = 0;
+    CHECK_OK(pare_graph_meta_set(g, longname, "v"));
+    CHECK_STATUS(pare_file_encode(g, NULL, 0, &a, &na), PARE_EINVAL);
+    free(g->meta[g->n_meta - 1].key);
+    g->meta[g->n_meta - 1].key = longname;
+    longname[10] = 0;
+    CHECK_OK(pare_file_encode(g, NULL, 0, &a, &na));
+    free(a);
+
+    /* A shape the op would not infer is not saved either. */
+    g->nodes[1].out.c = 5;
+    CHECK_STATUS(pare_file_encode(g, NULL, 0, &a, &na), PARE_EINVAL);
+    CHECK(strstr(pare_last_error(), "disagrees"));
+    g->nodes[1].out.c = 3;
+    CHECK_OK(pare_file_encode(g, NULL, 0, &a, &na));
+    free(a);
+    CHECK_STATUS(pare_file_encode(NULL, NULL, 0, &a, &na), PARE_EINVAL);
+    pare_graph_free(g);
+}
+
+/* Files written by format 1.0 (the fuzz seeds, committed) must load in every
+ * later pare; and this writer must still write them byte for byte, unless the
+ * format version is raised. */
+PARE_TEST(file_reads_committed_1_0_files)
+{
+    const char *dir = "tests/fuzz/seeds/fuzz_pare_file";
+    if (!pare_file_exists(dir)) {
+        printf("skipped: %s is not here; run from the repository root\n", dir);
+        return;
+    }
+    const char *names[3] = {"input-linear.pare", "add-concat-pool.pare",
+                            "conv-mask-quant-extra.pare"};
+    for (int i = 0; i < 3; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        uint8_t *file = NULL, *again = NULL;
+        size_t n = 0, m = 0;
+        CHECK_OK(pare_read_file(path, SIZE_MAX, &file, &n));
+        pare_graph *g = NULL;
+        pare_file_extra x;
+        CHECK_OK(pare_file_decode(file, n, path, &g, &x));
+        if (g) {
+            CHECK_OK(pare_file_encode(g, x.s, x.n, &again, &m));
+            CHECKF(m == n && !memcmp(file, again, n), "%s is no longer written the same", path);
+        }
+        if (g && i == 2) {
+            const pare_param *w = &g->params[0];
+            CHECK(w->mask && w->mask[0] == 0 && w->mask[1] == 1 && w->q.n == 2);
+            CHECK(w->q.n == 2 && w->q.scale[1] == 0.25f && w->q.zero_point[1] == -4);
+            CHECK(g->params[2].frozen == 1);
+            const pare_file_section *t = pare_file_extra_find(&x, "TRST");
+            CHECK(t && t->size == 7 && !memcmp(t->data, "step=12", 7));
+        }
+        free(again);
+        free(file);
+        pare_file_extra_free(&x);
+        pare_graph_free(g);
+    }
+}
