@@ -104,7 +104,8 @@ typedef struct pare_layer_info {
     const char *name;
     const char *op;
     int out_c, out_h, out_w;
-    long long params;        /* trainable and statistics values of the layer */
+    long long params;        /* trainable values (as PyTorch counts parameters; BN running
+                              * statistics are not counted) */
     long long weights;       /* values of its weight tensor (conv, linear), else 0 */
     long long zeros;         /* weights that are zero or masked out */
     double macs;             /* multiply-accumulates per sample */
@@ -225,6 +226,10 @@ pare_status pare_trainer_step(pare_trainer *t, const float *x, const int32_t *la
 int pare_trainer_epochs_done(const pare_trainer *t);
 pare_status pare_trainer_epoch_stats(const pare_trainer *t, int epoch, pare_epoch_stats *out);
 long pare_trainer_global_step(const pare_trainer *t);
+/* The training-loss curve: n points of (epoch as a fraction, mean loss of the
+ * steps since the previous point), about 50 per epoch; pointers stay valid
+ * until the next call into the trainer. Returns n. */
+int pare_trainer_trace(const pare_trainer *t, const double **epochs, const double **losses);
 
 typedef struct pare_eval_result {
     double loss, accuracy;

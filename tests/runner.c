@@ -219,6 +219,8 @@ int main(int argc, char **argv)
             label(name, sizeof name, wt[i], wi[i]);
             puts(name);
         }
+        free(wt);
+        free(wi);
         return 0;
     }
     printf("pare tests: %d to run, %d at a time, ISA %s\n", nwork, nofork ? 1 : jobs,
@@ -241,6 +243,8 @@ int main(int argc, char **argv)
                 passed++;
         }
         printf("%d passed, %d failed\n", passed, failed);
+        free(wt);
+        free(wi);
         return failed ? 1 : 0;
     }
     job *running = calloc((size_t)jobs, sizeof(job));

@@ -221,7 +221,8 @@ pare_status pare_graph_layer_info(const pare_graph *g, int i, pare_layer_info *o
     out->macs = def->macs ? def->macs(g, n) : 0;
     for (int j = 0; j < n->n_param; j++) {
         const pare_param *p = &g->params[n->param[j]];
-        out->params += (long long)p->t->n;
+        if (p->trainable)
+            out->params += (long long)p->t->n;
         if (p->frozen)
             out->frozen = 1;
         if (p->role == PARE_ROLE_WEIGHT) {

@@ -102,6 +102,8 @@ const pare_op_def pare_op_concat = {
 static pare_status flatten_infer(const pare_graph *g, pare_node *n)
 {
     size_t s = pare_shape_size(g->nodes[n->in[0]].out);
+    if (s > (size_t)1 << 30)
+        return pare_fail(PARE_ESHAPE, "%zu values per sample are too many to flatten", s);
     n->out = (pare_shape){(int)s, 1, 1};
     return PARE_OK;
 }

@@ -1,10 +1,50 @@
-/* The pare command (placeholder until the subcommands land in this change). */
+/* The pare command: dispatch to one subcommand per file. */
 #include <stdio.h>
+#include <string.h>
 
-#include "pare.h"
+#include "cli.h"
+#include "core/blas.h"
 
-int main(void)
+typedef struct sub {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *about;
+} sub;
+
+static const sub subs[] = {
+    {"train", cmd_train, "train a model from the zoo (or continue a model) on a dataset"},
+    {"eval", cmd_eval, "evaluate a model on a dataset: loss and accuracy"},
+    {"info", cmd_info, "show a model's layers: shapes, parameters, MACs, sparsity"},
+};
+
+static void usage(FILE *f)
 {
-    printf("pare %s\n", pare_version());
-    return 0;
+    fprintf(f, "usage: pare COMMAND [options]    (pare COMMAND --help for its options)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
+        fprintf(f, "  %-8s %s\n", subs[i].name, subs[i].about);
+    fprintf(f, "\n  --version  print the version and the CPU features in use\n"
+               "  --help     this help\n\nenvironment: PARE_THREADS (default thread count), "
+               "PARE_ISA=ref|avx2|avx512 (cap the kernels), PARE_DATA (dataset folder)\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *c = argv[1];
+    if (!strcmp(c, "--help") || !strcmp(c, "-h") || !strcmp(c, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(c, "--version") || !strcmp(c, "version")) {
+        printf("pare %s (kernels: %s, BLAS: %s)\n", pare_version(), pare_isa(), pare_blas_name());
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
+        if (!strcmp(c, subs[i].name))
+            return subs[i].run(argc - 2, argv + 2);
+    fprintf(stderr, "pare: unknown command '%s' (see pare --help)\n", c);
+    return EXIT_USAGE;
 }

@@ -1,0 +1,63 @@
+/* Shared parts of the pare command: option tables, parsing with one clear
+ * line per mistake, data loading, exit codes. */
+#ifndef PARE_CLI_H
+#define PARE_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "pare.h"
+
+enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
+
+typedef enum cli_kind { CLI_FLAG, CLI_INT, CLI_LONG, CLI_U64, CLI_FLOAT, CLI_STRING, CLI_CHOICE } cli_kind;
+
+typedef struct cli_opt {
+    const char *name;           /* "--lr" */
+    cli_kind kind;
+    void *dst;                  /* int*, long*, uint64_t*, float*, const char**; CHOICE: int* index */
+    const char *arg;            /* placeholder in help: "N", "FILE" */
+    const char *help;
+    const char *const *choices; /* CHOICE: NULL-terminated */
+    double lo, hi;              /* numeric bounds (inclusive) when lo < hi */
+    int set;                    /* filled by the parser */
+} cli_opt;
+
+typedef struct cli_cmd {
+    const char *name;
+    const char *usage;          /* "MODEL.pare [options]" */
+    const char *about;          /* one paragraph */
+    cli_opt *opts;
+    int nopts;
+    int min_pos, max_pos;       /* positional arguments */
+} cli_cmd;
+
+/* Parses argv (after the command name). Returns 0 and fills positionals, or
+ * prints one line to stderr and returns EXIT_USAGE; --help prints the usage
+ * and returns -1 (the caller exits 0). */
+int cli_parse(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *npos);
+void cli_usage(const cli_cmd *cmd, FILE *f);
+const cli_opt *cli_find(const cli_cmd *cmd, const char *name);
+
+/* Prints "pare CMD: <message>" for a failed status and returns 1. */
+int cli_fail(const char *cmd, pare_status s);
+/* Prints "pare CMD: <formatted>" and returns the code. */
+int cli_error(const char *cmd, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Loads a split of a dataset: spec (fashion-mnist or a folder), or explicit
+ * IDX paths when images is set; limit > 0 keeps the first limit samples. */
+pare_status cli_load_data(const char *spec, const char *images, const char *labels, pare_split split,
+                          long limit, pare_dataset **out);
+
+/* Applies the normalisation a model was trained with, if it records one. */
+void cli_apply_model_norm(const pare_graph *g, pare_dataset *ds);
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+
+#endif
