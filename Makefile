@@ -22,8 +22,11 @@ else
 BUILD ?= build/rel
 endif
 
-BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
+# OpenBLAS by default; BLAS_LIBS=... BLAS_CFLAGS=... for another CBLAS.
+ifeq ($(origin BLAS_LIBS),undefined)
+BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null) -DPARE_OPENBLAS
 BLAS_LIBS := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+endif
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wcast-qual -Wpointer-arith

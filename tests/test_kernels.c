@@ -77,6 +77,21 @@ PARE_TEST(kernels_vec_vs_ref)
             s1 = ref->f32_vsumsq_dev(n, x, 0.3);
             s2 = k->f32_vsumsq_dev(n, x, 0.3);
             CHECKF(s1 == s2, "vsumsq_dev n=%zu", n);
+            double a1 = 0, a2 = 0, b1 = 0, b2 = 0;
+            ref->f32_vsum2(n, x, 0.7, &a1, &a2);
+            k->f32_vsum2(n, x, 0.7, &b1, &b2);
+            CHECKF(a1 == b1 && a2 == b2, "vsum2 n=%zu", n);
+            if (n > 0) {
+                double m = 0, v = 0;
+                for (size_t i = 0; i < n; i++)
+                    m += x[i];
+                m /= (double)n;
+                for (size_t i = 0; i < n; i++)
+                    v += (x[i] - m) * (x[i] - m);
+                double mk = a1 / (double)n, var = (a2 - a1 * mk) / (double)n;
+                CHECK_NEAR(mk + 0.7, m, 1e-12);
+                CHECK_NEAR(var, v / (double)n, 1e-9 * (1 + v / (double)n));
+            }
             s1 = ref->f32_vdot(n, x, -0.1, y);
             s2 = k->f32_vdot(n, x, -0.1, y);
             CHECKF(s1 == s2, "vdot n=%zu", n);

@@ -25,6 +25,9 @@ typedef void pare_f32_vaffine_fn(size_t n, const float *x, float a, float b, flo
 typedef double pare_f32_vsum_fn(size_t n, const float *x);
 /* Sum of (x - m)^2, in double. */
 typedef double pare_f32_vsumsq_dev_fn(size_t n, const float *x, double m);
+/* One pass: *s1 += sum of (x - k), *s2 += sum of (x - k)^2, in double (k, a
+ * value near the mean such as the first element, keeps the variance exact enough). */
+typedef void pare_f32_vsum2_fn(size_t n, const float *x, double k, double *s1, double *s2);
 /* Sum of (x - m) * y, in double. */
 typedef double pare_f32_vdot_fn(size_t n, const float *x, double m, const float *y);
 /* Batch-norm input gradient: dx (+)= k * (dy - a - (x - m) * b), a per-channel form. */

@@ -95,6 +95,25 @@ double VK(f32_vsumsq_dev)(size_t n, const float *x, double m)
     return lanes_total(acc);
 }
 
+void VK(f32_vsum2)(size_t n, const float *x, double k, double *s1, double *s2)
+{
+    double a[LANES] = {0}, b[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) {
+            double d = (double)x[i + l] - k;
+            a[l] += d;
+            b[l] += d * d;
+        }
+    for (int l = 0; i < n; i++, l++) {
+        double d = (double)x[i] - k;
+        a[l] += d;
+        b[l] += d * d;
+    }
+    *s1 += lanes_total(a);
+    *s2 += lanes_total(b);
+}
+
 double VK(f32_vdot)(size_t n, const float *x, double m, const float *y)
 {
     double acc[LANES] = {0};

@@ -76,12 +76,14 @@ static void bn_forward(const pare_op_ctx *c)
     for (long ch = 0; ch < C; ch++) {
         float mean, invstd;
         if (batch_stats) {
-            double sum = 0, sq = 0;
+            /* One pass over the channel: sums shifted by its first value, in double. */
+            double k = c->x[0][ch * hw], s1 = 0, s2 = 0;
             for (long b = 0; b < c->n; b++)
-                sum += vk->f32_vsum((size_t)hw, c->x[0] + (b * C + ch) * hw);
-            double mu = sum / m_count;
-            for (long b = 0; b < c->n; b++)
-                sq += vk->f32_vsumsq_dev((size_t)hw, c->x[0] + (b * C + ch) * hw, mu);
+                vk->f32_vsum2((size_t)hw, c->x[0] + (b * C + ch) * hw, k, &s1, &s2);
+            double mk = s1 / m_count, mu = k + mk;
+            double sq = s2 - s1 * mk;
+            if (sq < 0)
+                sq = 0;
             double var = sq / m_count;
             mean = (float)mu;
             invstd = (float)(1.0 / sqrt(var + (double)eps));
