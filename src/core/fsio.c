@@ -19,6 +19,19 @@ int pare_file_exists(const char *path)
     return path && stat(path, &st) == 0;
 }
 
+int pare_path_join(char *path, size_t cap, const char *dir, const char *name)
+{
+    /* By hand rather than snprintf: the length check is explicit, and gcc
+     * does not warn about a truncation that cannot happen. */
+    size_t a = strlen(dir), b = strlen(name);
+    if (a + b + 2 > cap)
+        return 0;
+    memcpy(path, dir, a);
+    path[a] = '/';
+    memcpy(path + a + 1, name, b + 1);
+    return 1;
+}
+
 pare_status pare_read_file(const char *path, size_t max, uint8_t **data, size_t *len)
 {
     *data = NULL;
@@ -63,6 +76,31 @@ pare_status pare_read_file(const char *path, size_t max, uint8_t **data, size_t 
     return PARE_OK;
 }
 
+/* Makes a rename durable across a power loss, not just a crash: fsync the
+ * folder that holds the new name. Best effort; the data itself is synced. */
+static void sync_parent(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash) {
+        dir[0] = '.';
+        dir[1] = 0;
+    } else {
+        size_t n = (size_t)(slash - path);
+        if (n == 0)
+            n = 1;
+        if (n >= sizeof dir)
+            return;
+        memcpy(dir, path, n);
+        dir[n] = 0;
+    }
+    int fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
 pare_status pare_write_file_atomic(const char *path, const void *data, size_t n)
 {
     size_t plen = strlen(path);
@@ -101,6 +139,7 @@ pare_status pare_write_file_atomic(const char *path, const void *data, size_t n)
     fd = -1;
     if (rename(tmp, path) != 0)
         goto fail_write;
+    sync_parent(path);
     free(tmp);
     return PARE_OK;
 

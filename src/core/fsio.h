@@ -13,5 +13,7 @@ pare_status pare_read_file(const char *path, size_t max, uint8_t **data, size_t 
  * never a part. On failure the old file is untouched. */
 pare_status pare_write_file_atomic(const char *path, const void *data, size_t n);
 int pare_file_exists(const char *path);
+/* "dir/name" into path (cap bytes); 0 when it does not fit. */
+int pare_path_join(char *path, size_t cap, const char *dir, const char *name);
 
 #endif

@@ -70,29 +70,15 @@ static int batch_count(pare_split split)
     return split == PARE_SPLIT_TEST ? 1 : CIFAR_TRAIN_BATCHES;
 }
 
-/* dir/name into path; 0 when it does not fit. */
-static int join(char *path, size_t cap, const char *dir, const char *name)
-{
-    /* By hand rather than snprintf: the length check is explicit, and gcc
-     * does not warn about a truncation that cannot happen. */
-    size_t a = strlen(dir), b = strlen(name);
-    if (a + b + 2 > cap)
-        return 0;
-    memcpy(path, dir, a);
-    path[a] = '/';
-    memcpy(path + a + 1, name, b + 1);
-    return 1;
-}
-
 /* The folder holding the split's first batch: dir itself or its
  * cifar-10-batches-bin/ folder; 0 when neither has it. */
 static int find_folder(const char *dir, pare_split split, char *folder, size_t cap)
 {
     char name[64], path[PATH_CAP];
     const char *first = batch_name(split, 0, name, sizeof name);
-    if (join(path, sizeof path, dir, first) && pare_file_exists(path))
+    if (pare_path_join(path, sizeof path, dir, first) && pare_file_exists(path))
         return snprintf(folder, cap, "%s", dir) < (int)cap;
-    if (join(folder, cap, dir, CIFAR_SUBDIR) && join(path, sizeof path, folder, first) &&
+    if (pare_path_join(folder, cap, dir, CIFAR_SUBDIR) && pare_path_join(path, sizeof path, folder, first) &&
         pare_file_exists(path))
         return 1;
     return 0;
@@ -127,7 +113,7 @@ pare_status pare_dataset_load_cifar10(const char *dir, pare_split split, pare_da
     int files = 0;
     long total = 0;
     for (int k = 0; k < batch_count(split); k++) {
-        if (!join(path, sizeof path, folder, batch_name(split, k, name, sizeof name)))
+        if (!pare_path_join(path, sizeof path, folder, batch_name(split, k, name, sizeof name)))
             return pare_fail(PARE_EINVAL, "the CIFAR-10 folder name %s is too long", folder);
         struct stat st;
         if (stat(path, &st) != 0) {
@@ -136,7 +122,7 @@ pare_status pare_dataset_load_cifar10(const char *dir, pare_split split, pare_da
             /* Batches are taken in order; a hole means a broken download, not a choice. */
             for (int j = k + 1; j < batch_count(split); j++) {
                 char later[64], lpath[PATH_CAP];
-                if (join(lpath, sizeof lpath, folder, batch_name(split, j, later, sizeof later)) &&
+                if (pare_path_join(lpath, sizeof lpath, folder, batch_name(split, j, later, sizeof later)) &&
                     pare_file_exists(lpath))
                     return pare_fail(PARE_EFORMAT, "%s is missing but %s is there", path, lpath);
             }
@@ -161,7 +147,7 @@ pare_status pare_dataset_load_cifar10(const char *dir, pare_split split, pare_da
         return s;
     long at = 0;
     for (int k = 0; k < files; k++) {
-        join(path, sizeof path, folder, batch_name(split, k, name, sizeof name));
+        pare_path_join(path, sizeof path, folder, batch_name(split, k, name, sizeof name));
         uint8_t *buf;
         size_t len;
         s = pare_read_file(path, sizes[k], &buf, &len);

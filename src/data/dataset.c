@@ -134,28 +134,14 @@ pare_status pare_dataset_set_normalization(pare_dataset *ds, int channels, const
     return PARE_OK;
 }
 
-/* dir/name into path; 0 when it does not fit. */
-static int join(char *path, size_t cap, const char *dir, const char *name)
-{
-    /* By hand rather than snprintf: the length check is explicit, and gcc
-     * does not warn about a truncation that cannot happen. */
-    size_t a = strlen(dir), b = strlen(name);
-    if (a + b + 2 > cap)
-        return 0;
-    memcpy(path, dir, a);
-    path[a] = '/';
-    memcpy(path + a + 1, name, b + 1);
-    return 1;
-}
-
 /* dir/base, else dir/base.gz, into path; 0 when neither exists. */
 static int find_maybe_gz(const char *dir, const char *base, char *path, size_t cap)
 {
-    if (join(path, cap, dir, base) && pare_file_exists(path))
+    if (pare_path_join(path, cap, dir, base) && pare_file_exists(path))
         return 1;
     char gz[256];
     snprintf(gz, sizeof gz, "%s.gz", base);
-    return join(path, cap, dir, gz) && pare_file_exists(path);
+    return pare_path_join(path, cap, dir, gz) && pare_file_exists(path);
 }
 
 pare_status pare_data_find_fashion_mnist(char *dir, size_t len)
