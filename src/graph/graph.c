@@ -47,6 +47,7 @@ pare_graph *pare_graph_new(const char *name)
 static void free_param(pare_param *p)
 {
     free(p->name);
+    free(p->scheme);
     pare_tensor_free(p->t);
     free(p->mask);
     free(p->q.scale);
@@ -313,6 +314,11 @@ static pare_status copy_param(pare_param *d, const pare_param *s)
     d->role = s->role;
     d->trainable = s->trainable;
     d->frozen = s->frozen;
+    if (s->scheme) {
+        d->scheme = pare_strdup(s->scheme);
+        if (!d->scheme)
+            return PARE_ENOMEM;
+    }
     if (s->mask) {
         d->mask = malloc(s->t->n);
         if (!d->mask)

@@ -79,6 +79,7 @@ typedef struct pare_param {
     pare_tensor *t;
     uint8_t *mask;         /* NULL: dense; else one byte per element, 1 keep, 0 pruned */
     int frozen;            /* excluded from optimizer updates and weight gradients */
+    char *scheme;          /* the sparsity scheme the mask follows ("2:4", "pattern:8", ...), or NULL */
     pare_qparams q;
 } pare_param;
 
