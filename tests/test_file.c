@@ -1,5 +1,6 @@
-/* The .pare file: exact round trips (zoo, masks, frozen, quantization, extra sections),
- * layout, and a sentence for every kind of damage (cuts, flipped bits, edited fields). */
+/* The .pare file: exact round trips (zoo, masks, frozen, quantization, schemes, packed
+ * tensors, extra sections), layout, sizes, and a sentence for every kind of damage
+ * (cuts, flipped bits, edited fields). */
 #include <dirent.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -165,6 +166,8 @@ static int graphs_differ(const pare_graph *a, const pare_graph *b)
         if (x->mask && y->mask && x->t->n == y->t->n)
             for (size_t k = 0; k < x->t->n; k++)
                 DIFF(!x->mask[k] != !y->mask[k], "tensor %s mask differs at %zu", x->name, k);
+        DIFF(!x->scheme != !y->scheme || (x->scheme && y->scheme && strcmp(x->scheme, y->scheme)),
+             "tensor %s scheme differs", x->name);
         DIFF(x->q.bits != y->q.bits || x->q.scheme != y->q.scheme || x->q.axis != y->q.axis ||
                  x->q.n != y->q.n,
              "tensor %s quantization differs", x->name);
@@ -259,6 +262,9 @@ static nfield node_fields(const uint8_t *p, int k)
 typedef struct tfield {
     size_t name, role, node, flags, dims, doff, dlen, menc, moff, mlen;
     size_t qbits, qscheme, qaxis, qn, soff, zoff, nattr;
+    size_t attrs;             /* the first attribute's key */
+    size_t enc, nzoff, nzlen; /* the 1.1 fields, when the record has them */
+    size_t end;               /* the record's end */
 } tfield;
 
 static tfield tens_fields(const uint8_t *p, int k)
@@ -281,7 +287,23 @@ static tfield tens_fields(const uint8_t *p, int k)
     f.soff = f.qn + 4;
     f.zoff = f.soff + 8;
     f.nattr = f.zoff + 8;
+    f.attrs = f.nattr + 4;
+    size_t at = f.attrs;
+    for (uint32_t i = 0; i < pare_le32(p + f.nattr); i++)
+        at = skip_str(p, skip_str(p, at));
+    f.enc = at;
+    f.nzoff = at + 4;
+    f.nzlen = at + 12;
+    f.end = f.name + pare_le32(p + f.name - 4);
     return f;
+}
+
+/* The data encoding of tensor k as stored: 0 (dense) when the record ends
+ * after its attributes, as 1.0 records do. */
+static uint32_t tens_enc(const uint8_t *p, int k)
+{
+    tfield f = tens_fields(p, k);
+    return f.end >= f.enc + 20 ? pare_le32(p + f.enc) : 0;
 }
 
 static int tensor_index(const pare_graph *g, const char *name)
@@ -669,12 +691,14 @@ PARE_TEST(file_forward_compatible)
     pare_graph_free(h);
     free(e.p);
 
-    /* Rebuild the file with 48-byte table entries and every GRPH and TENS
-     * record 12 bytes longer, the new table and sections placed at the end. */
+    /* Rebuild the file with 48-byte table entries and 12 bytes of later fields
+     * at the end of every GRPH and TENS record, the new table and sections
+     * placed at the end. A TENS record first gets the 1.1 fields (dense: all
+     * zero), which a 1.0 writer leaves out: later fields follow them. */
     fsec grph, tens;
     find_sec(a, "GRPH", &grph);
     find_sec(a, "TENS", &tens);
-    size_t cap = na + 2 * (grph.size + tens.size) + 4096;
+    size_t cap = na + 2 * (grph.size + tens.size) + 32 * (size_t)g->n_params + 4096;
     uint8_t *p = calloc(1, cap);
     memcpy(p, a, na);
     size_t at = (na + 63) / 64 * 64;
@@ -683,16 +707,18 @@ PARE_TEST(file_forward_compatible)
     for (int s = 0; s < 2; s++) {
         const fsec *o = olds[s];
         size_t head = s == 0 ? 8 : 4, count = pare_le32(a + o->off);
+        size_t tail = s == 0 ? 0 : 20;
         news[s] = at;
         memcpy(p + at, a + o->off, head);
         size_t r = o->off + head, w = at + head;
         for (size_t i = 0; i < count; i++) {
             uint32_t len = pare_le32(a + r);
-            pare_put_le32(p + w, len + 12);
+            pare_put_le32(p + w, (uint32_t)(len + tail + 12));
             memcpy(p + w + 4, a + r + 4, len);
-            memset(p + w + 4 + len, 0xAB, 12);
+            memset(p + w + 4 + len, 0, tail);
+            memset(p + w + 4 + len + tail, 0xAB, 12);
             r += 4 + len;
-            w += 4 + len + 12;
+            w += 4 + len + tail + 12;
         }
         newsz[s] = w - at;
         memset(p + o->off, 0, o->size);
@@ -1414,4 +1440,727 @@ PARE_TEST(file_reads_committed_1_0_files)
         pare_file_extra_free(&x);
         pare_graph_free(g);
     }
+}
+
+/* ---- format 1.1: sparsity schemes and packed tensor data ------------------ */
+
+/* The longest scheme FORMAT.md allows. */
+#define SCHEME_MAX 64
+
+static uint32_t bits_of(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static void set_bits(float *f, uint32_t u)
+{
+    memcpy(f, &u, 4);
+}
+
+/* A mask pruning about `sparsity` of p's values (all of them at 1, none at 0),
+ * each pruned value set to +0.0, as a pruner leaves them. */
+static void prune(pare_param *p, double sparsity, uint64_t seed)
+{
+    pare_rng r;
+    pare_rng_seed(&r, seed, 7, 0, 0);
+    free(p->mask);
+    p->mask = malloc(p->t->n);
+    for (size_t k = 0; k < p->t->n; k++) {
+        p->mask[k] = !(pare_rng_uniform_d(&r) < sparsity);
+        if (!p->mask[k])
+            set_bits(&p->t->data[k], 0);
+    }
+}
+
+static size_t kept(const pare_param *p)
+{
+    size_t k = 0;
+    for (size_t e = 0; e < p->t->n; e++)
+        k += p->mask[e] != 0;
+    return k;
+}
+
+static size_t nonzero(const pare_param *p)
+{
+    size_t k = 0;
+    for (size_t e = 0; e < p->t->n; e++)
+        k += bits_of(p->t->data[e]) != 0;
+    return k;
+}
+
+/* Sets about `zeros` of an unmasked tensor's values to +0.0. */
+static void zero_out(pare_param *p, double zeros, uint64_t seed)
+{
+    pare_rng r;
+    pare_rng_seed(&r, seed, 8, 0, 0);
+    for (size_t k = 0; k < p->t->n; k++)
+        if (pare_rng_uniform_d(&r) < zeros)
+            set_bits(&p->t->data[k], 0);
+}
+
+/* The awkward floats a packing could lose, put on the first kept (or nonzero)
+ * elements: signed zeros, NaNs with payloads, infinities, subnormals. For a
+ * masked tensor a kept +0.0 is included: kept values are stored whatever they are. */
+static void put_odd_values(pare_param *p)
+{
+    static const uint32_t odd[] = {0x80000000u, 0x7fc12345u, 0xffbadbadu, 0x00000001u,
+                                   0x7f800000u, 0x807fffffu, 0x00000000u};
+    size_t n_odd = sizeof odd / sizeof odd[0] - (p->mask ? 0 : 1), j = 0;
+    for (size_t e = 0; e < p->t->n && j < n_odd; e++)
+        if (p->mask ? p->mask[e] != 0 : bits_of(p->t->data[e]) != 0)
+            set_bits(&p->t->data[e], odd[j++]);
+    CHECKF(j == n_odd, "tensor %s has too few kept values for the test", p->name);
+}
+
+/* A file's bytes with bytes [from, to) of TENS replaced by n bytes of `ins`,
+ * and the length of the record whose body starts at `rec` adjusted. TENS moves
+ * to the end of the file (readers find sections through the table), so no
+ * other offset changes. CRCs are fixed. */
+static edit splice_tens(const uint8_t *a, size_t na, size_t rec, size_t from, size_t to,
+                        const void *ins, size_t n)
+{
+    fsec t;
+    edit e = {NULL, 0};
+    if (!find_sec(a, "TENS", &t))
+        return e;
+    size_t size = t.size - (to - from) + n, at = (na + 63) / 64 * 64;
+    e.len = at + size;
+    e.p = calloc(1, e.len + 64);
+    memcpy(e.p, a, na);
+    memset(e.p + t.off, 0, t.size);
+    uint8_t *d = e.p + at;
+    memcpy(d, a + t.off, from - t.off);
+    if (n)
+        memcpy(d + (from - t.off), ins, n);
+    memcpy(d + (from - t.off) + n, a + to, t.off + t.size - to);
+    pare_put_le32(d + (rec - 4 - t.off), (uint32_t)(pare_le32(a + rec - 4) - (to - from) + n));
+    pare_put_le64(e.p + t.entry + 8, at);
+    pare_put_le64(e.p + t.entry + 16, size);
+    pare_put_le64(e.p + 16, e.len);
+    fix_crcs(e.p, e.len);
+    return e;
+}
+
+/* A str as FORMAT.md lays it out, appended to buf at *at. */
+static void put_str(uint8_t *buf, size_t *at, const char *s)
+{
+    pare_put_le32(buf + *at, (uint32_t)strlen(s));
+    memcpy(buf + *at + 4, s, strlen(s));
+    *at += 4 + strlen(s);
+}
+
+static pare_graph *tiny_scheme(void)
+{
+    pare_graph *g = tiny();
+    param(g, "conv.weight")->scheme = strdup("2:4");
+    return g;
+}
+
+PARE_TEST(file_scheme_roundtrip)
+{
+    pare_graph *g = tiny_scheme();
+    char longest[SCHEME_MAX + 1];
+    for (int i = 0; i < SCHEME_MAX; i++)
+        longest[i] = (char)(0x20 + i % 95); /* every printable character, space and ~ too */
+    longest[SCHEME_MAX] = 0;
+    param(g, "fc.weight")->scheme = strdup(longest);
+    uint8_t *a, *b;
+    size_t na, nb;
+    encode(g, NULL, 0, &a, &na);
+    if (!a)
+        return;
+    CHECKF(pare_le32(a + 12) == 1, "a file with schemes says format 1.%u, not 1.1",
+           (unsigned)pare_le32(a + 12));
+    int w = tensor_index(g, "conv.weight");
+    pare_graph *h = decode_ok(a, na, NULL);
+    if (h) {
+        CHECK(graphs_differ(g, h) == 0);
+        CHECK(same_str(h->params[w].scheme, "2:4"));
+        CHECK(same_str(param(h, "fc.weight")->scheme, longest));
+        CHECK(param(h, "bn.gamma")->scheme == NULL);
+        encode(h, NULL, 0, &b, &nb);
+        CHECK(nb == na && !memcmp(a, b, na));
+        free(b);
+        pare_graph_free(h);
+    }
+
+    /* The attribute as FORMAT.md lays it out; a scheme alone adds no 1.1 field
+     * (tiny's tensors are not packed), so a 1.0 reader reads the record whole. */
+    tfield f = tens_fields(a, w);
+    CHECK(pare_le32(a + f.nattr) == 1);
+    CHECK(pare_le32(a + f.attrs) == 6 && !memcmp(a + f.attrs + 4, "scheme", 6));
+    CHECK(pare_le32(a + f.attrs + 10) == 3 && !memcmp(a + f.attrs + 14, "2:4", 3));
+    CHECK(f.end == f.enc);
+
+    /* Other keys are read, checked and skipped, before or after the scheme. */
+    uint8_t ins[128];
+    size_t n = 0;
+    put_str(ins, &n, "note");
+    put_str(ins, &n, "made by hand");
+    for (int after = 0; after < 2; after++) {
+        size_t at = after ? f.end : f.attrs;
+        edit e = splice_tens(a, na, f.name, at, at, ins, n);
+        pare_put_le32(e.p + tens_fields(e.p, w).nattr, 2);
+        fix_crcs(e.p, e.len);
+        h = decode_ok(e.p, e.len, NULL);
+        CHECKF(h && graphs_differ(g, h) == 0, "another attribute %s the scheme changed the graph",
+               after ? "after" : "before");
+        pare_graph_free(h);
+        free(e.p);
+    }
+
+    /* Two schemes; values that are not 1 to 64 printable ASCII characters. */
+    n = 0;
+    put_str(ins, &n, "scheme");
+    put_str(ins, &n, "4:8");
+    edit e = splice_tens(a, na, f.name, f.end, f.end, ins, n);
+    pare_put_le32(e.p + tens_fields(e.p, w).nattr, 2);
+    REJECT(e, "section TENS: tensor 'conv.weight' has two scheme attributes");
+    const char *bad_value = "has a scheme attribute that is not 1 to 64 printable ASCII characters";
+    e = copy(a, na);
+    e.p[f.attrs + 15] = 0x01;
+    REJECT(e, bad_value);
+    e = copy(a, na);
+    e.p[f.attrs + 15] = 0xC3;
+    REJECT(e, bad_value);
+    e = copy(a, na);
+    e.p[f.attrs + 15] = 0x7F;
+    REJECT(e, bad_value);
+    uint8_t empty[4] = {0};
+    e = splice_tens(a, na, f.name, f.attrs + 10, f.attrs + 17, empty, 4);
+    REJECT(e, bad_value);
+    n = 0;
+    char v65[66];
+    memset(v65, 'x', 65);
+    v65[65] = 0;
+    put_str(ins, &n, v65);
+    e = splice_tens(a, na, f.name, f.attrs + 10, f.attrs + 17, ins, n);
+    REJECT(e, bad_value);
+    free(a);
+
+    /* The writer refuses what the reader would. */
+    pare_param *p = param(g, "conv.weight");
+    const char *bad[] = {"", "2:4\n", "caf\xc3\xa9", "tab\there", v65};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        free(p->scheme);
+        p->scheme = strdup(bad[i]);
+        a = NULL;
+        CHECK_STATUS(pare_file_encode(g, NULL, 0, &a, &na), PARE_EINVAL);
+        CHECKF(a == NULL && strstr(pare_last_error(), "tensor 'conv.weight' has a sparsity scheme"),
+               "scheme %zu: %s", i, pare_last_error());
+    }
+    /* No scheme anywhere: the file is 1.0 again. */
+    free(p->scheme);
+    p->scheme = NULL;
+    free(param(g, "fc.weight")->scheme);
+    param(g, "fc.weight")->scheme = NULL;
+    encode(g, NULL, 0, &a, &na);
+    CHECK(a && pare_le32(a + 12) == 0);
+    free(a);
+    pare_graph_free(g);
+}
+
+/* Every weight of lenet masked at another sparsity; pruned values +0.0. */
+PARE_TEST(file_packed_by_mask_roundtrip)
+{
+    static const char *names[5] = {"conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight",
+                                   "fc3.weight"};
+    static const double sparsity[5] = {0, 0.5, 0.9, 0.99, 1.0};
+    pare_graph *g = zoo("lenet", 21);
+    size_t dense_len;
+    uint8_t *a, *b;
+    size_t na, nb;
+    encode(g, NULL, 0, &a, &dense_len);
+    free(a);
+    for (int i = 0; i < 5; i++)
+        prune(param(g, names[i]), sparsity[i], (uint64_t)i + 1);
+    put_odd_values(param(g, "fc1.weight"));
+    put_odd_values(param(g, "conv2.weight"));
+    encode(g, NULL, 0, &a, &na);
+    if (!a)
+        return;
+    CHECK(pare_le32(a + 12) == 1);
+    fsec data;
+    find_sec(a, "DATA", &data);
+    for (int i = 0; i < 5; i++) {
+        const pare_param *p = param(g, names[i]);
+        int k = tensor_index(g, names[i]);
+        tfield f = tens_fields(a, k);
+        size_t keep = kept(p);
+        uint64_t doff = pare_le64(a + f.doff), dlen = pare_le64(a + f.dlen);
+        if (sparsity[i] == 0) {
+            /* Nothing to leave out: dense, and the record as 1.0 wrote it. */
+            CHECK(keep == p->t->n && f.end == f.enc && dlen == 4 * p->t->n);
+            continue;
+        }
+        CHECKF(tens_enc(a, k) == 1, "%s (sparsity %g) has data encoding %u, not 1", names[i],
+               sparsity[i], (unsigned)tens_enc(a, k));
+        CHECKF(dlen == 4 * keep, "%s keeps %zu values but has %llu data bytes", names[i], keep,
+               (unsigned long long)dlen);
+        CHECK(doff % 64 == 0 && doff >= data.off && doff + dlen <= data.off + data.size);
+        CHECK(pare_le64(a + f.nzoff) == 0 && pare_le64(a + f.nzlen) == 0);
+        CHECK(pare_le32(a + f.menc) == 1 && pare_le64(a + f.mlen) == (p->t->n + 7) / 8);
+        /* The kept values in element order, as they are. */
+        size_t j = 0;
+        for (size_t e = 0; e < p->t->n && j < 64; e++)
+            if (p->mask[e])
+                CHECK(pare_le32(a + doff + 4 * j++) == bits_of(p->t->data[e]));
+    }
+    CHECK(kept(param(g, "fc3.weight")) == 0);
+    CHECKF(na < dense_len / 4, "pruned lenet: %zu bytes, dense %zu", na, dense_len);
+
+    pare_graph *h = decode_ok(a, na, NULL);
+    if (h) {
+        CHECK(graphs_differ(g, h) == 0);
+        const pare_param *p = param(h, "fc1.weight");
+        size_t j = 0;
+        for (size_t e = 0; e < p->t->n; e++) {
+            if (!p->mask[e])
+                CHECKF(bits_of(p->t->data[e]) == 0, "pruned value %zu is %08x", e,
+                       (unsigned)bits_of(p->t->data[e]));
+            else if (j < 7 && ++j)
+                CHECK(bits_of(p->t->data[e]) == bits_of(param(g, "fc1.weight")->t->data[e]));
+        }
+        CHECK(j == 7);
+        encode(h, NULL, 0, &b, &nb);
+        CHECK(nb == na && !memcmp(a, b, na));
+        free(b);
+        pare_graph_free(h);
+    }
+    free(a);
+    pare_graph_free(g);
+}
+
+/* A pruned value that is not +0.0 (trained past its mask, or -0.0) makes the
+ * tensor dense: a packed file would lose it. */
+PARE_TEST(file_packed_only_when_lossless)
+{
+    static const uint32_t stray[3] = {0x3fc00000u /* 1.5 */, 0x80000000u /* -0.0 */,
+                                      0x7fc00001u /* NaN */};
+    for (int i = 0; i < 3; i++) {
+        pare_graph *g = zoo("lenet", 30 + (uint64_t)i);
+        pare_param *p = param(g, "fc1.weight");
+        prune(p, 0.9, 3);
+        size_t e = 0;
+        while (p->mask[e])
+            e++;
+        set_bits(&p->t->data[e], stray[i]);
+        uint8_t *a;
+        size_t na;
+        encode(g, NULL, 0, &a, &na);
+        if (!a)
+            continue;
+        int k = tensor_index(g, "fc1.weight");
+        tfield f = tens_fields(a, k);
+        CHECKF(f.end == f.enc && pare_le64(a + f.dlen) == 4 * p->t->n,
+               "a pruned value %08x did not keep fc1.weight dense", (unsigned)stray[i]);
+        CHECK(pare_le32(a + 12) == 0);
+        pare_graph *h = decode_ok(a, na, NULL);
+        if (h) {
+            CHECK(graphs_differ(g, h) == 0);
+            CHECK(bits_of(param(h, "fc1.weight")->t->data[e]) == stray[i]);
+            pare_graph_free(h);
+        }
+        free(a);
+        pare_graph_free(g);
+    }
+}
+
+/* Unmasked tensors mostly +0.0 (an imported pruned model) store a bitmap of
+ * their nonzero values and those values only. */
+PARE_TEST(file_packed_by_nonzero_roundtrip)
+{
+    pare_graph *g = zoo("lenet", 40);
+    pare_param *seventy = param(g, "fc1.weight"), *forty = param(g, "fc2.weight");
+    pare_param *all = param(g, "conv2.weight"), *negz = param(g, "fc3.weight");
+    zero_out(seventy, 0.7, 1);
+    put_odd_values(seventy);
+    zero_out(forty, 0.4, 2);
+    zero_out(all, 1.0, 3);
+    for (size_t e = 0; e < negz->t->n; e++)
+        set_bits(&negz->t->data[e], 0x80000000u); /* -0.0 is not zero here */
+    uint8_t *a, *b;
+    size_t na, nb;
+    encode(g, NULL, 0, &a, &na);
+    if (!a)
+        return;
+    CHECK(pare_le32(a + 12) == 1);
+    fsec data;
+    find_sec(a, "DATA", &data);
+    const pare_param *packed[2] = {seventy, all};
+    for (int i = 0; i < 2; i++) {
+        const pare_param *p = packed[i];
+        int k = tensor_index(g, p->name);
+        tfield f = tens_fields(a, k);
+        size_t nz = nonzero(p);
+        CHECKF(tens_enc(a, k) == 2, "%s has data encoding %u, not 2", p->name,
+               (unsigned)tens_enc(a, k));
+        uint64_t doff = pare_le64(a + f.doff), dlen = pare_le64(a + f.dlen);
+        uint64_t zoff = pare_le64(a + f.nzoff), zlen = pare_le64(a + f.nzlen);
+        CHECK(dlen == 4 * nz && zlen == (p->t->n + 7) / 8);
+        CHECK(pare_le32(a + f.menc) == 0 && pare_le64(a + f.moff) == 0);
+        CHECK(zoff % 64 == 0 && doff % 64 == 0);
+        CHECK(dlen == 0 || zoff >= doff + dlen || doff >= zoff + zlen);
+        CHECK(zoff >= data.off && zoff + zlen <= data.off + data.size);
+        CHECK(doff >= data.off && doff + dlen <= data.off + data.size);
+        size_t j = 0;
+        int bitmap_ok = 1, values_ok = 1;
+        for (size_t e = 0; e < p->t->n; e++) {
+            int set = (a[zoff + e / 8] >> (e % 8)) & 1;
+            bitmap_ok &= set == (bits_of(p->t->data[e]) != 0);
+            if (set)
+                values_ok &= pare_le32(a + doff + 4 * j++) == bits_of(p->t->data[e]);
+        }
+        CHECKF(bitmap_ok && values_ok, "%s: the nonzero bitmap or its values are not as stored",
+               p->name);
+    }
+    CHECK(nonzero(all) == 0 && pare_le64(a + tens_fields(a, tensor_index(g, all->name)).dlen) == 0);
+    /* 40% zeros, or -0.0 everywhere: dense, records as 1.0 wrote them. */
+    const pare_param *dense[2] = {forty, negz};
+    for (int i = 0; i < 2; i++) {
+        tfield f = tens_fields(a, tensor_index(g, dense[i]->name));
+        CHECKF(f.end == f.enc && pare_le64(a + f.dlen) == 4 * dense[i]->t->n, "%s is not dense",
+               dense[i]->name);
+    }
+    pare_graph *h = decode_ok(a, na, NULL);
+    if (h) {
+        CHECK(graphs_differ(g, h) == 0);
+        CHECK(param(h, "fc1.weight")->mask == NULL);
+        encode(h, NULL, 0, &b, &nb);
+        CHECK(nb == na && !memcmp(a, b, na));
+        free(b);
+        pare_graph_free(h);
+    }
+    free(a);
+    pare_graph_free(g);
+}
+
+/* tiny() with a packed-by-mask conv.weight (54 values) and a packed-by-nonzero
+ * fc.weight (108 values, unmasked, quantized): small enough to damage bit by bit. */
+static pare_graph *tiny_packed(void)
+{
+    pare_graph *g = tiny_scheme();
+    pare_param *w = param(g, "conv.weight"), *fw = param(g, "fc.weight");
+    for (size_t e = 0; e < w->t->n; e++)
+        if (!w->mask[e])
+            set_bits(&w->t->data[e], 0);
+    set_bits(&w->t->data[1], 0x80000000u);
+    w->mask[1] = 1;
+    zero_out(fw, 0.75, 5);
+    set_bits(&fw->t->data[0], 0x7fc12345u);
+    return g;
+}
+
+PARE_TEST(file_rejects_unknown_data_encoding)
+{
+    pare_graph *g = tiny_packed();
+    uint8_t *a;
+    size_t na;
+    encode(g, NULL, 0, &a, &na);
+    if (!a)
+        return;
+    int w = tensor_index(g, "conv.weight"), fb = tensor_index(g, "fc.bias");
+    CHECK(tens_enc(a, w) == 1 && tens_enc(a, tensor_index(g, "fc.weight")) == 2);
+    tfield f = tens_fields(a, w);
+    edit e = copy(a, na);
+    pare_put_le32(e.p + f.enc, 3);
+    REJECT(e, "m.pare: section TENS: tensor 'conv.weight' uses data encoding 3, which this pare "
+              "does not know (written by a newer pare?)");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.enc, 0xFFFFFFFFu);
+    REJECT(e, "tensor 'conv.weight' uses data encoding 4294967295, which this pare does not know "
+              "(written by a newer pare?)");
+    /* The same on a dense record given the 1.1 fields. */
+    tfield fbf = tens_fields(a, fb);
+    uint8_t tail[20] = {9};
+    e = splice_tens(a, na, fbf.name, fbf.end, fbf.end, tail, sizeof tail);
+    REJECT(e, "tensor 'fc.bias' uses data encoding 9, which this pare does not know");
+    /* Encoding 0 written out in full is dense, as if absent. */
+    tail[0] = 0;
+    e = splice_tens(a, na, fbf.name, fbf.end, fbf.end, tail, sizeof tail);
+    pare_graph *h = decode_ok(e.p, e.len, NULL);
+    CHECK(h && graphs_differ(g, h) == 0);
+    pare_graph_free(h);
+    free(e.p);
+    free(a);
+    pare_graph_free(g);
+}
+
+PARE_TEST(file_rejects_damaged_packed_tensors)
+{
+    pare_graph *g = tiny_packed();
+    uint8_t *a;
+    size_t na;
+    encode(g, NULL, 0, &a, &na);
+    fsec data;
+    if (!a || !find_sec(a, "DATA", &data))
+        return;
+    int w = tensor_index(g, "conv.weight"), fwi = tensor_index(g, "fc.weight");
+    const pare_param *pw = &g->params[w], *pf = &g->params[fwi];
+    CHECK(tens_enc(a, w) == 1 && tens_enc(a, fwi) == 2);
+    tfield f = tens_fields(a, w), ff = tens_fields(a, fwi);
+    size_t keep = kept(pw), nz = nonzero(pf);
+    uint64_t moff = pare_le64(a + f.moff), doff = pare_le64(a + f.doff);
+    uint64_t zoff = pare_le64(a + ff.nzoff), fdoff = pare_le64(a + ff.doff);
+    char want[200];
+    edit e;
+
+    /* Packed by mask: the mask's population fixes the data length. */
+    size_t one = 0, zero = 0;
+    while (!pw->mask[one])
+        one++;
+    while (pw->mask[zero])
+        zero++;
+    e = copy(a, na);
+    e.p[moff + one / 8] ^= (uint8_t)(1u << (one % 8));
+    snprintf(want, sizeof want,
+             "tensor 'conv.weight' is packed by its mask, which keeps %zu of its 54 values, but "
+             "has %zu data bytes, not %zu",
+             keep - 1, 4 * keep, 4 * (keep - 1));
+    REJECT(e, want);
+    e = copy(a, na);
+    e.p[moff + zero / 8] ^= (uint8_t)(1u << (zero % 8));
+    snprintf(want, sizeof want, "which keeps %zu of its 54 values", keep + 1);
+    REJECT(e, want);
+    e = copy(a, na);
+    e.p[moff] ^= 1;
+    expect_reject(e.p, e.len, "section DATA is corrupted", "mask bit flipped, CRC not fixed");
+    free(e.p);
+    e = copy(a, na);
+    pare_put_le64(e.p + f.dlen, 4 * keep + 4);
+    REJECT(e, "but has");
+    e = copy(a, na);
+    pare_put_le64(e.p + f.dlen, 4 * keep - 4);
+    REJECT(e, "is packed by its mask, which keeps");
+    e = copy(a, na);
+    pare_put_le64(e.p + f.dlen, 4 * 54);
+    snprintf(want, sizeof want, "which keeps %zu of its 54 values, but has 216 data bytes", keep);
+    REJECT(e, want);
+    e = copy(a, na);
+    pare_put_le64(e.p + f.dlen, data.size + 64);
+    REJECT(e, "its data array");
+    e = copy(a, na);
+    pare_put_le64(e.p + f.doff, doff + 4);
+    REJECT(e, "its data array starts at offset");
+    /* Read as dense, the record says what a 1.0 reader says of a packed tensor. */
+    e = copy(a, na);
+    pare_put_le32(e.p + f.enc, 0);
+    snprintf(want, sizeof want, "tensor 'conv.weight' has 54 values but %zu data bytes", 4 * keep);
+    REJECT(e, want);
+    e = copy(a, na);
+    pare_put_le32(e.p + f.menc, 0);
+    pare_put_le64(e.p + f.moff, 0);
+    pare_put_le64(e.p + f.mlen, 0);
+    REJECT(e, "tensor 'conv.weight' is packed by its mask (data encoding 1) but has no mask");
+    e = copy(a, na);
+    pare_put_le64(e.p + f.nzoff, data.off);
+    REJECT(e, "tensor 'conv.weight' has data encoding 1 but a nonzero bitmap offset or length");
+    e = copy(a, na);
+    pare_put_le64(e.p + f.nzlen, 7);
+    REJECT(e, "has data encoding 1 but a nonzero bitmap offset or length");
+    e = splice_tens(a, na, f.name, f.enc + 12, f.enc + 20, NULL, 0);
+    REJECT(e, "the record of tensor 'conv.weight' ends 12 bytes into its data encoding fields");
+    e = splice_tens(a, na, f.name, f.enc + 1, f.enc + 20, NULL, 0);
+    REJECT(e, "ends 1 bytes into its data encoding fields, which take 20");
+
+    /* Packed by nonzero bitmap: its population fixes the data length, and it
+     * marks exactly the values that are not +0.0. */
+    size_t set = 0;
+    while (!((a[zoff + set / 8] >> (set % 8)) & 1))
+        set++;
+    e = copy(a, na);
+    e.p[zoff + set / 8] ^= (uint8_t)(1u << (set % 8));
+    snprintf(want, sizeof want,
+             "tensor 'fc.weight' is packed by its nonzero bitmap, which marks %zu of its 108 "
+             "values, but has %zu data bytes, not %zu",
+             nz - 1, 4 * nz, 4 * (nz - 1));
+    REJECT(e, want);
+    e = copy(a, na);
+    pare_put_le32(e.p + fdoff, 0);
+    snprintf(want, sizeof want,
+             "tensor 'fc.weight': its nonzero bitmap marks element %zu, but the value stored for "
+             "it is 0",
+             set);
+    REJECT(e, want);
+    e = copy(a, na);
+    e.p[zoff + 13] |= 0x80; /* bit 111 of 108 */
+    REJECT(e, "tensor 'fc.weight': its nonzero bitmap has bits set past its 108 values");
+    e = copy(a, na);
+    pare_put_le64(e.p + ff.nzlen, 13);
+    REJECT(e, "tensor 'fc.weight' has 108 values but a 13-byte nonzero bitmap");
+    e = copy(a, na);
+    pare_put_le64(e.p + ff.nzoff, 0);
+    pare_put_le64(e.p + ff.nzlen, 0);
+    REJECT(e, "tensor 'fc.weight' has 108 values but a 0-byte nonzero bitmap");
+    e = copy(a, na);
+    pare_put_le64(e.p + ff.nzoff, zoff + 8);
+    REJECT(e, "tensor 'fc.weight': its nonzero bitmap array starts at offset");
+    e = copy(a, na);
+    pare_put_le64(e.p + ff.nzoff, data.off + data.size);
+    REJECT(e, "its nonzero bitmap array (14 bytes at offset");
+    e = copy(a, na);
+    pare_put_le64(e.p + ff.dlen, 4 * nz + 64);
+    REJECT(e, "is packed by its nonzero bitmap, which marks");
+
+    /* Many records pointing at one bitmap: fc.weight made as large as DATA's
+     * bytes can mark, after conv.weight's bitmap was counted. */
+    e = copy(a, na);
+    pare_put_le32(e.p + ff.dims, 1);
+    pare_put_le32(e.p + ff.dims + 4, (uint32_t)(8 * data.size - 8));
+    pare_put_le64(e.p + ff.nzoff, data.off);
+    pare_put_le64(e.p + ff.nzlen, data.size - 1);
+    REJECT(e, "more than the");
+
+    /* A value changed with its CRC fixed is a different model, not damage the
+     * format can see: as for dense tensors, the CRC is what guards values. */
+    e = copy(a, na);
+    e.p[doff + 4 * keep - 1] ^= 0x40;
+    expect_reject(e.p, e.len, "section DATA is corrupted", "packed value flipped");
+    fix_crcs(e.p, e.len);
+    pare_graph *h = decode_ok(e.p, e.len, NULL);
+    if (h) {
+        size_t last = pw->t->n - 1;
+        while (!pw->mask[last])
+            last--;
+        const pare_param *hw = param(h, "conv.weight");
+        CHECK((bits_of(hw->t->data[last]) ^ bits_of(pw->t->data[last])) == 0x40000000u);
+        CHECK(!memcmp(hw->t->data, pw->t->data, 4 * last));
+    }
+    pare_graph_free(h);
+    free(e.p);
+
+    /* Every cut and every flipped bit of the whole file. */
+    char ctx[64];
+    for (size_t n = 1; n < na; n++) {
+        snprintf(ctx, sizeof ctx, "packed tiny cut at %zu", n);
+        expect_reject(a, n, "truncated", ctx);
+    }
+    flip_bits(a, na, 0, 8 * na, 1, "packed tiny");
+    free(a);
+    pare_graph_free(g);
+}
+
+/* Later minor versions may append fields after the 1.1 ones: skipped. */
+PARE_TEST(file_packed_forward_compatible)
+{
+    pare_graph *g = tiny_packed();
+    uint8_t *a;
+    size_t na;
+    encode(g, NULL, 0, &a, &na);
+    if (!a)
+        return;
+    uint8_t later[12];
+    memset(later, 0xAB, sizeof later);
+    for (int k = 0; k < g->n_params; k++) {
+        tfield f = tens_fields(a, k);
+        if (f.end == f.enc)
+            continue; /* a dense record: later fields need the 1.1 ones first */
+        edit e = splice_tens(a, na, f.name, f.end, f.end, later, sizeof later);
+        pare_graph *h = decode_ok(e.p, e.len, NULL);
+        CHECKF(h && graphs_differ(g, h) == 0, "later fields on %s", g->params[k].name);
+        pare_graph_free(h);
+        free(e.p);
+    }
+    free(a);
+    pare_graph_free(g);
+}
+
+static int cmp_magnitude(const void *x, const void *y)
+{
+    float a = fabsf(**(const float *const *)x), b = fabsf(**(const float *const *)y);
+    if (a != b)
+        return a < b ? -1 : 1;
+    /* Ties by position, so the order does not depend on qsort. */
+    const float *p = *(const float *const *)x, *q = *(const float *const *)y;
+    return (p > q) - (p < q);
+}
+
+/* The target: a 90%-sparse fmnist-cnn's file is at most 35% of the dense one. */
+PARE_TEST(file_packed_size_fmnist_cnn)
+{
+    pare_graph *g = NULL;
+    CHECK_OK(pare_zoo_build("fmnist-cnn", 0, 7, &g));
+    if (!g)
+        return;
+    char dense_path[1024], sparse_path[1024];
+    snprintf(dense_path, sizeof dense_path, "%s", pare_test_path("dense.pare"));
+    snprintf(sparse_path, sizeof sparse_path, "%s", pare_test_path("sparse.pare"));
+    CHECK_OK(pare_graph_save(g, dense_path));
+    size_t weights = 0;
+    /* Magnitude pruning of every conv and linear weight: the smallest 90%
+     * masked and set to +0.0, as a pruner leaves them. */
+    for (int i = 0; i < g->n_params; i++) {
+        pare_param *p = &g->params[i];
+        pare_op_type op = g->nodes[p->node].op;
+        if (p->role != PARE_ROLE_WEIGHT || (op != PARE_OP_CONV2D && op != PARE_OP_LINEAR))
+            continue;
+        size_t n = p->t->n, cut = n * 9 / 10;
+        float **order = malloc(n * sizeof *order);
+        for (size_t e = 0; e < n; e++)
+            order[e] = &p->t->data[e];
+        qsort(order, n, sizeof *order, cmp_magnitude);
+        p->mask = malloc(n);
+        memset(p->mask, 1, n);
+        for (size_t e = 0; e < cut; e++) {
+            p->mask[order[e] - p->t->data] = 0;
+            *order[e] = 0.0f;
+        }
+        free(order);
+        p->scheme = strdup("unstructured");
+        weights += n;
+    }
+    CHECK_OK(pare_graph_save(g, sparse_path));
+    uint8_t *dense = NULL, *sparse = NULL, *again = NULL;
+    size_t nd = 0, ns = 0, nagain = 0;
+    CHECK_OK(pare_read_file(dense_path, SIZE_MAX, &dense, &nd));
+    CHECK_OK(pare_read_file(sparse_path, SIZE_MAX, &sparse, &ns));
+    printf("fmnist-cnn, %zu conv/linear weights: dense file %zu bytes, 90%%-pruned file %zu "
+           "bytes (%.1f%%)\n",
+           weights, nd, ns, 100.0 * (double)ns / (double)(nd ? nd : 1));
+    CHECKF(ns * 100 <= nd * 35, "the 90%%-pruned file is %zu bytes, more than 35%% of %zu", ns, nd);
+    pare_graph *h = NULL;
+    CHECK_OK(pare_graph_load(sparse_path, &h));
+    if (h) {
+        CHECK(graphs_differ(g, h) == 0);
+        CHECK_OK(pare_file_encode(h, NULL, 0, &again, &nagain));
+        CHECK(nagain == ns && again && !memcmp(again, sparse, ns));
+        pare_graph_free(h);
+    }
+    free(again);
+    free(dense);
+    free(sparse);
+    pare_graph_free(g);
+}
+
+/* The committed 1.1 seed: a packed-by-mask conv weight with a scheme and a
+ * packed-by-nonzero linear weight; it loads, and is written back byte for byte. */
+PARE_TEST(file_reads_committed_1_1_file)
+{
+    const char *path = "tests/fuzz/seeds/fuzz_pare_file/packed-mask-nonzero-scheme.pare";
+    if (!pare_file_exists(path)) {
+        printf("skipped: %s is not here; run from the repository root\n", path);
+        return;
+    }
+    uint8_t *file = NULL, *again = NULL;
+    size_t n = 0, m = 0;
+    CHECK_OK(pare_read_file(path, SIZE_MAX, &file, &n));
+    pare_graph *g = NULL;
+    CHECK_OK(pare_file_decode(file, n, path, &g, NULL));
+    if (g) {
+        CHECK(pare_le32(file + 12) == 1);
+        CHECK_OK(pare_file_encode(g, NULL, 0, &again, &m));
+        CHECKF(m == n && !memcmp(file, again, n), "%s is no longer written the same", path);
+        const pare_param *w = param(g, "c.weight"), *fw = param(g, "fc.weight");
+        CHECK(tens_enc(file, tensor_index(g, "c.weight")) == 1);
+        CHECK(tens_enc(file, tensor_index(g, "fc.weight")) == 2);
+        CHECK(same_str(w->scheme, "unstructured") && w->mask && kept(w) == 9);
+        CHECK(bits_of(w->t->data[2]) == 0x80000000u && w->t->data[1] == 0.0f);
+        CHECK(fw->mask == NULL && nonzero(fw) == 10);
+        CHECK(bits_of(fw->t->data[5]) == 0x7fc01234u && bits_of(fw->t->data[1]) == 0x80000000u);
+    }
+    free(again);
+    free(file);
+    pare_graph_free(g);
 }

@@ -39,6 +39,16 @@ const char *pare_file_qparams_problem(const pare_qparams *q, int ndim, const int
     return buf;
 }
 
+int pare_file_scheme_ok(const char *s, size_t n)
+{
+    if (!s || n == 0 || n > PARE_FILE_SCHEME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
 static int cmp_name(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -156,6 +166,14 @@ pare_status pare_file_check_graph(const pare_graph *g)
         char why[160];
         if (pare_file_qparams_problem(&p->q, p->t->ndim, p->t->dims, p->t->n, why, sizeof why))
             return pare_fail(PARE_EFORMAT, "tensor '%s' %s", p->name, why);
+        /* The scheme is stored as text and shown to people: no control bytes,
+         * no encodings to guess, and short. Its meaning is compress's business. */
+        if (p->scheme &&
+            !pare_file_scheme_ok(p->scheme, strnlen(p->scheme, PARE_FILE_SCHEME_MAX + 1)))
+            return pare_fail(PARE_EFORMAT,
+                             "tensor '%s' has a sparsity scheme that is not 1 to %d printable "
+                             "ASCII characters",
+                             p->name, PARE_FILE_SCHEME_MAX);
     }
     for (int i = 0; i < g->n_meta; i++) {
         const pare_meta *m = &g->meta[i];

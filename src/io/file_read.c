@@ -462,8 +462,215 @@ static pare_status check_array(const sec *data, uint64_t off, uint64_t n, const 
     return PARE_OK;
 }
 
+/* Bits set in a bitmap of n elements (FORMAT.md, "Mask bitmap"). */
+static size_t bitmap_count(const uint8_t *bm, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < (n + 7) / 8; i++) {
+        unsigned b = bm[i];
+        b = b - ((b >> 1) & 0x55u);
+        b = (b & 0x33u) + ((b >> 2) & 0x33u);
+        k += (b + (b >> 4)) & 0x0fu;
+    }
+    return k;
+}
+
+/* Unused bits of a bitmap's last byte are zero, so each bitmap has one encoding. */
+static int bitmap_spare_bits(const uint8_t *bm, size_t n)
+{
+    return n % 8 && (bm[n / 8] >> (n % 8));
+}
+
+static int bit(const uint8_t *bm, size_t e)
+{
+    return (bm[e >> 3] >> (e & 7)) & 1;
+}
+
+/* The per-tensor attributes: "scheme" becomes p->scheme; other keys are
+ * checked for form and skipped, as later versions may add them. */
+static pare_status read_attrs(pare_rbuf *r, pare_param *p, uint32_t n_attr)
+{
+    const char *nm = p->name;
+    pare_status s = PARE_OK;
+    char field[80];
+    if (!count_fits(n_attr, pare_rbuf_left(r), 8))
+        return sec_fail("TENS",
+                        "tensor '%s' says it has %lu attributes, more than its record holds", nm,
+                        (unsigned long)n_attr);
+    for (uint32_t k = 0; k < n_attr; k++) {
+        snprintf(field, sizeof field, "attribute %lu of tensor '%.40s'", (unsigned long)k, nm);
+        char *key = get_str(r, PARE_FILE_NAME_MAX, "TENS", field, &s);
+        if (!key)
+            return s;
+        char *val = get_str(r, PARE_FILE_VALUE_MAX, "TENS", field, &s);
+        if (!val) {
+            free(key);
+            return s;
+        }
+        int scheme = !strcmp(key, PARE_FILE_ATTR_SCHEME);
+        free(key);
+        if (!scheme) {
+            free(val);
+            continue;
+        }
+        if (p->scheme)
+            s = sec_fail("TENS", "tensor '%s' has two scheme attributes", nm);
+        else if (!pare_file_scheme_ok(val, strlen(val)))
+            s = sec_fail("TENS",
+                         "tensor '%s' has a scheme attribute that is not 1 to %d printable ASCII "
+                         "characters",
+                         nm, PARE_FILE_SCHEME_MAX);
+        if (s != PARE_OK) {
+            free(val);
+            return s;
+        }
+        p->scheme = val;
+    }
+    return PARE_OK;
+}
+
+/* Where a tensor's values are and how they are stored. */
+typedef struct tdata {
+    uint64_t off, len;     /* the data array */
+    uint32_t menc;         /* mask encoding */
+    uint64_t moff, mlen;   /* the mask bitmap */
+    uint32_t enc;          /* data encoding (1.1; 0 when the record ends before it) */
+    uint64_t nzoff, nzlen; /* the nonzero bitmap of encoding 2 */
+} tdata;
+
+/* The 1.1 fields after the attribute list come as one group: a record ends
+ * before them (dense, as 1.0 wrote it) or holds all of them; whatever follows
+ * them belongs to a later minor version and is skipped. */
+static pare_status read_tail(pare_rbuf *r, const char *nm, tdata *d)
+{
+    size_t left = pare_rbuf_left(r);
+    d->enc = PARE_FILE_DATA_DENSE;
+    d->nzoff = d->nzlen = 0;
+    if (left == 0)
+        return PARE_OK;
+    if (left < PARE_FILE_TENSOR_TAIL)
+        return sec_fail("TENS",
+                        "the record of tensor '%s' ends %zu bytes into its data encoding fields, "
+                        "which take %d",
+                        nm, left, PARE_FILE_TENSOR_TAIL);
+    d->enc = pare_rbuf_u32(r);
+    d->nzoff = pare_rbuf_u64(r);
+    d->nzlen = pare_rbuf_u64(r);
+    return PARE_OK;
+}
+
+/* Checks where a tensor's arrays are and what sizes they have, before any is read. */
+static pare_status check_arrays(const sec *data, const tdata *d, size_t count, const char *nm)
+{
+    pare_status s;
+    if (d->enc > PARE_FILE_DATA_BY_NONZERO)
+        return sec_fail("TENS",
+                        "tensor '%s' uses data encoding %lu, which this pare does not know "
+                        "(written by a newer pare?)",
+                        nm, (unsigned long)d->enc);
+    /* Packed lengths depend on a bitmap's contents and are checked once it
+     * has been read (unpack). */
+    if (d->enc == PARE_FILE_DATA_DENSE && d->len != (uint64_t)count * sizeof(float))
+        return sec_fail("TENS", "tensor '%s' has %zu values but %llu data bytes", nm, count,
+                        ull(d->len));
+    if ((s = check_array(data, d->off, d->len, nm, "data")))
+        return s;
+    if (d->menc == PARE_FILE_MASK_NONE) {
+        if (d->moff != 0 || d->mlen != 0)
+            return sec_fail("TENS", "tensor '%s' has no mask but a mask offset or length", nm);
+    } else if (d->menc == PARE_FILE_MASK_BITMAP) {
+        if (d->mlen != (count + 7) / 8)
+            return sec_fail("TENS", "tensor '%s' has %zu values but a %llu-byte mask bitmap", nm,
+                            count, ull(d->mlen));
+        if ((s = check_array(data, d->moff, d->mlen, nm, "mask")))
+            return s;
+    } else {
+        return sec_fail(
+            "TENS", "tensor '%s' has mask encoding %lu; this pare knows 0 (none) and 1 (bitmap)",
+            nm, (unsigned long)d->menc);
+    }
+    if (d->enc == PARE_FILE_DATA_BY_MASK && d->menc != PARE_FILE_MASK_BITMAP)
+        return sec_fail("TENS",
+                        "tensor '%s' is packed by its mask (data encoding 1) but has no mask", nm);
+    if (d->enc != PARE_FILE_DATA_BY_NONZERO) {
+        if (d->nzoff != 0 || d->nzlen != 0)
+            return sec_fail("TENS",
+                            "tensor '%s' has data encoding %lu but a nonzero bitmap offset or "
+                            "length (only encoding 2 has one)",
+                            nm, (unsigned long)d->enc);
+    } else {
+        if (d->nzlen != (count + 7) / 8)
+            return sec_fail("TENS", "tensor '%s' has %zu values but a %llu-byte nonzero bitmap", nm,
+                            count, ull(d->nzlen));
+        if ((s = check_array(data, d->nzoff, d->nzlen, nm, "nonzero bitmap")))
+            return s;
+    }
+    return PARE_OK;
+}
+
+/* Fills p->t (zeroed, count values) and p->mask from the arrays check_arrays
+ * accepted. A packed array must hold exactly the values its bitmap selects:
+ * its length is checked against the bitmap's population, not trusted. */
+static pare_status unpack(const uint8_t *buf, const tdata *d, pare_param *p, size_t count)
+{
+    const char *nm = p->name;
+    const uint8_t *mask = d->menc == PARE_FILE_MASK_BITMAP ? buf + d->moff : NULL;
+    const uint8_t *nz = d->enc == PARE_FILE_DATA_BY_NONZERO ? buf + d->nzoff : NULL;
+    if (mask && bitmap_spare_bits(mask, count))
+        return sec_fail("TENS", "tensor '%s': its mask bitmap has bits set past its %zu values", nm,
+                        count);
+    if (nz && bitmap_spare_bits(nz, count))
+        return sec_fail("TENS", "tensor '%s': its nonzero bitmap has bits set past its %zu values",
+                        nm, count);
+    if (mask) {
+        p->mask = malloc(count);
+        if (!p->mask)
+            return pare_fail(PARE_ENOMEM, "out of memory reading the mask of tensor '%s'", nm);
+        for (size_t e = 0; e < count; e++)
+            p->mask[e] = (uint8_t)bit(mask, e);
+    }
+    const uint8_t *src = buf + d->off;
+    float *v = p->t->data;
+    if (d->enc == PARE_FILE_DATA_DENSE) {
+        get_f32s(v, src, count);
+        return PARE_OK;
+    }
+    const uint8_t *sel = d->enc == PARE_FILE_DATA_BY_MASK ? mask : nz;
+    size_t stored = bitmap_count(sel, count);
+    if (d->len != (uint64_t)stored * sizeof(float)) {
+        if (d->enc == PARE_FILE_DATA_BY_MASK)
+            return sec_fail("TENS",
+                            "tensor '%s' is packed by its mask, which keeps %zu of its %zu values, "
+                            "but has %llu data bytes, not %llu",
+                            nm, stored, count, ull(d->len), ull((uint64_t)stored * 4));
+        return sec_fail("TENS",
+                        "tensor '%s' is packed by its nonzero bitmap, which marks %zu of its %zu "
+                        "values, but has %llu data bytes, not %llu",
+                        nm, stored, count, ull(d->len), ull((uint64_t)stored * 4));
+    }
+    size_t k = 0;
+    for (size_t e = 0; e < count; e++) {
+        if (!bit(sel, e))
+            continue; /* +0.0: pare_tensor_new zeroes */
+        uint32_t u = pare_le32(src + 4 * k++);
+        /* Encoding 2 leaves out exactly the +0.0 elements; a stored +0.0 means
+         * the bitmap or the value was damaged. */
+        if (nz && u == 0)
+            return sec_fail("TENS",
+                            "tensor '%s': its nonzero bitmap marks element %zu, but the value "
+                            "stored for it is 0",
+                            nm, e);
+        memcpy(&v[e], &u, 4);
+    }
+    return PARE_OK;
+}
+
+/* packed: bytes of bitmap that the packed tensors read so far need, one bitmap
+ * each. A packed tensor of n values needs only n / 8 bytes of DATA, so without
+ * this bound many records pointing at one bitmap would make a small file
+ * allocate 32 times more than records pointing at one dense array could. */
 static pare_status read_tensor(pare_rbuf *r, const uint8_t *buf, const sec *data, pare_graph *g,
-                               uint32_t i)
+                               uint32_t i, uint64_t *packed)
 {
     pare_param *p = &g->params[i];
     pare_status s = PARE_OK;
@@ -515,9 +722,12 @@ static pare_status read_tensor(pare_rbuf *r, const uint8_t *buf, const sec *data
                             (unsigned long)v, INT_MAX);
         dims[d] = (int)v;
     }
-    uint64_t doff = pare_rbuf_u64(r), dlen = pare_rbuf_u64(r);
-    uint32_t menc = pare_rbuf_u32(r);
-    uint64_t moff = pare_rbuf_u64(r), mlen = pare_rbuf_u64(r);
+    tdata d;
+    d.off = pare_rbuf_u64(r);
+    d.len = pare_rbuf_u64(r);
+    d.menc = pare_rbuf_u32(r);
+    d.moff = pare_rbuf_u64(r);
+    d.mlen = pare_rbuf_u64(r);
     pare_qparams q = {0};
     q.bits = pare_rbuf_i32(r);
     q.scheme = pare_rbuf_i32(r);
@@ -534,24 +744,20 @@ static pare_status read_tensor(pare_rbuf *r, const uint8_t *buf, const sec *data
                         "tensor '%s': its dimensions multiply to more values than this "
                         "pare can hold",
                         nm);
-    if (dlen != (uint64_t)count * sizeof(float))
-        return sec_fail("TENS", "tensor '%s' has %zu values but %llu data bytes", nm, count,
-                        ull(dlen));
-    if ((s = check_array(data, doff, dlen, nm, "data")))
+    /* The encoding, after the attributes, says how long the data array must
+     * be; so the whole record is read before any array is checked. */
+    if ((s = read_attrs(r, p, n_attr)) || (s = read_tail(r, nm, &d)) ||
+        (s = check_arrays(data, &d, count, nm)))
         return s;
-    if (menc == PARE_FILE_MASK_NONE) {
-        if (moff != 0 || mlen != 0)
-            return sec_fail("TENS", "tensor '%s' has no mask but a mask offset or length", nm);
-    } else if (menc == PARE_FILE_MASK_BITMAP) {
-        if (mlen != (count + 7) / 8)
-            return sec_fail("TENS", "tensor '%s' has %zu values but a %llu-byte mask bitmap", nm,
-                            count, ull(mlen));
-        if ((s = check_array(data, moff, mlen, nm, "mask")))
-            return s;
-    } else {
-        return sec_fail(
-            "TENS", "tensor '%s' has mask encoding %lu; this pare knows 0 (none) and 1 (bitmap)",
-            nm, (unsigned long)menc);
+    if (d.enc != PARE_FILE_DATA_DENSE) {
+        /* No overflow: *packed <= DATA's size < 2^63 before, a bitmap < 2^61. */
+        *packed += (count + 7) / 8;
+        if (*packed > data->size)
+            return sec_fail("TENS",
+                            "tensor '%s': the bitmaps of the packed tensors up to it add up to "
+                            "%llu bytes, more than the %llu-byte DATA section holds (do tensors "
+                            "share a bitmap?)",
+                            nm, ull(*packed), ull(data->size));
     }
     if (qn > INT_MAX || qn > count)
         return sec_fail("TENS", "tensor '%s' has %lu quantization scales for its %zu values", nm,
@@ -562,40 +768,12 @@ static pare_status read_tensor(pare_rbuf *r, const uint8_t *buf, const sec *data
     if (qn > 0 && ((s = check_array(data, soff, (uint64_t)qn * 4, nm, "scale")) ||
                    (s = check_array(data, zoff, (uint64_t)qn * 4, nm, "zero-point"))))
         return s;
-    if (!count_fits(n_attr, pare_rbuf_left(r), 8))
-        return sec_fail("TENS",
-                        "tensor '%s' says it has %lu attributes, more than its record holds", nm,
-                        (unsigned long)n_attr);
-    /* Per-tensor key/value facts are for later versions; this one has none to
-     * act on, but still checks that they are well formed. */
-    for (uint32_t k = 0; k < n_attr; k++) {
-        snprintf(field, sizeof field, "attribute %lu of tensor '%.40s'", (unsigned long)k, nm);
-        char *key = get_str(r, PARE_FILE_NAME_MAX, "TENS", field, &s);
-        if (!key)
-            return s;
-        free(key);
-        char *val = get_str(r, PARE_FILE_VALUE_MAX, "TENS", field, &s);
-        if (!val)
-            return s;
-        free(val);
-    }
 
     p->t = pare_tensor_new(ndim, dims);
     if (!p->t)
         return PARE_ENOMEM;
-    get_f32s(p->t->data, buf + doff, count);
-    if (menc == PARE_FILE_MASK_BITMAP) {
-        const uint8_t *bm = buf + moff;
-        /* Unused bits of the last byte are zero, so each mask has one encoding. */
-        if (count % 8 && (bm[count / 8] >> (count % 8)))
-            return sec_fail("TENS", "tensor '%s': its mask bitmap has bits set past its %zu values",
-                            nm, count);
-        p->mask = malloc(count);
-        if (!p->mask)
-            return pare_fail(PARE_ENOMEM, "out of memory reading the mask of tensor '%s'", nm);
-        for (size_t e = 0; e < count; e++)
-            p->mask[e] = (uint8_t)((bm[e >> 3] >> (e & 7)) & 1);
-    }
+    if ((s = unpack(buf, &d, p, count)))
+        return s;
     p->q.bits = q.bits;
     p->q.scheme = q.scheme;
     p->q.axis = q.axis;
@@ -629,6 +807,7 @@ static pare_status read_tens(const uint8_t *buf, const sec *tens, const sec *dat
     if (!g->params)
         return pare_fail(PARE_ENOMEM, "out of memory reading %lu tensors", (unsigned long)count);
     g->cap_params = count > 0 ? (int)count : 1;
+    uint64_t packed = 0;
     for (uint32_t i = 0; i < count; i++) {
         uint32_t len = pare_rbuf_u32(&r);
         if (r.bad || len > pare_rbuf_left(&r))
@@ -637,7 +816,7 @@ static pare_status read_tens(const uint8_t *buf, const sec *tens, const sec *dat
         pare_rbuf_init(&rec, r.p + r.pos, len);
         r.pos += len;
         g->n_params = (int)i + 1;
-        pare_status s = read_tensor(&rec, buf, data, g, i);
+        pare_status s = read_tensor(&rec, buf, data, g, i, &packed);
         if (s != PARE_OK)
             return s;
     }

@@ -19,10 +19,13 @@ _Static_assert(sizeof(pare_attrs) ==
 /* Keeps the section count far from int overflow. */
 #define PARE_FILE_MAX_EXTRA (1 << 20)
 
-/* Where one parameter's arrays go, as offsets from the start of DATA. */
+/* Where one parameter's arrays go, as offsets from the start of DATA, and how
+ * its values are stored. */
 typedef struct place {
-    size_t data, mask, scale, zp;
-    size_t mask_len;
+    size_t data, mask, nonzero, scale, zp;
+    size_t mask_len, nonzero_len;
+    uint32_t enc;  /* PARE_FILE_DATA_* */
+    size_t stored; /* values in the data array */
 } place;
 
 /* *at += n, then rounded up to the alignment; 0 on overflow. */
@@ -35,6 +38,60 @@ static int advance(size_t *at, size_t n)
     return 1;
 }
 
+/* Bytes an array of n bytes takes in DATA, padding included. A tensor's byte
+ * count is far below SIZE_MAX (pare_dims_count keeps it under SIZE_MAX / 8). */
+static size_t footprint(size_t n)
+{
+    return (n + PARE_FILE_ALIGN - 1) / PARE_FILE_ALIGN * PARE_FILE_ALIGN;
+}
+
+/* Packing leaves out elements and brings them back as +0.0, so only an element
+ * whose bits are those of +0.0 may be left out: -0.0 is a different float,
+ * and == would call it zero. */
+static int is_plus_zero(float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    return u == 0;
+}
+
+/* Picks how a tensor's values are stored (FORMAT.md, "Data encodings"). Packing
+ * is lossless by construction and is used only when it saves whole 64-byte
+ * blocks: a packed array cannot be used in place from a mapped file, so a few
+ * bytes are not worth that. A mask's bitmap is stored anyway, so packing by it
+ * costs nothing more; a nonzero bitmap costs 1/32 of the dense array, and is
+ * used only for tensors mostly zero (imported pruned models), not for every
+ * tensor that happens to hold a few zeros. */
+static void choose_encoding(const pare_param *p, place *q)
+{
+    const float *v = p->t->data;
+    size_t n = p->t->n, dense = footprint(n * sizeof(float));
+    q->enc = PARE_FILE_DATA_DENSE;
+    q->stored = n;
+    if (p->mask) {
+        size_t kept = 0;
+        for (size_t e = 0; e < n; e++) {
+            if (p->mask[e])
+                kept++;
+            else if (!is_plus_zero(v[e]))
+                return; /* a pruned weight with a value: only dense keeps it */
+        }
+        if (footprint(kept * sizeof(float)) < dense) {
+            q->enc = PARE_FILE_DATA_BY_MASK;
+            q->stored = kept;
+        }
+        return;
+    }
+    size_t nonzero = 0;
+    for (size_t e = 0; e < n; e++)
+        nonzero += !is_plus_zero(v[e]);
+    if (2 * (n - nonzero) > n &&
+        footprint((n + 7) / 8) + footprint(nonzero * sizeof(float)) < dense) {
+        q->enc = PARE_FILE_DATA_BY_NONZERO;
+        q->stored = nonzero;
+    }
+}
+
 /* Places every array in DATA, each at a multiple of 64, and returns DATA's
  * size; *ok is 0 when the sizes overflow. */
 static size_t place_arrays(const pare_graph *g, place *pl, int *ok)
@@ -45,13 +102,20 @@ static size_t place_arrays(const pare_graph *g, place *pl, int *ok)
         const pare_param *p = &g->params[i];
         place *q = &pl[i];
         memset(q, 0, sizeof *q);
+        choose_encoding(p, q);
         q->data = at;
-        if (!advance(&at, p->t->n * sizeof(float)))
+        if (!advance(&at, q->stored * sizeof(float)))
             goto overflow;
         if (p->mask) {
             q->mask = at;
             q->mask_len = (p->t->n + 7) / 8;
             if (!advance(&at, q->mask_len))
+                goto overflow;
+        }
+        if (q->enc == PARE_FILE_DATA_BY_NONZERO) {
+            q->nonzero = at;
+            q->nonzero_len = (p->t->n + 7) / 8;
+            if (!advance(&at, q->nonzero_len))
                 goto overflow;
         }
         if (p->q.n > 0) {
@@ -67,6 +131,16 @@ static size_t place_arrays(const pare_graph *g, place *pl, int *ok)
 overflow:
     *ok = 0;
     return 0;
+}
+
+/* The minor version a file needs: 1.1 only when it uses what 1.1 added, so a
+ * graph that 1.0 could store is stored exactly as 1.0 stored it. */
+static uint32_t minor_version(const pare_graph *g, const place *pl)
+{
+    for (int i = 0; i < g->n_params; i++)
+        if (pl[i].enc != PARE_FILE_DATA_DENSE || g->params[i].scheme)
+            return PARE_FILE_MINOR;
+    return PARE_FILE_MINOR_BASE;
 }
 
 static void put_meta(pare_wbuf *b, const pare_graph *g)
@@ -146,7 +220,7 @@ static void put_tens(pare_wbuf *b, const pare_graph *g, const place *pl, uint64_
         for (int d = 0; d < p->t->ndim; d++)
             pare_wbuf_u32(b, (uint32_t)p->t->dims[d]);
         pare_wbuf_u64(b, base + q->data);
-        pare_wbuf_u64(b, (uint64_t)p->t->n * sizeof(float));
+        pare_wbuf_u64(b, (uint64_t)q->stored * sizeof(float));
         pare_wbuf_u32(b, p->mask ? PARE_FILE_MASK_BITMAP : PARE_FILE_MASK_NONE);
         pare_wbuf_u64(b, p->mask ? base + q->mask : 0);
         pare_wbuf_u64(b, p->mask ? q->mask_len : 0);
@@ -156,10 +230,28 @@ static void put_tens(pare_wbuf *b, const pare_graph *g, const place *pl, uint64_
         pare_wbuf_u32(b, (uint32_t)p->q.n);
         pare_wbuf_u64(b, p->q.n > 0 ? base + q->scale : 0);
         pare_wbuf_u64(b, p->q.n > 0 ? base + q->zp : 0);
-        /* Per-tensor key/value facts (e.g. a pruning scheme): none yet. */
-        pare_wbuf_u32(b, 0);
+        /* Per-tensor key/value facts: the sparsity scheme when there is one. */
+        pare_wbuf_u32(b, p->scheme ? 1 : 0);
+        if (p->scheme) {
+            pare_wbuf_str(b, PARE_FILE_ATTR_SCHEME);
+            pare_wbuf_str(b, p->scheme);
+        }
+        /* 1.1 fields, only for a packed tensor: a dense record ends as in 1.0,
+         * which reads the same (no field means dense). */
+        if (q->enc != PARE_FILE_DATA_DENSE) {
+            pare_wbuf_u32(b, q->enc);
+            pare_wbuf_u64(b, q->nonzero_len ? base + q->nonzero : 0);
+            pare_wbuf_u64(b, q->nonzero_len);
+        }
         end_record(b, rec);
     }
+}
+
+static void put_f32(uint8_t *dst, float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    pare_put_le32(dst, u);
 }
 
 static void put_f32s(uint8_t *dst, const float *v, size_t n)
@@ -182,7 +274,23 @@ static void put_data(uint8_t *dst, const pare_graph *g, const place *pl)
     for (int i = 0; i < g->n_params; i++) {
         const pare_param *p = &g->params[i];
         const place *q = &pl[i];
-        put_f32s(dst + q->data, p->t->data, p->t->n);
+        const float *v = p->t->data;
+        size_t n = p->t->n, k = 0;
+        uint8_t *d = dst + q->data;
+        if (q->enc == PARE_FILE_DATA_DENSE) {
+            put_f32s(d, v, n);
+        } else if (q->enc == PARE_FILE_DATA_BY_MASK) {
+            for (size_t e = 0; e < n; e++)
+                if (p->mask[e])
+                    put_f32(d + 4 * k++, v[e]);
+        } else {
+            uint8_t *m = dst + q->nonzero;
+            for (size_t e = 0; e < n; e++)
+                if (!is_plus_zero(v[e])) {
+                    m[e >> 3] |= (uint8_t)(1u << (e & 7));
+                    put_f32(d + 4 * k++, v[e]);
+                }
+        }
         if (p->mask) {
             uint8_t *m = dst + q->mask;
             for (size_t e = 0; e < p->t->n; e++)
@@ -330,7 +438,7 @@ pare_status pare_file_encode(const pare_graph *g, const pare_file_section *extra
 
     memcpy(file + PARE_FH_MAGIC, PARE_FILE_MAGIC, PARE_FILE_MAGIC_LEN);
     pare_put_le32(file + PARE_FH_MAJOR, PARE_FILE_MAJOR);
-    pare_put_le32(file + PARE_FH_MINOR, PARE_FILE_MINOR);
+    pare_put_le32(file + PARE_FH_MINOR, minor_version(g, pl));
     pare_put_le64(file + PARE_FH_FILE_SIZE, end);
     pare_put_le64(file + PARE_FH_TABLE_OFFSET, PARE_FILE_HEADER_SIZE);
     pare_put_le32(file + PARE_FH_SECTION_COUNT, (uint32_t)ns);

@@ -12,9 +12,12 @@
 #define PARE_FILE_MAGIC "PAREMDL"
 #define PARE_FILE_MAGIC_LEN 8
 
-/* A reader takes any minor version of its major; see "Versions" in FORMAT.md. */
+/* A reader takes any minor version of its major; see "Versions" in FORMAT.md.
+ * The writer says 1.1 only when a file uses something 1.1 added (a packed data
+ * encoding or a scheme attribute), so files without them stay 1.0 byte for byte. */
 #define PARE_FILE_MAJOR 1
-#define PARE_FILE_MINOR 0
+#define PARE_FILE_MINOR 1
+#define PARE_FILE_MINOR_BASE 0
 
 #define PARE_FILE_HEADER_SIZE 64
 #define PARE_FILE_ENTRY_SIZE 32
@@ -55,6 +58,20 @@ enum {
 #define PARE_FILE_MASK_NONE 0
 #define PARE_FILE_MASK_BITMAP 1
 
+/* How a tensor's values are stored (format 1.1; a 1.0 record has no such field
+ * and is dense). Packed encodings store only some elements, in element order;
+ * every element not stored is +0.0. */
+#define PARE_FILE_DATA_DENSE 0
+#define PARE_FILE_DATA_BY_MASK 1    /* the elements whose mask bit is 1 */
+#define PARE_FILE_DATA_BY_NONZERO 2 /* the elements set in a bitmap of their own */
+/* Bytes of the 1.1 fields after a tensor record's attribute list: data
+ * encoding (u32), nonzero bitmap offset (u64) and length (u64). */
+#define PARE_FILE_TENSOR_TAIL 20
+
+/* The per-tensor attribute that holds pare_param.scheme, and its limit. */
+#define PARE_FILE_ATTR_SCHEME "scheme"
+#define PARE_FILE_SCHEME_MAX 64
+
 /* pare_attrs as GRPH stores it: these many int32 fields, then float32 fields. */
 #define PARE_FILE_INT_ATTRS 15
 #define PARE_FILE_FLOAT_ATTRS 3
@@ -66,6 +83,10 @@ enum {
  * with a sentence; the writer reports it as a bad argument, the reader as a bad
  * file. */
 pare_status pare_file_check_graph(const pare_graph *g);
+
+/* 1 when s (n bytes) can be a tensor's scheme: 1 to PARE_FILE_SCHEME_MAX
+ * printable ASCII characters. */
+int pare_file_scheme_ok(const char *s, size_t n);
 
 /* NULL when q suits a tensor of n elements with these dims, else a phrase
  * saying what is wrong ("has 3 scales; per-channel quantization ..."). */

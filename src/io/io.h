@@ -28,7 +28,9 @@ void pare_file_extra_free(pare_file_extra *x);
 /* The first extra section with this tag, or NULL. */
 const pare_file_section *pare_file_extra_find(const pare_file_extra *x, const char *tag);
 
-/* Serialises g (and extra sections, may be NULL/0) into memory. */
+/* Serialises g (and extra sections, may be NULL/0) into memory. A tensor is
+ * stored packed (only the values it keeps) when that is lossless and smaller:
+ * docs/FORMAT.md, "Data encodings". */
 pare_status pare_file_encode(const pare_graph *g, const pare_file_section *extra, int n_extra,
                              uint8_t **out, size_t *len);
 /* Parses a whole file held in memory. `what` names it in error messages (a
