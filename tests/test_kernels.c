@@ -171,11 +171,16 @@ PARE_TEST(kernels_vec_semantics)
     g = -0.25f;
     k->f32_adamw(1, &w, &g, &m, &v, NULL, 0.01f, 0.9f, 0.999f, 1e-8f, 0.1f, 0.1f, 0.001f);
     CHECK_NEAR(w, 2.0 * (1 - 0.01 * 0.1) + 0.01 * (0.25 / (0.25 + 1e-8)), 1e-6);
-    /* A masked weight stays exactly zero with its state. */
+    /* A masked weight is zero after a step, and so is its state, whatever they were. */
     uint8_t mask0 = 0;
-    w = 0.0f;
-    buf = 0.0f;
+    w = 0.5f;
+    buf = 0.7f;
     g = 3.0f;
-    k->f32_sgd(1, &w, &g, &buf, &mask0, 0.1f, 0.9f, 0.01f, 0, 1);
+    k->f32_sgd(1, &w, &g, &buf, &mask0, 0.1f, 0.9f, 0.01f, 0, 0);
     CHECK(w == 0.0f && buf == 0.0f);
+    w = 0.5f;
+    m = 0.2f;
+    v = 0.3f;
+    k->f32_adamw(1, &w, &g, &m, &v, &mask0, 0.01f, 0.9f, 0.999f, 1e-8f, 0.1f, 0.1f, 0.001f);
+    CHECK(w == 0.0f && m == 0.0f && v == 0.0f);
 }

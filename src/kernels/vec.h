@@ -33,9 +33,9 @@ typedef double pare_f32_vdot_fn(size_t n, const float *x, double m, const float 
 /* Batch-norm input gradient: dx (+)= k * (dy - a - (x - m) * b), a per-channel form. */
 typedef void pare_f32_vbn_bwd_fn(size_t n, const float *x, const float *dy, float m, float k,
                                  float a, float b, float *dx, int acc);
-/* SGD with momentum (PyTorch's form): g' = mask ? g + wd*w : 0; buf = first ? g'
- * : mom*buf + g'; step = nesterov ? g' + mom*buf : buf; w = mask ? w - lr*step : 0.
- * mask may be NULL. */
+/* SGD with momentum (PyTorch's form): g' = mask ? g + wd*w : 0; buf = mask ?
+ * (first ? g' : mom*buf + g') : 0; step = nesterov ? g' + mom*buf : buf;
+ * w = mask ? w - lr*step : 0. mask may be NULL. */
 typedef void pare_f32_sgd_fn(size_t n, float *w, const float *g, float *buf, const uint8_t *mask,
                              float lr, float mom, float wd, int nesterov, int first);
 /* AdamW: w -= lr*wd*w; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;

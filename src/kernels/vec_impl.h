@@ -143,7 +143,7 @@ void VK(f32_sgd)(size_t n, float *w, const float *g, float *buf, const uint8_t *
     for (size_t i = 0; i < n; i++) {
         float keep = mask ? (float)mask[i] : 1.0f;
         float gi = (g[i] + wd * w[i]) * keep;
-        float b = first ? gi : mom * buf[i] + gi;
+        float b = (first ? gi : mom * buf[i] + gi) * keep;
         buf[i] = b;
         float step = nesterov ? gi + mom * b : b;
         w[i] = (w[i] - lr * step) * keep;
@@ -157,8 +157,8 @@ void VK(f32_adamw)(size_t n, float *w, const float *g, float *m, float *v, const
         float keep = mask ? (float)mask[i] : 1.0f;
         float gi = g[i] * keep;
         float wi = w[i] - lr * wd * w[i];
-        float mi = b1 * m[i] + (1.0f - b1) * gi;
-        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+        float mi = (b1 * m[i] + (1.0f - b1) * gi) * keep;
+        float vi = (b2 * v[i] + (1.0f - b2) * gi * gi) * keep;
         m[i] = mi;
         v[i] = vi;
         float den = sqrtf(vi / c2) + eps;

@@ -112,11 +112,17 @@ static void update_range(const pare_optim *o, const pare_vec_kernels *vk, int p,
 
 void pare_optim_step(pare_optim *o, pare_graph *g, pare_exec *e, float lr, int threads)
 {
+    pare_optim_step_skip(o, g, e, lr, threads, NULL);
+}
+
+void pare_optim_step_skip(pare_optim *o, pare_graph *g, pare_exec *e, float lr, int threads,
+                          const uint8_t *skip)
+{
     const pare_vec_kernels *vk = pare_vec();
     for (int p = 0; p < o->n; p++) {
         pare_param *pp = &g->params[p];
         const float *gr = pare_exec_param_grad(e, p);
-        if (!gr || !o->s1[p])
+        if (!gr || !o->s1[p] || (skip && skip[p]))
             continue;
         size_t n = o->len[p];
         int nt = n < PAR_MIN ? 1 : threads;

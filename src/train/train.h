@@ -15,6 +15,10 @@ void pare_optim_free(pare_optim *o);
  * gradients, at learning rate lr. Masked weights (param.mask) stay exactly
  * zero and their gradients and state are masked. */
 void pare_optim_step(pare_optim *o, pare_graph *g, pare_exec *e, float lr, int threads);
+/* The same, leaving the parameters with skip[p] != 0 alone (their own update
+ * is the caller's, e.g. BiP's dense weights behind a mask). */
+void pare_optim_step_skip(pare_optim *o, pare_graph *g, pare_exec *e, float lr, int threads,
+                          const uint8_t *skip);
 /* The optimizer state as bytes, and back (same graph layout required). */
 void pare_optim_save(const pare_optim *o, pare_wbuf *b);
 pare_status pare_optim_load(pare_optim *o, pare_rbuf *r);

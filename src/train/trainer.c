@@ -47,7 +47,29 @@ struct pare_trainer {
     double *trace_x, *trace_y;
     double trace_acc;
     long trace_steps;
+    pare_train_hooks hooks;
 };
+
+void pare_trainer_set_hooks(pare_trainer *t, const pare_train_hooks *h)
+{
+    if (h)
+        t->hooks = *h;
+    else
+        memset(&t->hooks, 0, sizeof t->hooks);
+}
+
+pare_exec *pare_trainer_exec(pare_trainer *t) { return t->exec; }
+pare_optim *pare_trainer_optim(pare_trainer *t) { return t->opt; }
+pare_graph *pare_trainer_graph(pare_trainer *t) { return t->g; }
+long pare_trainer_steps_per_epoch(const pare_trainer *t) { return t->spe; }
+
+static double lr_of(const pare_trainer *t, long step)
+{
+    long total = t->total > 0 ? t->total : step + 1;
+    if (t->hooks.lr)
+        return t->hooks.lr(step, total, t->spe, t->hooks.user);
+    return pare_lr_at(&t->c, step, total, t->spe);
+}
 
 static double now_s(void)
 {
@@ -191,9 +213,13 @@ static double step_on_input(pare_trainer *t, int n, long *correct)
     double loss = pare_softmax_xent(pare_exec_output(t->exec), t->labels, n, k,
                                     pare_exec_output_grad(t->exec), correct);
     pare_exec_backward(t->exec, n);
-    float lr = (float)pare_lr_at(&t->c, t->global_step, t->total > 0 ? t->total : t->global_step + 1, t->spe);
+    if (t->hooks.after_backward)
+        t->hooks.after_backward(t, t->hooks.user);
+    float lr = (float)lr_of(t, t->global_step);
     pare_optim_step(t->opt, g, t->exec, lr, t->threads);
     t->global_step++;
+    if (t->hooks.after_step)
+        t->hooks.after_step(t, t->hooks.user);
     return loss;
 }
 
@@ -575,7 +601,7 @@ pare_status pare_trainer_run(pare_trainer *t, const pare_dataset *train, const p
             t->epoch_seconds = prev_secs + (now_s() - t0);
             base_event(t, &ev, PARE_EV_STEP);
             ev.loss = t->loss_sum / (double)t->seen;
-            ev.lr = pare_lr_at(&t->c, t->global_step - 1, t->total, t->spe);
+            ev.lr = lr_of(t, t->global_step - 1);
             ev.seconds = t->epoch_seconds;
             ev.images_per_s = t->epoch_seconds > 0 ? (double)(t->seen - seen_at_start) / (now_s() - t0) : 0;
             emit(t, &ev);
@@ -600,7 +626,7 @@ pare_status pare_trainer_run(pare_trainer *t, const pare_dataset *train, const p
         st.train_acc = t->seen ? (double)t->correct / (double)t->seen : 0;
         st.seconds = t->epoch_seconds;
         st.images_per_s = t->epoch_seconds > 0 ? (double)t->seen / t->epoch_seconds : 0;
-        st.lr_end = pare_lr_at(&t->c, t->global_step - 1, t->total, t->spe);
+        st.lr_end = lr_of(t, t->global_step - 1);
         st.test_loss = st.test_acc = -1;
         if (test) {
             pare_eval_result er;

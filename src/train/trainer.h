@@ -11,6 +11,27 @@ pare_status pare_evaluate_cb(pare_graph *g, const pare_dataset *ds, int batch, i
                              pare_eval_result *out, pare_train_callback cb, void *user,
                              const pare_train_event *proto);
 
+/* Hooks for methods that change training (pruning, ADMM, efficient training).
+ * Called on every optimizer step of pare_trainer_run and pare_trainer_step. */
+typedef struct pare_train_hooks {
+    void *user;
+    /* After backward, before the optimizer step: may change the gradients
+     * (pare_exec_param_grad on pare_trainer_exec). */
+    void (*after_backward)(pare_trainer *t, void *user);
+    /* After the optimizer step: may change weights and masks. */
+    void (*after_step)(pare_trainer *t, void *user);
+    /* When set, the learning rate of step `step` (0-based) of `total`,
+     * instead of the configured schedule. */
+    double (*lr)(long step, long total, long steps_per_epoch, void *user);
+} pare_train_hooks;
+
+void pare_trainer_set_hooks(pare_trainer *t, const pare_train_hooks *h);
+struct pare_exec *pare_trainer_exec(pare_trainer *t);
+struct pare_optim *pare_trainer_optim(pare_trainer *t);
+pare_graph *pare_trainer_graph(pare_trainer *t);
+/* Steps per epoch and in all, known once pare_trainer_run has seen the data. */
+long pare_trainer_steps_per_epoch(const pare_trainer *t);
+
 /* Tags of the checkpoint sections. */
 #define PARE_CKPT_STATE "TRST"
 #define PARE_CKPT_OPTIM "OPTS"

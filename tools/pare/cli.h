@@ -59,5 +59,6 @@ void cli_apply_model_norm(const pare_graph *g, pare_dataset *ds);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
 
 #endif

@@ -20,6 +20,13 @@ static void human(double v, char *buf, size_t n)
         snprintf(buf, n, "%.0f", v);
 }
 
+/* The sparsity scheme of a layer's weight, or NULL. */
+static const char *scheme_of(const pare_graph *g, int node)
+{
+    int p = pare_graph_node_param(g, node, PARE_ROLE_WEIGHT);
+    return p >= 0 ? g->params[p].scheme : NULL;
+}
+
 int cmd_info(int argc, char **argv)
 {
     int json = 0, all = 0;
@@ -46,8 +53,8 @@ int cmd_info(int argc, char **argv)
     struct stat st;
     long long fsize = stat(pos[0], &st) == 0 ? (long long)st.st_size : -1;
     pare_json *j = json ? pare_json_new(stdout, 1) : NULL;
-    static const char *const hdr[] = {"layer", "op", "output", "params", "MACs", "sparsity", ""};
-    pare_table *tb = json ? NULL : pare_table_new(7, hdr, "llrrrrl");
+    static const char *const hdr[] = {"layer", "op", "output", "params", "MACs", "sparsity", "scheme", ""};
+    pare_table *tb = json ? NULL : pare_table_new(8, hdr, "llrrrrll");
     if (j) {
         pare_json_begin_object(j);
         pare_json_kv_string(j, "model", pare_graph_name(g));
@@ -77,6 +84,7 @@ int cmd_info(int argc, char **argv)
             pare_json_kv_int(j, "zeros", li.zeros);
             pare_json_kv_double(j, "sparsity", li.weights ? (double)li.zeros / (double)li.weights : 0);
             pare_json_kv_bool(j, "masked", li.masked);
+            pare_json_kv_string(j, "scheme", scheme_of(g, i));
             pare_json_kv_bool(j, "frozen", li.frozen);
             pare_json_end_object(j);
             continue;
@@ -98,8 +106,9 @@ int cmd_info(int argc, char **argv)
             strcat(flags, "frozen ");
         if (li.masked)
             strcat(flags, "masked");
-        pare_table_rowf(tb, "%s\t%s\t%s\t%s\t%s\t%s\t%s", li.name, li.op, shape, li.params ? p : "-",
-                        li.macs > 0 ? m : "-", sp, flags);
+        const char *sch = scheme_of(g, i);
+        pare_table_rowf(tb, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", li.name, li.op, shape, li.params ? p : "-",
+                        li.macs > 0 ? m : "-", sp, sch ? sch : (li.weights ? "dense" : ""), flags);
     }
     int c, h, w, oc, oh, ow;
     pare_graph_input_shape(g, &c, &h, &w);
@@ -119,7 +128,7 @@ int cmd_info(int argc, char **argv)
         human(macs, m, sizeof m);
         snprintf(sp, sizeof sp, "%.1f%%", weights ? 100.0 * (double)zeros / (double)weights : 0.0);
         pare_table_separator(tb);
-        pare_table_rowf(tb, "total\t%d layers\t\t%s\t%s\t%s\t", n, p, m, sp);
+        pare_table_rowf(tb, "total\t%d layers\t\t%s\t%s\t%s\t\t", n, p, m, sp);
         printf("model %s: input %dx%dx%d, output %dx%dx%d", pare_graph_name(g), c, h, w, oc, oh, ow);
         if (fsize >= 0)
             printf(", file %.2f MB", (double)fsize / 1e6);

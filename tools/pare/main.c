@@ -15,6 +15,7 @@ static const sub subs[] = {
     {"train", cmd_train, "train a model from the zoo (or continue a model) on a dataset"},
     {"eval", cmd_eval, "evaluate a model on a dataset: loss and accuracy"},
     {"info", cmd_info, "show a model's layers: shapes, parameters, MACs, sparsity"},
+    {"prune", cmd_prune, "prune a model to a sparsity scheme, fine-tune it, shrink it"},
 };
 
 static void usage(FILE *f)
