@@ -63,7 +63,7 @@ LIBSO := $(BUILD)/libpare.so
 PARE := $(BUILD)/pare
 TESTS := $(BUILD)/pare-tests
 
-.PHONY: all lib check check-isa demo deps install uninstall bench-train fuzz clean help
+.PHONY: all lib check check-isa demo deps install uninstall bench-train bench-prune fuzz clean help
 .DEFAULT_GOAL := all
 
 all: $(LIBA) $(LIBSO) $(PARE) $(EXAMPLES)
@@ -141,6 +141,9 @@ uninstall:
 
 bench-train: $(PARE)
 	@bench/train.sh $(abspath $(PARE))
+
+bench-prune: $(PARE)
+	@bench/prune.sh $(abspath $(PARE))
 
 # libFuzzer targets for every file reader (clang); FUZZ_RUNS iterations each.
 FUZZ_RUNS ?= 20000

@@ -38,7 +38,7 @@ void pare_prune_config_init(pare_prune_config *c)
     c->gmp_updates = 16;
     c->imp_rate = 0.2;
     c->admm_epochs = 2;
-    c->rho = 1e-4f;
+    c->rho = 1e-2f; /* 1e-4 in ADMM-NN, with 24 ADMM epochs; with 2, W must be pulled harder */
     c->rho_steps = 4;
     c->stages = 2;
     c->bip_epochs = 2;

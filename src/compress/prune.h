@@ -83,7 +83,7 @@ typedef struct pare_prune_config {
     const pare_graph *rewind_to;  /* weights to rewind to (NULL: the weights before pruning) */
     /* ADMM */
     int admm_epochs;          /* epochs of ADMM training per stage (2) */
-    float rho;                /* initial rho (1e-4), x10 for each of rho_steps periods */
+    float rho;                /* initial rho (1e-2), x10 for each of rho_steps periods */
     int rho_steps;            /* 4 */
     int stages;               /* progressive: sparsity stages (2) */
     /* BiP */

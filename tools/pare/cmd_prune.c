@@ -118,7 +118,7 @@ int cmd_prune(int argc, char **argv)
         {"--rewind", CLI_CHOICE, &rewind, "WHAT", "imp: rewind the weights, or only the learning rate (weights)", rewinds, 0, 0, 0},
         {"--rewind-from", CLI_STRING, &rewind_from, "FILE", "imp: the weights to rewind to (default: the input model's)", NULL, 0, 0, 0},
         {"--admm-epochs", CLI_INT, &pc.admm_epochs, "N", "admm: epochs of ADMM training per stage (2)", NULL, 1, 10000, 0},
-        {"--rho", CLI_FLOAT, &pc.rho, "F", "admm: initial penalty, x10 each period (1e-4)", NULL, 1e-12, 1e6, 0},
+        {"--rho", CLI_FLOAT, &pc.rho, "F", "admm: initial penalty, x10 each period (1e-2)", NULL, 1e-12, 1e6, 0},
         {"--rho-steps", CLI_INT, &pc.rho_steps, "N", "admm: penalty periods (4)", NULL, 1, 100, 0},
         {"--stages", CLI_INT, &pc.stages, "N", "admm-progressive: sparsity stages (2)", NULL, 1, 100, 0},
         {"--bip-epochs", CLI_INT, &pc.bip_epochs, "N", "bip: epochs of bi-level training (2)", NULL, 1, 10000, 0},

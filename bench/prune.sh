@@ -1,0 +1,67 @@
+#!/bin/sh
+# make bench-prune: W1 (fmnist-cnn, 3 epochs, the recipe of WORKLOADS.md), then
+# pare prune for each scheme and method at several sparsities, each followed by
+# 2 epochs of fine-tuning (lr 0.01, cosine), beside PyTorch's global L1
+# unstructured pruning with the same fine-tuning, in the same run.
+# usage: bench/prune.sh PARE   env: THREADS=2 SPARSITIES="0.5 0.75 0.9 0.95"
+#        SET=full|quick (quick: unstructured, pattern, 2:4 at 0.9 only) REUSE=1 (keep the trained W1)
+set -eu
+pare=$1
+here=$(cd "$(dirname "$0")" && pwd)
+out=$here/out/prune
+mkdir -p "$out"
+threads=${THREADS:-2}
+sps=${SPARSITIES:-"0.5 0.75 0.9 0.95"}
+set_=${SET:-full}
+if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
+    "$here/../scripts/deps.sh" --bench || { echo "bench-prune: PyTorch (python3-torch) is needed for the peer" >&2; exit 1; }
+fi
+log=$out/prune.jsonl
+base=$out/w1.pare
+if [ "${REUSE:-0}" != 1 ] || [ ! -f "$base" ]; then
+    : > "$log"
+    echo "== training W1 (pare, 3 epochs)"
+    env -u OPENBLAS_CORETYPE "$pare" train --model fmnist-cnn --epochs 3 --threads "$threads" --out "$base" \
+        --checkpoint "$out/w1.ckpt" --quiet --json | sed 's/^{/{"engine":"pare","stage":"base",/' >> "$log"
+    echo "== PyTorch: training W1, then global L1 at $sps"
+    (cd "$here/peers" && env -u OPENBLAS_CORETYPE /usr/bin/python3 torch_prune.py "$threads" $sps) >> "$log"
+fi
+run() { # tag, then pare prune options
+    tag=$1
+    shift
+    echo "== pare prune $tag"
+    env -u OPENBLAS_CORETYPE "$pare" prune "$base" --threads "$threads" --finetune 2 --quiet --json \
+        --out "$out/tmp.pare" "$@" |
+        /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); d.pop("layers",None); d["engine"]="pare"; d["tag"]=sys.argv[1]; print(json.dumps(d))' "$tag" >> "$log" ||
+        echo "{\"engine\":\"pare\",\"tag\":\"$tag\",\"failed\":true}" >> "$log"
+}
+if [ "$set_" = quick ]; then
+    sps=0.9
+fi
+for sp in $sps; do
+    run "oneshot unstructured $sp" --scheme unstructured --global --sparsity "$sp"
+done
+if [ "$set_" = full ]; then
+    for s in block:4x4 punched:8x4 darb pattern filter channel column auto; do
+        for sp in $sps; do
+            case $s in pattern) [ "$sp" = 0.5 ] && continue ;; esac
+            run "oneshot $s $sp" --scheme "$s" --sparsity "$sp"
+        done
+    done
+    for s in 4:8 1:4; do
+        run "oneshot $s" --scheme "$s"
+    done
+fi
+run "oneshot 2:4" --scheme 2:4
+for m in gmp imp admm admm-progressive bip; do
+    for sp in $sps; do
+        run "$m unstructured $sp" --method "$m" --scheme unstructured --global --sparsity "$sp" --imp-rounds 3
+    done
+    for sp in $sps; do
+        [ "$sp" = 0.5 ] && continue
+        run "$m pattern $sp" --method "$m" --scheme pattern --sparsity "$sp" --imp-rounds 3 --rho 0.1
+    done
+    run "$m 2:4" --method "$m" --scheme 2:4 --imp-rounds 3
+done
+[ "$set_" = quick ] || true
+/usr/bin/python3 "$here/prune_summary.py" "$log"
