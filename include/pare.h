@@ -239,6 +239,55 @@ typedef struct pare_eval_result {
 pare_status pare_evaluate(pare_graph *g, const pare_dataset *ds, int batch, int threads,
                           pare_eval_result *out);
 
+/* ---- the compiled engine ------------------------------------------------- */
+
+typedef struct pare_plan pare_plan;
+
+typedef struct pare_plan_options {
+    int threads;     /* 0: PARE_THREADS or all cores */
+    int tune;        /* 1: time sparse against dense kernels per layer and keep the faster
+                      * (cached in $PARE_TUNE_CACHE or ~/.cache/pare/tune.txt);
+                      * 0: choose by the layer's sparsity alone (deterministic) */
+    int keep_dense;  /* 1: dense kernels everywhere (a baseline) */
+} pare_plan_options;
+
+/* Compiles a model for inference: channel-pruned layers shrink, batch norms
+ * fold into the convs or linear layers before them, ReLU/ReLU6 and residual
+ * adds fuse into the producing kernel, activation buffers are planned up
+ * front, and each layer's weights are packed for the kernel its sparsity
+ * allows (dense, CSR, N:M, block, pattern). The model may be freed after. */
+pare_status pare_plan_new(const pare_graph *g, const pare_plan_options *o, pare_plan **out);
+void pare_plan_free(pare_plan *p);
+/* Runs n samples (NCHW) through the plan; out gets n x output size floats. */
+pare_status pare_plan_run(pare_plan *p, const float *in, int n, float *out);
+
+typedef struct pare_plan_info {
+    int steps;
+    size_t activation_bytes;   /* the planned activation arena (peak activation memory) */
+    size_t weight_bytes;       /* packed weights and indices */
+    double macs, dense_macs;   /* per sample: done, and what the dense model does */
+    int in_c, in_h, in_w, out_size;
+    const char *isa;
+} pare_plan_info;
+
+void pare_plan_get_info(const pare_plan *p, pare_plan_info *out);
+
+typedef struct pare_step_info {
+    const char *name;          /* the layer (the last one fused into the step) */
+    const char *kernel;        /* e.g. "f32_convpat_1x4__avx512 pattern" */
+    double macs, dense_macs;   /* per sample */
+    double seconds;            /* accumulated while profiling */
+} pare_step_info;
+
+pare_status pare_plan_step_info(const pare_plan *p, int i, pare_step_info *out);
+/* Per-step timing on (accumulated by pare_plan_run) or off; on also resets. */
+void pare_plan_profile(pare_plan *p, int enable);
+
+/* Writes a standalone C file: the packed weights as static arrays, one function
+ * per step, a static arena, no malloc, only libm; it exposes
+ * `void <prefix>_run(const float *in, float *out)` (one sample). */
+pare_status pare_plan_emit_c(const pare_plan *p, const char *path, const char *prefix);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,1348 @@
+/* Compiling a graph into a plan: structural removal of pruned channels,
+ * batch-norm folding, fusion of ReLU/ReLU6 and residual adds into the
+ * producing conv, halo and phase-plane planning, weight packing per conv
+ * kind, kernel choice (by sparsity, or measured against dense and cached),
+ * and activation buffers reused by liveness. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "compress/compress.h"
+#include "core/alloc.h"
+#include "core/error.h"
+#include "core/cpu.h"
+#include "core/fsio.h"
+#include "core/threads.h"
+#include "engine/engine.h"
+#include "graph/op.h"
+
+#define SLACK_FRONT 64
+
+/* ---- activations ---------------------------------------------------------- */
+
+static int new_act(pare_plan *p, int C, int H, int W, int P)
+{
+    pare_act *a = &p->acts[p->n_acts];
+    memset(a, 0, sizeof *a);
+    a->C = C;
+    a->H = H;
+    a->W = W;
+    a->P = P;
+    a->rs = W + 2 * P;
+    a->cs = (long)(H + 2 * P) * a->rs;
+    /* Kernels read up to a chunk plus a row past a plane's end, and the tap
+     * offsets reach a row and a column before a plane's start. */
+    a->floats = SLACK_FRONT + (size_t)C * (size_t)a->cs + (size_t)a->rs + 3 * PARE_CONV_CHUNK + 64;
+    a->slot = -1;
+    return p->n_acts++;
+}
+
+/* The halo a value needs: the widest padding of a stride-1 conv reading it, at
+ * least 1 for spatial values so convs can run over whole planes. */
+static int halo_for(const pare_graph *g, int v, const int *needed)
+{
+    pare_shape s = g->nodes[v].out;
+    if (s.h * s.w == 1)
+        return 0;
+    int P = 1;
+    for (int u = v + 1; u < g->n_nodes; u++) {
+        const pare_node *n = &g->nodes[u];
+        if (!needed[u] || n->op != PARE_OP_CONV2D || n->in[0] != v)
+            continue;
+        if (n->a.stride[0] != 1 || n->a.stride[1] != 1)
+            continue;
+        for (int k = 0; k < 4; k++)
+            if (n->a.pad[k] > P)
+                P = n->a.pad[k];
+    }
+    return P;
+}
+
+/* ---- builder state -------------------------------------------------------- */
+
+typedef struct builder {
+    pare_plan *p;
+    pare_graph *g;
+    pare_plan_options o;
+    int *act_of;       /* node -> act, -1 */
+    int *users;        /* consumers per node (the output counts as one) */
+    int *user;         /* the single consumer, when users == 1 */
+    int *done;         /* node computed (possibly fused) */
+    int *needed;
+    int cap_steps;
+    tune_cache *cache;
+} builder;
+
+static pare_step *new_step(builder *b, pare_step_kind k, int node)
+{
+    if (b->p->n_steps == b->cap_steps) {
+        int c = b->cap_steps ? b->cap_steps * 2 : 32;
+        pare_step *s = realloc(b->p->steps, sizeof *s * (size_t)c);
+        if (!s)
+            return NULL;
+        b->p->steps = s;
+        b->cap_steps = c;
+    }
+    pare_step *s = &b->p->steps[b->p->n_steps++];
+    memset(s, 0, sizeof *s);
+    s->kind = k;
+    s->node = node;
+    s->res = -1;
+    snprintf(s->name, sizeof s->name, "%s", b->g->nodes[node].name);
+    return s;
+}
+
+static int act_for_node(builder *b, int v)
+{
+    if (b->act_of[v] >= 0)
+        return b->act_of[v];
+    pare_shape s = b->g->nodes[v].out;
+    b->act_of[v] = new_act(b->p, s.c, s.h, s.w, halo_for(b->g, v, b->needed));
+    return b->act_of[v];
+}
+
+/* The single consumer of v of op `op`, or -1. */
+static int sole_user(const builder *b, int v, pare_op_type op)
+{
+    if (b->users[v] != 1 || b->user[v] < 0)
+        return -1;
+    return b->g->nodes[b->user[v]].op == op ? b->user[v] : -1;
+}
+
+/* ---- conv packing --------------------------------------------------------- */
+
+typedef struct conv_geo {
+    int O, Cg, G, kh, kw, sh, sw, dh, dw, pt, pl;
+    int C;                 /* input channels */
+    long cs, rs;           /* of the buffer the columns index */
+    int nphase;            /* stride > 1: materialised phase planes */
+    int phase_slot[64];    /* phase (a*sw + b) -> plane block, -1 unused */
+} conv_geo;
+
+static long col_off(const conv_geo *q, int cin, int i, int j)
+{
+    int th = i * q->dh - q->pt, tw = j * q->dw - q->pl;
+    if (q->sh == 1 && q->sw == 1)
+        return cin * q->cs + (long)th * q->rs + tw;
+    int a = ((th % q->sh) + q->sh) % q->sh, bb = ((tw % q->sw) + q->sw) % q->sw;
+    int dy = (th - a) / q->sh, dx = (tw - bb) / q->sw;
+    int slot = q->phase_slot[a * q->sw + bb];
+    return ((long)slot * q->C + cin) * q->cs + (long)dy * q->rs + dx;
+}
+
+static int in_channel(const conv_geo *q, int o, int c)
+{
+    int og = q->O / q->G;
+    return (o / og) * q->Cg + c;
+}
+
+/* Bytes of everything packed for a layer, allocated in one block. */
+typedef struct arena {
+    uint8_t *p;
+    size_t used, cap;
+} arena;
+
+static void *take(arena *a, size_t bytes)
+{
+    size_t at = (a->used + 63) / 64 * 64;
+    if (at + bytes > a->cap)
+        return NULL;
+    a->used = at + bytes;
+    return a->p + at;
+}
+
+static int nnz_of(const float *w, size_t n)
+{
+    int z = 0;
+    for (size_t i = 0; i < n; i++)
+        z += w[i] != 0.0f;
+    return z;
+}
+
+/* Groups of up to R filters within a conv group, columns: every column
+ * (dense) or the union of the group's nonzero columns (block). */
+static pare_status pack_groups(const conv_geo *q, const float *w, const float *bias, int R, int union_cols,
+                               pare_conv_layer *L)
+{
+    int K = q->Cg * q->kh * q->kw, og = q->O / q->G;
+    int ng = 0;
+    for (int g = 0; g < q->G; g++)
+        ng += (og + R - 1) / R;
+    int rp = R <= 1 ? 1 : R <= 2 ? 2 : R <= 4 ? 4 : 8;
+    size_t need = sizeof(pare_conv_group) * (size_t)ng + (size_t)ng * (size_t)K * (sizeof(int32_t) + sizeof(float) * (size_t)rp) +
+                  (size_t)ng * sizeof(float) * 8 + 64 * (size_t)(3 * ng + 4);
+    arena a = {pare_alloc(need, 1), 0, need};
+    if (!a.p)
+        return PARE_ENOMEM;
+    L->mem = a.p;
+    L->groups = take(&a, sizeof(pare_conv_group) * (size_t)ng);
+    L->n_groups = 0;
+    for (int g = 0; g < q->G; g++)
+        for (int f0 = 0; f0 < og; f0 += R) {
+            int r = og - f0 < R ? og - f0 : R;
+            int o0 = g * og + f0;
+            pare_conv_group *gr = &L->groups[L->n_groups++];
+            int32_t *off = take(&a, sizeof(int32_t) * (size_t)K);
+            float *gw = take(&a, sizeof(float) * (size_t)K * (size_t)rp);
+            float *gb = take(&a, sizeof(float) * 8);
+            int nc = 0;
+            for (int c = 0; c < q->Cg; c++)
+                for (int i = 0; i < q->kh; i++)
+                    for (int j = 0; j < q->kw; j++) {
+                        int k = (c * q->kh + i) * q->kw + j;
+                        int any = !union_cols;
+                        for (int t = 0; t < r && !any; t++)
+                            any = w[(size_t)(o0 + t) * (size_t)K + (size_t)k] != 0.0f;
+                        if (!any)
+                            continue;
+                        off[nc] = (int32_t)col_off(q, in_channel(q, o0, c), i, j);
+                        for (int t = 0; t < rp; t++)
+                            gw[(size_t)nc * (size_t)rp + (size_t)t] = t < r ? w[(size_t)(o0 + t) * (size_t)K + (size_t)k] : 0.0f;
+                        nc++;
+                    }
+            for (int t = 0; t < 8; t++)
+                gb[t] = t < r ? bias[o0 + t] : 0.0f;
+            gr->o0 = o0;
+            gr->r = r;
+            gr->rp = rp;
+            gr->ncols = nc;
+            gr->off = off;
+            gr->w = gw;
+            gr->bias = gb;
+            L->bytes += (size_t)nc * (sizeof(int32_t) + sizeof(float) * (size_t)rp);
+        }
+    return PARE_OK;
+}
+
+/* N:M along input channels: every filter keeps at most N of each group of M
+ * channels at a tap. 0 when the weights do not follow it (or the conv is grouped). */
+static int pack_nm(const conv_geo *q, const float *w, const float *bias, int N, int M, pare_conv_layer *L)
+{
+    if (q->G != 1 || q->Cg % M != 0 || N < 1 || N >= M || M > 255)
+        return 0;
+    int K = q->Cg * q->kh * q->kw, blocks = q->Cg / M, ngr = blocks * q->kh * q->kw;
+    /* check first */
+    for (int o = 0; o < q->O; o++)
+        for (int cb = 0; cb < blocks; cb++)
+            for (int t = 0; t < q->kh * q->kw; t++) {
+                int cnt = 0;
+                for (int m = 0; m < M; m++)
+                    cnt += w[(size_t)o * K + (size_t)((cb * M + m) * q->kh * q->kw + t)] != 0.0f;
+                if (cnt > N)
+                    return 0;
+            }
+    size_t need = sizeof(int32_t) * (size_t)ngr + sizeof(pare_nm_filter) * (size_t)q->O +
+                  (size_t)q->O * (size_t)ngr * (size_t)N * (1 + sizeof(float)) + 64 * (size_t)(2 * q->O + 4);
+    arena a = {pare_alloc(need, 1), 0, need};
+    if (!a.p)
+        return -1;
+    L->mem = a.p;
+    int32_t *base = take(&a, sizeof(int32_t) * (size_t)ngr);
+    for (int cb = 0; cb < blocks; cb++)
+        for (int t = 0; t < q->kh * q->kw; t++)
+            base[cb * q->kh * q->kw + t] = (int32_t)col_off(q, cb * M, t / q->kw, t % q->kw);
+    L->nm_base = base;
+    L->nm_n = N;
+    L->nm_m = M;
+    L->nm_ngroups = ngr;
+    /* consecutive channels of one block are a channel stride apart */
+    L->nm_cs = (int32_t)(col_off(q, 1, 0, 0) - col_off(q, 0, 0, 0));
+    L->nm = take(&a, sizeof(pare_nm_filter) * (size_t)q->O);
+    L->n_nm = q->O;
+    for (int o = 0; o < q->O; o++) {
+        uint8_t *idx = take(&a, (size_t)ngr * (size_t)N);
+        float *fw = take(&a, sizeof(float) * (size_t)ngr * (size_t)N);
+        for (int gi = 0; gi < ngr; gi++) {
+            int cb = gi / (q->kh * q->kw), t = gi % (q->kh * q->kw), k = 0;
+            for (int m = 0; m < M && k < N; m++) {
+                float v = w[(size_t)o * K + (size_t)((cb * M + m) * q->kh * q->kw + t)];
+                if (v != 0.0f) {
+                    idx[gi * N + k] = (uint8_t)m;
+                    fw[gi * N + k] = v;
+                    k++;
+                }
+            }
+            for (; k < N; k++) {
+                idx[gi * N + k] = 0;
+                fw[gi * N + k] = 0.0f;
+            }
+        }
+        L->nm[o].o = o;
+        L->nm[o].idx = idx;
+        L->nm[o].w = fw;
+        L->nm[o].bias = bias[o];
+    }
+    L->bytes = (size_t)q->O * (size_t)ngr * (size_t)N * (1 + sizeof(float)) + sizeof(int32_t) * (size_t)ngr;
+    return 1;
+}
+
+static int popcount9(unsigned m)
+{
+    int c = 0;
+    for (; m; m &= m - 1)
+        c++;
+    return c;
+}
+
+typedef struct pat_kernel {
+    int c;
+    int pat;
+} pat_kernel;
+
+static int cmp_pk(const void *x, const void *y)
+{
+    const pat_kernel *a = x, *b = y;
+    if (a->pat != b->pat)
+        return a->pat < b->pat ? -1 : 1;
+    return a->c < b->c ? -1 : a->c > b->c;
+}
+
+/* PatDNN's FKW: per filter, its kernels as (channel, pattern) sorted by
+ * pattern, 4 weights each. 0 when a kernel has more than 4 weights or there
+ * are more than 64 distinct patterns. */
+static int pack_pattern(const conv_geo *q, const float *w, const float *bias, pare_conv_layer *L)
+{
+    if (q->kh != 3 || q->kw != 3)
+        return 0;
+    int K = q->Cg * 9;
+    unsigned pats[64];
+    int npat = 0;
+    size_t kernels = 0;
+    for (int o = 0; o < q->O; o++)
+        for (int c = 0; c < q->Cg; c++) {
+            unsigned m = 0;
+            for (int t = 0; t < 9; t++)
+                if (w[(size_t)o * K + (size_t)(c * 9 + t)] != 0.0f)
+                    m |= 1u << t;
+            if (!m)
+                continue;
+            if (popcount9(m) > 4)
+                return 0;
+            /* a kernel with fewer weights takes the centre and the lowest free
+             * taps, so the same sparse kernel always maps to the same pattern */
+            for (int t = 4; popcount9(m) < 4; t = (t + 1) % 9)
+                m |= 1u << t;
+            int id = -1;
+            for (int k = 0; k < npat; k++)
+                if (pats[k] == m)
+                    id = k;
+            if (id < 0) {
+                if (npat == 64)
+                    return 0;
+                pats[npat++] = m;
+            }
+            kernels++;
+        }
+    size_t need = sizeof(pare_pat_filter) * (size_t)q->O + kernels * (sizeof(int32_t) + 1 + 4 * sizeof(float)) +
+                  64 * (size_t)(3 * q->O + 4);
+    arena a = {pare_alloc(need, 1), 0, need};
+    pat_kernel *tmp = malloc(sizeof *tmp * (size_t)(q->Cg ? q->Cg : 1));
+    if (!a.p || !tmp) {
+        pare_free(a.p);
+        free(tmp);
+        return -1;
+    }
+    L->mem = a.p;
+    L->n_pat = npat;
+    for (int k = 0; k < npat; k++) {
+        int t = 0;
+        for (int bit = 0; bit < 9; bit++)
+            if (pats[k] >> bit & 1)
+                L->pat_off[k][t++] = (int32_t)col_off(q, 0, bit / 3, bit % 3);
+    }
+    L->pf = take(&a, sizeof(pare_pat_filter) * (size_t)q->O);
+    L->n_pf = q->O;
+    for (int o = 0; o < q->O; o++) {
+        int nk = 0;
+        for (int c = 0; c < q->Cg; c++) {
+            unsigned m = 0;
+            for (int t = 0; t < 9; t++)
+                if (w[(size_t)o * K + (size_t)(c * 9 + t)] != 0.0f)
+                    m |= 1u << t;
+            if (!m)
+                continue;
+            for (int t = 4; popcount9(m) < 4; t = (t + 1) % 9)
+                m |= 1u << t;
+            int id = 0;
+            while (pats[id] != m)
+                id++;
+            tmp[nk].c = c;
+            tmp[nk].pat = id;
+            nk++;
+        }
+        qsort(tmp, (size_t)nk, sizeof *tmp, cmp_pk);
+        int32_t *coff = take(&a, sizeof(int32_t) * (size_t)(nk ? nk : 1));
+        uint8_t *pat = take(&a, (size_t)(nk ? nk : 1));
+        float *fw = take(&a, sizeof(float) * 4 * (size_t)(nk ? nk : 1));
+        for (int k = 0; k < nk; k++) {
+            int cin = in_channel(q, o, tmp[k].c);
+            coff[k] = (int32_t)(col_off(q, cin, 0, 0) - col_off(q, 0, 0, 0));
+            pat[k] = (uint8_t)tmp[k].pat;
+            int t = 0;
+            for (int bit = 0; bit < 9; bit++)
+                if (pats[tmp[k].pat] >> bit & 1)
+                    fw[4 * k + t++] = w[(size_t)o * K + (size_t)(tmp[k].c * 9 + bit)];
+        }
+        L->pf[o].o = o;
+        L->pf[o].nk = nk;
+        L->pf[o].coff = coff;
+        L->pf[o].pat = pat;
+        L->pf[o].w = fw;
+        L->pf[o].bias = bias[o];
+        L->bytes += (size_t)nk * (sizeof(int32_t) + 1 + 4 * sizeof(float));
+    }
+    free(tmp);
+    return 1;
+}
+
+static void conv_layer_free(pare_conv_layer *L)
+{
+    pare_free(L->mem);
+    memset(L, 0, sizeof *L);
+}
+
+/* Packs a conv step for a kind; 0 when the weights do not fit the kind. */
+static int pack_kind(pare_step *st, const conv_geo *q, const float *w, const float *bias, pare_conv_kind k,
+                     int block_rows)
+{
+    conv_layer_free(&st->conv);
+    pare_status s = PARE_OK;
+    int ok = 1;
+    switch (k) {
+    case PARE_CK_DENSE:
+        s = pack_groups(q, w, bias, q->Cg == 1 && q->G > 1 ? 1 : 4, 0, &st->conv);
+        break;
+    case PARE_CK_BLOCK:
+        s = pack_groups(q, w, bias, block_rows, 1, &st->conv);
+        break;
+    case PARE_CK_SPARSE:
+        s = pack_groups(q, w, bias, 1, 1, &st->conv);
+        break;
+    case PARE_CK_NM:
+        ok = pack_nm(q, w, bias, st->nm_n, st->nm_m, &st->conv);
+        break;
+    case PARE_CK_PATTERN:
+        ok = pack_pattern(q, w, bias, &st->conv);
+        break;
+    default:
+        ok = 0;
+    }
+    if (s != PARE_OK || ok < 0)
+        return -1;
+    if (!ok)
+        return 0;
+    st->ck = k;
+    return 1;
+}
+
+/* ---- lowering ------------------------------------------------------------- */
+
+static const char *const kind_names[PARE_CK__COUNT] = {"dense", "block", "sparse", "N:M", "pattern"};
+const char *pare_conv_kind_name(pare_conv_kind k) { return (unsigned)k < PARE_CK__COUNT ? kind_names[k] : "?"; }
+
+/* The candidates a layer's scheme and density allow, best guess first. */
+static int candidates(const pare_param *wp, double density, int kh, int kw, pare_conv_kind *out, int *block_rows,
+                      int *nm_n, int *nm_m, int keep_dense)
+{
+    int n = 0;
+    const char *s = wp->scheme;
+    if (!keep_dense && density < 0.75) {
+        if (s && !strncmp(s, "pattern", 7) && kh == 3 && kw == 3)
+            out[n++] = PARE_CK_PATTERN;
+        int a, b;
+        char c;
+        if (s && sscanf(s, "%d:%d%c", &a, &b, &c) == 2) {
+            *nm_n = a;
+            *nm_m = b;
+            out[n++] = PARE_CK_NM;
+        }
+        if (s && (sscanf(s, "block:%dx%d", &a, &b) == 2 || sscanf(s, "punched:%dx%d", &a, &b) == 2) && a > 1) {
+            *block_rows = a > PARE_CONV_MAX_R ? PARE_CONV_MAX_R : a;
+            out[n++] = PARE_CK_BLOCK;
+        }
+        out[n++] = PARE_CK_SPARSE;
+    }
+    out[n++] = PARE_CK_DENSE;
+    return n;
+}
+
+/* What a conv step needs until its kernel is chosen. */
+typedef struct conv_aux {
+    int step;
+    conv_geo geo;
+    float *w, *b;            /* folded weights [O][Cg*kh*kw] and biases */
+    int n_cand;
+    pare_conv_kind cand[PARE_CK__COUNT];
+    int block_rows;
+    char key[256];
+} conv_aux;
+
+typedef struct aux_list {
+    int n, cap;
+    conv_aux *a;
+} aux_list;
+
+/* A phase-plane act for (input act, strides), shared by every conv that
+ * reads the same input with the same stride. */
+static int phase_act(builder *b, int in_act, int node, int sh, int sw, int need)
+{
+    pare_plan *p = b->p;
+    for (int i = 0; i < p->n_steps; i++) {
+        pare_step *s = &p->steps[i];
+        if (s->kind == PARE_STEP_PHASES && s->in[0] == in_act && s->sh == sh && s->sw == sw) {
+            pare_act *a = &p->acts[s->out];
+            if (a->P >= need)
+                return s->out;
+        }
+    }
+    const pare_act *src = &p->acts[in_act];
+    int Hq = (src->H + sh - 1) / sh, Wq = (src->W + sw - 1) / sw;
+    int id = new_act(p, src->C * sh * sw, Hq, Wq, need);
+    pare_step *s = new_step(b, PARE_STEP_PHASES, node);
+    if (!s)
+        return -1;
+    snprintf(s->name, sizeof s->name, "%s.phases", b->g->nodes[node].name);
+    snprintf(s->kernel, sizeof s->kernel, "space-to-depth %dx%d", sh, sw);
+    s->in[0] = in_act;
+    s->n_in = 1;
+    s->out = id;
+    s->sh = sh;
+    s->sw = sw;
+    s->nphase = sh * sw;
+    return id;
+}
+
+static pare_status lower_conv(builder *b, int v, aux_list *aux)
+{
+    pare_graph *g = b->g;
+    const pare_node *nd = &g->nodes[v];
+    const pare_attrs *at = &nd->a;
+    int src = nd->in[0];
+    pare_shape in = g->nodes[src].out;
+    int in_act = b->act_of[src];
+    conv_geo q;
+    memset(&q, 0, sizeof q);
+    q.O = at->out_channels;
+    q.G = at->groups;
+    q.Cg = in.c / at->groups;
+    q.C = in.c;
+    q.kh = at->kernel[0];
+    q.kw = at->kernel[1];
+    q.sh = at->stride[0];
+    q.sw = at->stride[1];
+    q.dh = at->dilation[0];
+    q.dw = at->dilation[1];
+    q.pt = at->pad[0];
+    q.pl = at->pad[1];
+    int K = q.Cg * q.kh * q.kw;
+    /* fold a batch norm that only this conv feeds */
+    const pare_param *wp = &g->params[pare_graph_node_param(g, v, PARE_ROLE_WEIGHT)];
+    int bp = pare_graph_node_param(g, v, PARE_ROLE_BIAS);
+    float *w = pare_alloc_array((size_t)q.O * (size_t)K, sizeof(float), 0);
+    float *bias = pare_alloc_array((size_t)q.O, sizeof(float), 1);
+    if (!w || !bias) {
+        pare_free(w);
+        pare_free(bias);
+        return pare_fail(PARE_ENOMEM, "out of memory");
+    }
+    memcpy(w, wp->t->data, sizeof(float) * (size_t)q.O * (size_t)K);
+    if (bp >= 0)
+        memcpy(bias, g->params[bp].t->data, sizeof(float) * (size_t)q.O);
+    int cur = v, bn = sole_user(b, v, PARE_OP_BATCHNORM);
+    if (bn >= 0) {
+        const float *gam = g->params[pare_graph_node_param(g, bn, PARE_ROLE_BN_GAMMA)].t->data;
+        const float *bet = g->params[pare_graph_node_param(g, bn, PARE_ROLE_BN_BETA)].t->data;
+        const float *mu = g->params[pare_graph_node_param(g, bn, PARE_ROLE_BN_MEAN)].t->data;
+        const float *var = g->params[pare_graph_node_param(g, bn, PARE_ROLE_BN_VAR)].t->data;
+        double eps = g->nodes[bn].a.eps;
+        for (int o = 0; o < q.O; o++) {
+            /* the same float32 steps as the BN forward: a = gamma * invstd */
+            float invstd = (float)(1.0 / sqrt((double)var[o] + eps));
+            float a = gam[o] * invstd;
+            for (int k = 0; k < K; k++)
+                w[(size_t)o * K + (size_t)k] *= a;
+            bias[o] = bias[o] * a + (bet[o] - mu[o] * a);
+        }
+        b->done[bn] = 1;
+        cur = bn;
+    }
+    int res = -1, addn = sole_user(b, cur, PARE_OP_ADD);
+    if (addn >= 0) {
+        const pare_node *an = &g->nodes[addn];
+        int other = an->in[0] == cur ? an->in[1] : an->in[0];
+        if (other != cur && b->done[other] && b->act_of[other] >= 0) {
+            res = b->act_of[other];
+            b->done[addn] = 1;
+            cur = addn;
+        }
+    }
+    int act = 0, r = sole_user(b, cur, PARE_OP_RELU), r6 = sole_user(b, cur, PARE_OP_RELU6);
+    if (r >= 0 || r6 >= 0) {
+        act = r >= 0 ? 1 : 2;
+        cur = r >= 0 ? r : r6;
+        b->done[cur] = 1;
+    }
+    /* phases for strided convs */
+    int rd_act = in_act;
+    pare_shape os = nd->out;
+    if (q.sh > 1 || q.sw > 1) {
+        /* halo the phase planes need: taps reach dy in [min, max] */
+        int need = 1;
+        for (int i = 0; i < q.kh; i++) {
+            int t = i * q.dh - q.pt, a = ((t % q.sh) + q.sh) % q.sh, dy = (t - a) / q.sh;
+            int Hq = (in.h + q.sh - 1) / q.sh;
+            if (-dy > need)
+                need = -dy;
+            if (os.h - 1 + dy - (Hq - 1) > need)
+                need = os.h - 1 + dy - (Hq - 1);
+        }
+        for (int j = 0; j < q.kw; j++) {
+            int t = j * q.dw - q.pl, a = ((t % q.sw) + q.sw) % q.sw, dx = (t - a) / q.sw;
+            int Wq = (in.w + q.sw - 1) / q.sw;
+            if (-dx > need)
+                need = -dx;
+            if (os.w - 1 + dx - (Wq - 1) > need)
+                need = os.w - 1 + dx - (Wq - 1);
+        }
+        rd_act = phase_act(b, in_act, v, q.sh, q.sw, need);
+        if (rd_act < 0) {
+            pare_free(w);
+            pare_free(bias);
+            return pare_fail(PARE_ENOMEM, "out of memory");
+        }
+        for (int k = 0; k < q.sh * q.sw; k++)
+            q.phase_slot[k] = k;
+        q.nphase = q.sh * q.sw;
+    }
+    const pare_act *ia = &b->p->acts[rd_act];
+    q.cs = ia->cs;
+    q.rs = ia->rs;
+    int out_act = act_for_node(b, cur);
+    pare_step *st = new_step(b, PARE_STEP_CONV, cur);
+    if (!st) {
+        pare_free(w);
+        pare_free(bias);
+        return pare_fail(PARE_ENOMEM, "out of memory");
+    }
+    snprintf(st->name, sizeof st->name, "%s", nd->name);
+    st->in[0] = rd_act;
+    st->n_in = 1;
+    st->out = out_act;
+    st->res = res;
+    st->act = act;
+    const pare_act *oa = &b->p->acts[out_act];
+    st->wide = ia->rs == oa->rs && ia->P == oa->P && (res < 0 || b->p->acts[res].P == oa->P);
+    st->rows_mode = !st->wide;
+    st->dense_macs = (double)q.O * os.h * os.w * K;
+    /* candidates */
+    conv_aux ca;
+    memset(&ca, 0, sizeof ca);
+    ca.geo = q;
+    ca.w = w;
+    ca.b = bias;
+    int nz = nnz_of(w, (size_t)q.O * (size_t)K);
+    double density = (double)nz / ((double)q.O * K);
+    ca.n_cand = candidates(wp, density, q.kh, q.kw, ca.cand, &ca.block_rows, &st->nm_n, &st->nm_m, b->o.keep_dense);
+    snprintf(ca.key, sizeof ca.key, "%s|t%d|%dx%dx%d->%dx%dx%d|k%dx%d|s%dx%d|g%d|nz%d|%s", pare_isa(), b->p->threads,
+             in.c, in.h, in.w, os.c, os.h, os.w, q.kh, q.kw, q.sh, q.sw, q.G, nz, wp->scheme ? wp->scheme : "dense");
+    ca.step = b->p->n_steps - 1;
+    if (aux->n == aux->cap) {
+        int c = aux->cap ? aux->cap * 2 : 32;
+        conv_aux *na = realloc(aux->a, sizeof *na * (size_t)c);
+        if (!na) {
+            pare_free(w);
+            pare_free(bias);
+            return pare_fail(PARE_ENOMEM, "out of memory");
+        }
+        aux->a = na;
+        aux->cap = c;
+    }
+    aux->a[aux->n++] = ca;
+    b->done[v] = 1;
+    return PARE_OK;
+}
+
+/* A plain vector act for a linear layer's input. */
+static int packed_act(builder *b, int src, int node)
+{
+    int a = b->act_of[src];
+    const pare_act *sa = &b->p->acts[a];
+    if (sa->P == 0 && sa->H * sa->W == 1)
+        return a;
+    int id = new_act(b->p, sa->C * sa->H * sa->W, 1, 1, 0);
+    pare_step *s = new_step(b, PARE_STEP_PACK, node);
+    if (!s)
+        return -1;
+    snprintf(s->name, sizeof s->name, "%s.pack", b->g->nodes[node].name);
+    snprintf(s->kernel, sizeof s->kernel, "pack");
+    s->in[0] = a;
+    s->n_in = 1;
+    s->out = id;
+    return id;
+}
+
+static pare_status lower_linear(builder *b, int v)
+{
+    pare_graph *g = b->g;
+    const pare_node *nd = &g->nodes[v];
+    int in_act = packed_act(b, nd->in[0], v);
+    if (in_act < 0)
+        return pare_fail(PARE_ENOMEM, "out of memory");
+    int cur = v, act = 0, r = sole_user(b, v, PARE_OP_RELU), r6 = sole_user(b, v, PARE_OP_RELU6);
+    if (r >= 0 || r6 >= 0) {
+        act = r >= 0 ? 1 : 2;
+        cur = r >= 0 ? r : r6;
+        b->done[cur] = 1;
+    }
+    int out = act_for_node(b, cur);
+    pare_step *st = new_step(b, PARE_STEP_FC, cur);
+    if (!st)
+        return pare_fail(PARE_ENOMEM, "out of memory");
+    snprintf(st->name, sizeof st->name, "%s", nd->name);
+    st->in[0] = in_act;
+    st->n_in = 1;
+    st->out = out;
+    st->act = act;
+    const pare_tensor *wt = g->params[pare_graph_node_param(g, v, PARE_ROLE_WEIGHT)].t;
+    int bp = pare_graph_node_param(g, v, PARE_ROLE_BIAS);
+    st->fc_out = wt->dims[0];
+    st->fc_in = wt->dims[1];
+    st->dense_macs = (double)wt->n;
+    int nz = nnz_of(wt->data, wt->n);
+    st->fc_b = pare_alloc_array((size_t)st->fc_out, sizeof(float), 1);
+    if (!st->fc_b)
+        return pare_fail(PARE_ENOMEM, "out of memory");
+    if (bp >= 0)
+        memcpy(st->fc_b, g->params[bp].t->data, sizeof(float) * (size_t)st->fc_out);
+    if (!b->o.keep_dense && (double)nz < 0.3 * (double)wt->n) {
+        st->fc_sparse = 1;
+        st->fc_rowptr = malloc(sizeof(int32_t) * (size_t)(st->fc_out + 1));
+        st->fc_col = malloc(sizeof(int32_t) * (size_t)(nz ? nz : 1));
+        st->fc_val = pare_alloc_array((size_t)(nz ? nz : 1), sizeof(float), 0);
+        if (!st->fc_rowptr || !st->fc_col || !st->fc_val)
+            return pare_fail(PARE_ENOMEM, "out of memory");
+        int k = 0;
+        for (int o = 0; o < st->fc_out; o++) {
+            st->fc_rowptr[o] = k;
+            for (int i = 0; i < st->fc_in; i++) {
+                float x = wt->data[(size_t)o * (size_t)st->fc_in + (size_t)i];
+                if (x != 0.0f) {
+                    st->fc_col[k] = i;
+                    st->fc_val[k++] = x;
+                }
+            }
+        }
+        st->fc_rowptr[st->fc_out] = k;
+        st->macs = nz;
+        snprintf(st->kernel, sizeof st->kernel, "csr spmv");
+    } else {
+        st->fc_w = pare_alloc_array(wt->n, sizeof(float), 0);
+        if (!st->fc_w)
+            return pare_fail(PARE_ENOMEM, "out of memory");
+        memcpy(st->fc_w, wt->data, sizeof(float) * wt->n);
+        st->macs = (double)wt->n;
+        snprintf(st->kernel, sizeof st->kernel, "sgemv (%s)", "cblas");
+    }
+    b->done[v] = 1;
+    return PARE_OK;
+}
+
+/* Steps for the ops that do not fuse. */
+static pare_status lower_other(builder *b, int v)
+{
+    pare_graph *g = b->g;
+    const pare_node *nd = &g->nodes[v];
+    pare_step *st;
+    int cur = v, act = 0;
+    switch (nd->op) {
+    case PARE_OP_FLATTEN:
+    case PARE_OP_DROPOUT:
+        b->act_of[v] = b->act_of[nd->in[0]];
+        b->done[v] = 1;
+        return PARE_OK;
+    case PARE_OP_ADD:
+    case PARE_OP_BATCHNORM: {
+        int r = sole_user(b, v, PARE_OP_RELU), r6 = sole_user(b, v, PARE_OP_RELU6);
+        if (r >= 0 || r6 >= 0) {
+            act = r >= 0 ? 1 : 2;
+            cur = r >= 0 ? r : r6;
+            b->done[cur] = 1;
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    pare_step_kind k;
+    switch (nd->op) {
+    case PARE_OP_MAXPOOL: k = PARE_STEP_MAXPOOL; break;
+    case PARE_OP_AVGPOOL: k = PARE_STEP_AVGPOOL; break;
+    case PARE_OP_GLOBAL_AVGPOOL: k = PARE_STEP_GAP; break;
+    case PARE_OP_ADD: k = PARE_STEP_ADD; break;
+    case PARE_OP_BATCHNORM: k = PARE_STEP_AFFINE; break;
+    case PARE_OP_RELU:
+    case PARE_OP_RELU6: k = PARE_STEP_ACT; act = nd->op == PARE_OP_RELU ? 1 : 2; break;
+    case PARE_OP_CONCAT: k = PARE_STEP_CONCAT; break;
+    default:
+        return pare_fail(PARE_EUNSUPPORTED, "layer %s: the engine has no kernel for op %s", nd->name,
+                         pare_op_get(nd->op)->name);
+    }
+    int out = act_for_node(b, cur);
+    st = new_step(b, k, cur);
+    if (!st)
+        return pare_fail(PARE_ENOMEM, "out of memory");
+    snprintf(st->name, sizeof st->name, "%s", nd->name);
+    for (int j = 0; j < nd->n_in && j < 8; j++)
+        st->in[st->n_in++] = b->act_of[nd->in[j]];
+    if (nd->n_in > 8)
+        return pare_fail(PARE_EUNSUPPORTED, "layer %s: the engine concatenates at most 8 inputs", nd->name);
+    st->out = out;
+    st->act = act;
+    st->k[0] = nd->a.kernel[0];
+    st->k[1] = nd->a.kernel[1];
+    st->s[0] = nd->a.stride[0];
+    st->s[1] = nd->a.stride[1];
+    memcpy(st->pad, nd->a.pad, sizeof st->pad);
+    st->ceil_mode = nd->a.ceil_mode;
+    st->count_include_pad = nd->a.count_include_pad;
+    snprintf(st->kernel, sizeof st->kernel, "%s", pare_op_get(nd->op)->name);
+    if (k == PARE_STEP_AFFINE) {
+        int C = nd->out.c;
+        st->scale = pare_alloc_array((size_t)C, sizeof(float), 0);
+        st->shift = pare_alloc_array((size_t)C, sizeof(float), 0);
+        if (!st->scale || !st->shift)
+            return pare_fail(PARE_ENOMEM, "out of memory");
+        const float *gam = g->params[pare_graph_node_param(g, v, PARE_ROLE_BN_GAMMA)].t->data;
+        const float *bet = g->params[pare_graph_node_param(g, v, PARE_ROLE_BN_BETA)].t->data;
+        const float *mu = g->params[pare_graph_node_param(g, v, PARE_ROLE_BN_MEAN)].t->data;
+        const float *var = g->params[pare_graph_node_param(g, v, PARE_ROLE_BN_VAR)].t->data;
+        for (int c = 0; c < C; c++) {
+            float invstd = (float)(1.0 / sqrt((double)var[c] + (double)nd->a.eps));
+            st->scale[c] = gam[c] * invstd;
+            st->shift[c] = bet[c] - mu[c] * st->scale[c];
+        }
+    }
+    b->done[v] = 1;
+    return PARE_OK;
+}
+
+/* ---- the tuning cache ----------------------------------------------------- */
+
+static void mkdir_p_one(const char *dir) { mkdir(dir, 0755); }
+
+static void cache_load(tune_cache *c)
+{
+    const char *env = getenv("PARE_TUNE_CACHE");
+    char path[1024];
+    if (env && *env)
+        snprintf(path, sizeof path, "%s", env);
+    else {
+        const char *home = getenv("HOME");
+        if (!home || !*home)
+            return;
+        snprintf(path, sizeof path, "%s/.cache/pare/tune.txt", home);
+    }
+    c->path = pare_strdup(path);
+    FILE *f = c->path ? fopen(c->path, "r") : NULL;
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        char key[400];
+        int kind;
+        if (sscanf(line, "%399s %d", key, &kind) != 2 || kind < 0 || kind >= PARE_CK__COUNT)
+            continue;
+        if (c->n == c->cap) {
+            int cap = c->cap ? c->cap * 2 : 64;
+            char **k = realloc(c->keys, sizeof *k * (size_t)cap);
+            if (!k)
+                break;
+            c->keys = k;
+            int *kd = realloc(c->kinds, sizeof *kd * (size_t)cap);
+            if (!kd)
+                break;
+            c->kinds = kd;
+            c->cap = cap;
+        }
+        c->keys[c->n] = pare_strdup(key);
+        c->kinds[c->n++] = kind;
+    }
+    fclose(f);
+}
+
+static int cache_get(const tune_cache *c, const char *key)
+{
+    for (int i = c->n - 1; i >= 0; i--)
+        if (c->keys[i] && !strcmp(c->keys[i], key))
+            return c->kinds[i];
+    return -1;
+}
+
+static void cache_put(tune_cache *c, const char *key, int kind)
+{
+    if (c->n == c->cap) {
+        int cap = c->cap ? c->cap * 2 : 64;
+        char **k = realloc(c->keys, sizeof *k * (size_t)cap);
+        if (!k)
+            return;
+        c->keys = k;
+        int *kd = realloc(c->kinds, sizeof *kd * (size_t)cap);
+        if (!kd)
+            return;
+        c->kinds = kd;
+        c->cap = cap;
+    }
+    c->keys[c->n] = pare_strdup(key);
+    c->kinds[c->n++] = kind;
+    c->dirty = 1;
+}
+
+/* Best effort: a cache that cannot be written only costs a re-measurement. */
+static void cache_save_free(tune_cache *c)
+{
+    if (c->dirty && c->path) {
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s", c->path);
+        char *slash = strrchr(dir, '/');
+        if (slash) {
+            *slash = 0;
+            char *p2 = strrchr(dir, '/');
+            if (p2) { /* ~/.cache, then ~/.cache/pare */
+                *p2 = 0;
+                mkdir_p_one(dir);
+                *p2 = '/';
+            }
+            mkdir_p_one(dir);
+        }
+        size_t len = 0;
+        for (int i = 0; i < c->n; i++)
+            len += strlen(c->keys[i] ? c->keys[i] : "") + 8;
+        char *buf = malloc(len + 1);
+        if (buf) {
+            size_t at = 0;
+            for (int i = 0; i < c->n; i++)
+                if (c->keys[i])
+                    at += (size_t)sprintf(buf + at, "%s %d\n", c->keys[i], c->kinds[i]);
+            pare_write_file_atomic(c->path, buf, at);
+            free(buf);
+        }
+        pare_error_clear();
+    }
+    for (int i = 0; i < c->n; i++)
+        free(c->keys[i]);
+    free(c->keys);
+    free(c->kinds);
+    free(c->path);
+    memset(c, 0, sizeof *c);
+}
+
+/* ---- choosing and finishing conv steps ------------------------------------ */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void conv_positions(pare_plan *p, pare_step *st)
+{
+    const pare_act *ia = &p->acts[st->in[0]], *oa = &p->acts[st->out];
+    free(st->mask);
+    st->mask = NULL;
+    if (st->wide) {
+        st->n_pos = (long)oa->H * oa->rs;
+        st->in_base = (long)ia->P * ia->rs;
+        st->out_base = (long)oa->P * oa->rs;
+        st->res_base = st->res >= 0 ? (long)p->acts[st->res].P * p->acts[st->res].rs : 0;
+        long chunks = (st->n_pos + PARE_CONV_CHUNK - 1) / PARE_CONV_CHUNK;
+        st->mask = malloc(sizeof(uint16_t) * (size_t)chunks);
+        if (!st->mask) {
+            st->wide = 0; /* the rows mode needs no table */
+        } else {
+            for (long c = 0; c < chunks; c++) {
+                uint16_t m = 0;
+                for (int l = 0; l < PARE_CONV_CHUNK; l++) {
+                    long q = c * PARE_CONV_CHUNK + l, col = q % oa->rs;
+                    if (q < st->n_pos && col >= oa->P && col < oa->P + oa->W)
+                        m |= (uint16_t)(1u << l);
+                }
+                st->mask[c] = m;
+            }
+            return;
+        }
+    }
+    st->rows_mode = 1;
+    st->n_pos = oa->W;
+    st->in_base = (long)ia->P * ia->rs + ia->P;
+    st->out_base = (long)oa->P * oa->rs + oa->P;
+    st->res_base = st->res >= 0 ? (long)p->acts[st->res].P * p->acts[st->res].rs + p->acts[st->res].P : 0;
+}
+
+static double conv_macs_of(const pare_step *st, const pare_plan *p)
+{
+    const pare_act *oa = &p->acts[st->out];
+    double per_pos = 0;
+    const pare_conv_layer *L = &st->conv;
+    switch (st->ck) {
+    case PARE_CK_NM:
+        per_pos = (double)L->n_nm * L->nm_ngroups * L->nm_n;
+        break;
+    case PARE_CK_PATTERN:
+        for (int f = 0; f < L->n_pf; f++)
+            per_pos += 4.0 * L->pf[f].nk;
+        break;
+    default:
+        for (int g = 0; g < L->n_groups; g++)
+            per_pos += (double)L->groups[g].ncols * L->groups[g].r;
+    }
+    return per_pos * oa->H * oa->W;
+}
+
+static void name_conv(pare_step *st)
+{
+    const pare_conv_kernels *ck = pare_conv();
+    const char *fn = st->ck == PARE_CK_NM ? ck->name_nm : st->ck == PARE_CK_PATTERN ? ck->name_pat : ck->name_g;
+    snprintf(st->kernel, sizeof st->kernel, "%s %s%s", fn, pare_conv_kind_name(st->ck), st->rows_mode ? " (rows)" : "");
+}
+
+static pare_status choose_kernels(builder *b, aux_list *aux)
+{
+    pare_plan *p = b->p;
+    for (int i = 0; i < aux->n; i++) {
+        conv_aux *ca = &aux->a[i];
+        pare_step *st = &p->steps[ca->step];
+        conv_positions(p, st);
+        int chosen = -1;
+        if (ca->n_cand > 1 && b->o.tune) {
+            int cached = cache_get(b->cache, ca->key);
+            for (int k = 0; k < ca->n_cand && cached >= 0; k++)
+                if ((int)ca->cand[k] == cached)
+                    chosen = cached;
+            if (chosen < 0) {
+                /* Measure every candidate on this layer's real shapes. */
+                float *in = pare_engine_act(p, st->in[0]);
+                const pare_act *ia = &p->acts[st->in[0]];
+                for (long e = -SLACK_FRONT; e < (long)(ia->floats - SLACK_FRONT); e++)
+                    in[e] = (float)((e * 2654435761u) % 1000) * 1e-3f;
+                double best = 1e30;
+                for (int k = 0; k < ca->n_cand; k++) {
+                    int ok = pack_kind(st, &ca->geo, ca->w, ca->b, ca->cand[k], ca->block_rows);
+                    if (ok < 0)
+                        return pare_fail(PARE_ENOMEM, "out of memory packing layer %s", st->name);
+                    if (!ok)
+                        continue;
+                    double t = 1e30;
+                    for (int r = 0; r < 6; r++) {
+                        double t0 = now_s();
+                        pare_engine_run_step(p, st);
+                        double dt = now_s() - t0;
+                        if (r > 0 && dt < t)
+                            t = dt;
+                    }
+                    if (t < best) {
+                        best = t;
+                        chosen = (int)ca->cand[k];
+                    }
+                }
+                if (chosen >= 0)
+                    cache_put(b->cache, ca->key, chosen);
+            }
+        }
+        /* Heuristic or measured choice; a kind whose structure the weights do
+         * not follow falls through to the next candidate (dense always fits). */
+        int ok = 0;
+        if (chosen >= 0) {
+            ok = pack_kind(st, &ca->geo, ca->w, ca->b, (pare_conv_kind)chosen, ca->block_rows);
+            if (ok < 0)
+                return pare_fail(PARE_ENOMEM, "out of memory packing layer %s", st->name);
+        }
+        for (int k = 0; k < ca->n_cand && !ok; k++) {
+            ok = pack_kind(st, &ca->geo, ca->w, ca->b, ca->cand[k], ca->block_rows);
+            if (ok < 0)
+                return pare_fail(PARE_ENOMEM, "out of memory packing layer %s", st->name);
+        }
+        if (!ok)
+            return pare_fail(PARE_EUNSUPPORTED, "layer %s: no conv kernel fits", st->name);
+        st->macs = conv_macs_of(st, p);
+        p->weight_bytes += st->conv.bytes;
+        name_conv(st);
+    }
+    return PARE_OK;
+}
+
+/* ---- buffers -------------------------------------------------------------- */
+
+static pare_status plan_memory(pare_plan *p)
+{
+    int n = p->n_acts;
+    int *first = malloc(sizeof(int) * (size_t)n), *last = malloc(sizeof(int) * (size_t)n);
+    if (!first || !last) {
+        free(first);
+        free(last);
+        return pare_fail(PARE_ENOMEM, "out of memory");
+    }
+    for (int a = 0; a < n; a++) {
+        first[a] = p->n_steps;
+        last[a] = -1;
+    }
+    first[p->input_act] = -1;
+    for (int i = 0; i < p->n_steps; i++) {
+        const pare_step *s = &p->steps[i];
+        if (first[s->out] > i)
+            first[s->out] = i;
+        for (int j = 0; j < s->n_in; j++)
+            if (last[s->in[j]] < i)
+                last[s->in[j]] = i;
+        if (s->res >= 0 && last[s->res] < i)
+            last[s->res] = i;
+    }
+    last[p->output_act] = p->n_steps;
+    int busy[64] = {0};
+    p->n_slots = 0;
+    int status_ok = 1;
+    for (int i = -1; i < p->n_steps && status_ok; i++) {
+        for (int a = 0; a < n; a++) {
+            if (first[a] != i)
+                continue;
+            int best = -1;
+            for (int s = 0; s < p->n_slots; s++)
+                if (!busy[s] && (best < 0 || (p->slot_floats[s] >= p->acts[a].floats) >
+                                                 (p->slot_floats[best] >= p->acts[a].floats) ||
+                                 ((p->slot_floats[s] >= p->acts[a].floats) ==
+                                      (p->slot_floats[best] >= p->acts[a].floats) &&
+                                  p->slot_floats[s] < p->slot_floats[best])))
+                    best = s;
+            if (best < 0) {
+                if (p->n_slots == 64) {
+                    status_ok = 0;
+                    break;
+                }
+                best = p->n_slots++;
+                p->slot_floats[best] = 0;
+            }
+            if (p->slot_floats[best] < p->acts[a].floats)
+                p->slot_floats[best] = p->acts[a].floats;
+            p->acts[a].slot = best;
+            busy[best] = 1;
+        }
+        for (int a = 0; a < n; a++)
+            if (last[a] == i && p->acts[a].slot >= 0 && first[a] <= i) {
+                /* the same slot may back an alias read later: release at its last read */
+                busy[p->acts[a].slot] = 0;
+            }
+    }
+    free(first);
+    free(last);
+    if (!status_ok)
+        return pare_fail(PARE_EUNSUPPORTED, "the model needs more than 64 live activation buffers");
+    size_t total = 0, start[64];
+    for (int s = 0; s < p->n_slots; s++) {
+        start[s] = total;
+        total += (p->slot_floats[s] + 15) / 16 * 16;
+    }
+    p->arena_floats = total;
+    p->arena = pare_alloc_array(total ? total : 16, sizeof(float), 1);
+    if (!p->arena)
+        return PARE_ENOMEM;
+    for (int a = 0; a < n; a++)
+        p->acts[a].offset = p->acts[a].slot >= 0 ? start[p->acts[a].slot] : 0;
+    return PARE_OK;
+}
+
+float *pare_engine_act(pare_plan *p, int act)
+{
+    return p->arena + p->acts[act].offset + SLACK_FRONT;
+}
+
+/* ---- the plan ------------------------------------------------------------- */
+
+void pare_plan_free(pare_plan *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < p->n_steps; i++) {
+        pare_step *s = &p->steps[i];
+        conv_layer_free(&s->conv);
+        free(s->mask);
+        pare_free(s->fc_w);
+        pare_free(s->fc_b);
+        free(s->fc_rowptr);
+        free(s->fc_col);
+        pare_free(s->fc_val);
+        pare_free(s->scale);
+        pare_free(s->shift);
+    }
+    free(p->steps);
+    free(p->acts);
+    pare_free(p->arena);
+    free(p->name);
+    free(p);
+}
+
+pare_status pare_plan_new(const pare_graph *g0, const pare_plan_options *o, pare_plan **out)
+{
+    *out = NULL;
+    if (!g0)
+        return pare_fail(PARE_EINVAL, "no model to compile");
+    if (g0->err)
+        return g0->err;
+    pare_status s = pare_graph_validate(g0);
+    if (s != PARE_OK)
+        return s;
+    pare_plan_options opts;
+    memset(&opts, 0, sizeof opts);
+    if (o)
+        opts = *o;
+    pare_graph *g = NULL;
+    s = pare_purify(g0, &g, NULL);
+    if (s != PARE_OK)
+        return s;
+    int n = g->n_nodes;
+    builder b;
+    memset(&b, 0, sizeof b);
+    tune_cache cache;
+    memset(&cache, 0, sizeof cache);
+    aux_list aux = {0, 0, NULL};
+    pare_plan *p = calloc(1, sizeof *p);
+    b.act_of = malloc(sizeof(int) * (size_t)n);
+    b.users = calloc((size_t)n, sizeof(int));
+    b.user = malloc(sizeof(int) * (size_t)n);
+    b.done = calloc((size_t)n, sizeof(int));
+    b.needed = calloc((size_t)n, sizeof(int));
+    if (!p || !b.act_of || !b.users || !b.user || !b.done || !b.needed) {
+        s = pare_fail(PARE_ENOMEM, "out of memory compiling %s", g->name);
+        goto done;
+    }
+    p->acts = calloc((size_t)(4 * n + 8), sizeof(pare_act)); /* nodes, phase planes, packs */
+    p->name = pare_strdup(g->name);
+    if (!p->acts || !p->name) {
+        s = pare_fail(PARE_ENOMEM, "out of memory compiling %s", g->name);
+        goto done;
+    }
+    p->threads = pare_threads_resolve(opts.threads);
+    p->isa = (int)pare_isa_active();
+    b.p = p;
+    b.g = g;
+    b.o = opts;
+    if (opts.tune) {
+        cache_load(&cache);
+        b.cache = &cache;
+    }
+    for (int v = 0; v < n; v++) {
+        b.act_of[v] = -1;
+        b.user[v] = -1;
+    }
+    b.needed[g->output] = 1;
+    for (int v = g->output; v >= 0; v--)
+        if (b.needed[v])
+            for (int j = 0; j < g->nodes[v].n_in; j++)
+                b.needed[g->nodes[v].in[j]] = 1;
+    for (int v = 0; v < n; v++)
+        if (b.needed[v])
+            for (int j = 0; j < g->nodes[v].n_in; j++) {
+                int u = g->nodes[v].in[j];
+                b.users[u]++;
+                b.user[u] = v;
+            }
+    b.users[g->output]++; /* the output is read by the caller */
+    p->input_act = act_for_node(&b, 0);
+    b.done[0] = 1;
+    for (int v = 1; v < n && s == PARE_OK; v++) {
+        if (!b.needed[v] || b.done[v])
+            continue;
+        switch (g->nodes[v].op) {
+        case PARE_OP_CONV2D:
+            s = lower_conv(&b, v, &aux);
+            break;
+        case PARE_OP_LINEAR:
+            s = lower_linear(&b, v);
+            break;
+        default:
+            s = lower_other(&b, v);
+        }
+    }
+    if (s != PARE_OK)
+        goto done;
+    p->output_act = b.act_of[g->output];
+    p->in_c = g->nodes[0].out.c;
+    p->in_h = g->nodes[0].out.h;
+    p->in_w = g->nodes[0].out.w;
+    p->out_n = (int)pare_shape_size(g->nodes[g->output].out);
+    if (p->output_act == p->input_act) {
+        s = pare_fail(PARE_EUNSUPPORTED, "model %s computes nothing", g->name);
+        goto done;
+    }
+    s = plan_memory(p);
+    if (s == PARE_OK)
+        s = choose_kernels(&b, &aux);
+    if (s == PARE_OK)
+        for (int i = 0; i < p->n_steps; i++) {
+            pare_step *st = &p->steps[i];
+            if (st->kind == PARE_STEP_CONV)
+                continue;
+            if (st->kind == PARE_STEP_FC)
+                p->weight_bytes += st->fc_sparse ? (size_t)st->fc_rowptr[st->fc_out] * 8 + 4 * (size_t)st->fc_out
+                                                 : (size_t)st->fc_in * (size_t)st->fc_out * 4;
+        }
+done:
+    for (int i = 0; i < aux.n; i++) {
+        pare_free(aux.a[i].w);
+        pare_free(aux.a[i].b);
+    }
+    free(aux.a);
+    if (b.cache)
+        cache_save_free(&cache);
+    free(b.act_of);
+    free(b.users);
+    free(b.user);
+    free(b.done);
+    free(b.needed);
+    pare_graph_free(g);
+    if (s != PARE_OK) {
+        pare_plan_free(p);
+        return s;
+    }
+    *out = p;
+    return PARE_OK;
+}
+
+void pare_plan_get_info(const pare_plan *p, pare_plan_info *out)
+{
+    memset(out, 0, sizeof *out);
+    out->steps = p->n_steps;
+    out->activation_bytes = p->arena_floats * sizeof(float);
+    out->weight_bytes = p->weight_bytes;
+    for (int i = 0; i < p->n_steps; i++) {
+        out->macs += p->steps[i].macs;
+        out->dense_macs += p->steps[i].dense_macs ? p->steps[i].dense_macs : p->steps[i].macs;
+    }
+    out->in_c = p->in_c;
+    out->in_h = p->in_h;
+    out->in_w = p->in_w;
+    out->out_size = p->out_n;
+    out->isa = pare_isa_name((pare_isa_level)p->isa);
+}
+
+pare_status pare_plan_step_info(const pare_plan *p, int i, pare_step_info *out)
+{
+    if (!p || i < 0 || i >= p->n_steps)
+        return pare_fail(PARE_EINVAL, "step %d does not exist", i);
+    const pare_step *s = &p->steps[i];
+    out->name = s->name;
+    out->kernel = s->kernel;
+    out->macs = s->macs;
+    out->dense_macs = s->dense_macs ? s->dense_macs : s->macs;
+    out->seconds = s->seconds;
+    return PARE_OK;
+}
+
+void pare_plan_profile(pare_plan *p, int enable)
+{
+    p->profile = enable;
+    for (int i = 0; i < p->n_steps; i++)
+        p->steps[i].seconds = 0;
+}

@@ -1,0 +1,119 @@
+/* The compiled engine: a plan is a list of steps over planned activation
+ * buffers, each step a kernel chosen and packed for its layer's sparsity.
+ * docs/ENGINE.md describes the layout and the kernels. */
+#ifndef PARE_ENGINE_ENGINE_H
+#define PARE_ENGINE_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "graph/graph.h"
+#include "kernels/conv.h"
+
+/* An activation buffer: C planes of (H + 2P) rows of rs floats; element (c, y, x)
+ * at base + c*cs + (y + P)*rs + (x + P). P is 1 for spatial values (0 for 1x1
+ * ones); the halo is zero whenever a consumer reads it. */
+typedef struct pare_act {
+    int C, H, W, P;
+    long rs, cs;            /* row and channel strides (floats) */
+    size_t floats;          /* C * cs + slack */
+    int slot;               /* memory planner's buffer */
+    size_t offset;          /* floats into the slot */
+} pare_act;
+
+typedef enum pare_step_kind {
+    PARE_STEP_CONV,         /* any conv: groups of filters over column lists (kernels/conv.h) */
+    PARE_STEP_PHASES,       /* space-to-depth split of a stride-2 conv's input into 4 planes */
+    PARE_STEP_FC,           /* linear layer on a flattened vector */
+    PARE_STEP_MAXPOOL,
+    PARE_STEP_AVGPOOL,
+    PARE_STEP_GAP,
+    PARE_STEP_ADD,          /* a residual add not fused into a conv */
+    PARE_STEP_AFFINE,       /* a per-channel scale and shift (a batch norm with nothing to fold into) */
+    PARE_STEP_ACT,          /* a relu/relu6 not fused */
+    PARE_STEP_CONCAT,
+    PARE_STEP_PACK,         /* halo layout -> plain vector (before a linear layer) */
+    PARE_STEP_COPY          /* input -> its halo buffer */
+} pare_step_kind;
+
+typedef enum pare_conv_kind {
+    PARE_CK_DENSE = 0,      /* groups of 4 filters over every column */
+    PARE_CK_BLOCK,          /* groups of R filters over their kept blocks' columns */
+    PARE_CK_SPARSE,         /* one filter per group, its nonzero columns (CSR) */
+    PARE_CK_NM,             /* N:M: shared group bases, small indices per filter */
+    PARE_CK_PATTERN,        /* FKW: per filter, kernels sorted by pattern */
+    PARE_CK__COUNT
+} pare_conv_kind;
+
+typedef struct pare_step {
+    pare_step_kind kind;
+    int node;               /* the graph node it computes (the last one fused) */
+    char name[96];
+    char kernel[64];        /* the kernel chosen, for pare bench --verbose */
+    int in[8], n_in;        /* act ids read */
+    int out;                /* act id written */
+    int res;                /* act id added before the activation, or -1 */
+    int act;                /* 0 none, 1 relu, 2 relu6 */
+    double macs;            /* useful multiply-accumulates per sample */
+    double dense_macs;      /* what the dense layer would do */
+    /* conv */
+    pare_conv_kind ck;
+    int nm_n, nm_m;         /* N:M */
+    int rows_mode;          /* positions run along one row at a time */
+    uint16_t *mask;         /* wide mode: per chunk, the lanes that are real outputs */
+    long n_pos;             /* positions per call (a plane, or a row) */
+    long in_base, out_base, res_base; /* offsets (floats) of position 0 in the buffers */
+    pare_conv_layer conv;   /* packed weights, groups, columns (kernels/conv.h) */
+    int wide;               /* positions span whole planes (input and output strides agree) */
+    /* fc */
+    int fc_in, fc_out;
+    float *fc_w, *fc_b;     /* dense [out][in] */
+    int fc_sparse;
+    int32_t *fc_rowptr, *fc_col;
+    float *fc_val;
+    /* pooling */
+    int k[2], s[2], pad[4], ceil_mode, count_include_pad;
+    /* phases: which of the stride's phase planes are materialised */
+    int sh, sw, nphase, phase_of_slot[64];
+    /* affine */
+    float *scale, *shift;
+    /* timing */
+    double seconds;
+} pare_step;
+
+struct pare_plan {
+    char *name;
+    int n_acts;
+    pare_act *acts;
+    int n_steps;
+    pare_step *steps;
+    int input_act, output_act;
+    int in_c, in_h, in_w, out_n;
+    int threads;
+    int batch;
+    size_t slot_floats[64];
+    int n_slots;
+    float *arena;           /* every activation buffer */
+    size_t arena_floats;
+    size_t weight_bytes;
+    int isa;
+    int profile;
+};
+
+/* A file of measured kernel choices ("key kind" lines). */
+typedef struct tune_cache {
+    char *path;
+    int n, cap;
+    char **keys;
+    int *kinds;
+    int dirty;
+} tune_cache;
+
+/* Runs one step on the plan's arena (threads as planned). */
+void pare_engine_run_step(pare_plan *p, pare_step *s);
+/* Zeroes the halo of an act (its border rows and columns). */
+void pare_engine_zero_halo(pare_plan *p, int act);
+float *pare_engine_act(pare_plan *p, int act);
+const char *pare_conv_kind_name(pare_conv_kind k);
+
+#endif

@@ -1,0 +1,339 @@
+/* Running a plan: each step zeroes its output's halo and runs its kernel,
+ * threads splitting positions (multiples of 96, the widest tile) or filter
+ * groups. The small steps (phases, pooling, adds, packing, linear layers)
+ * are here; convs go to the kernels/conv family. */
+#include <float.h>
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/blas.h"
+#include "core/error.h"
+#include "core/threads.h"
+#include "engine/engine.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define SPLIT 96 /* positions: a multiple of every conv kernel's tile */
+
+static int tid(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static inline float act_fn(float v, int act)
+{
+    if (act >= 1 && v < 0.0f)
+        v = 0.0f;
+    if (act == 2 && v > 6.0f)
+        v = 6.0f;
+    return v;
+}
+
+void pare_engine_zero_halo(pare_plan *p, int a)
+{
+    const pare_act *x = &p->acts[a];
+    if (x->P == 0)
+        return;
+    float *base = pare_engine_act(p, a);
+    for (int c = 0; c < x->C; c++) {
+        float *pl = base + c * x->cs;
+        memset(pl, 0, sizeof(float) * (size_t)(x->P * x->rs));
+        memset(pl + (long)(x->P + x->H) * x->rs, 0, sizeof(float) * (size_t)(x->P * x->rs));
+        for (int y = 0; y < x->H; y++) {
+            float *row = pl + (long)(y + x->P) * x->rs;
+            memset(row, 0, sizeof(float) * (size_t)x->P);
+            memset(row + x->P + x->W, 0, sizeof(float) * (size_t)x->P);
+        }
+    }
+}
+
+static inline float *at(pare_plan *p, int a, int c, int y, int x)
+{
+    const pare_act *s = &p->acts[a];
+    return pare_engine_act(p, a) + c * s->cs + (long)(y + s->P) * s->rs + (x + s->P);
+}
+
+/* ---- conv ----------------------------------------------------------------- */
+
+static void run_conv(pare_plan *p, pare_step *st)
+{
+    const pare_conv_kernels *k = pare_conv();
+    const pare_act *ia = &p->acts[st->in[0]], *oa = &p->acts[st->out];
+    pare_conv_io io;
+    io.in = pare_engine_act(p, st->in[0]) + st->in_base;
+    io.out = pare_engine_act(p, st->out) + st->out_base;
+    io.res = st->res >= 0 ? pare_engine_act(p, st->res) + st->res_base : NULL;
+    io.out_cs = oa->cs;
+    io.res_cs = st->res >= 0 ? p->acts[st->res].cs : 0;
+    io.n = st->n_pos;
+    io.mask = st->wide ? st->mask : NULL;
+    io.act = st->act;
+    const pare_conv_layer *L = &st->conv;
+    int units = st->ck == PARE_CK_NM ? L->n_nm : st->ck == PARE_CK_PATTERN ? L->n_pf : L->n_groups;
+    int T = p->threads;
+    long rows = st->rows_mode ? oa->H : 1;
+    long tiles = (st->n_pos + SPLIT - 1) / SPLIT;
+    /* Split positions when there are enough of them (every thread then does
+     * every filter: balanced whatever the sparsity), else filters. */
+    int by_pos = tiles * rows >= 2L * T || units < T;
+    if (T > units && !by_pos)
+        T = units > 0 ? units : 1;
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+        int t = tid(), nt = T;
+        long lo, hi;
+        for (long r = 0; r < rows; r++) {
+            pare_conv_io rio = io;
+            if (st->rows_mode) {
+                rio.in = io.in + r * ia->rs;
+                rio.out = io.out + r * oa->rs;
+                rio.res = io.res ? io.res + r * p->acts[st->res].rs : NULL;
+            }
+            long q0 = 0, q1 = st->n_pos;
+            int u0 = 0, u1 = units;
+            if (by_pos) {
+                if (st->rows_mode && rows >= nt) {
+                    if (r % nt != t)
+                        continue;
+                } else {
+                    pare_split_range(tiles, nt, t, &lo, &hi);
+                    q0 = lo * SPLIT;
+                    q1 = hi * SPLIT < st->n_pos ? hi * SPLIT : st->n_pos;
+                }
+            } else {
+                pare_split_range(units, nt, t, &lo, &hi);
+                u0 = (int)lo;
+                u1 = (int)hi;
+            }
+            if (q0 >= q1 || u0 >= u1)
+                continue;
+            if (st->ck == PARE_CK_NM)
+                k->f32_convnm(&rio, L, u0, u1, q0, q1);
+            else if (st->ck == PARE_CK_PATTERN)
+                k->f32_convpat(&rio, L, u0, u1, q0, q1);
+            else
+                k->f32_convg(&rio, L, u0, u1, q0, q1);
+        }
+    }
+}
+
+/* ---- small steps ---------------------------------------------------------- */
+
+static void run_phases(pare_plan *p, pare_step *st)
+{
+    const pare_act *src = &p->acts[st->in[0]], *dst = &p->acts[st->out];
+    int C = src->C, sh = st->sh, sw = st->sw;
+#pragma omp parallel for num_threads(p->threads) schedule(static) if (C * dst->H * dst->W > 32768)
+    for (int cc = 0; cc < C * sh * sw; cc++) {
+        int ph = cc / C, c = cc % C, a = ph / sw, b = ph % sw;
+        for (int y = 0; y < dst->H; y++) {
+            int sy = y * sh + a;
+            float *out = at(p, st->out, cc, y, 0);
+            if (sy >= src->H) {
+                memset(out, 0, sizeof(float) * (size_t)dst->W);
+                continue;
+            }
+            const float *in = at(p, st->in[0], c, sy, 0);
+            for (int x = 0; x < dst->W; x++) {
+                int sx = x * sw + b;
+                out[x] = sx < src->W ? in[sx] : 0.0f;
+            }
+        }
+    }
+}
+
+static void run_pool(pare_plan *p, pare_step *st)
+{
+    const pare_act *src = &p->acts[st->in[0]], *dst = &p->acts[st->out];
+    int is_max = st->kind == PARE_STEP_MAXPOOL;
+#pragma omp parallel for num_threads(p->threads) schedule(static) if (dst->C * dst->H * dst->W > 16384)
+    for (int c = 0; c < dst->C; c++)
+        for (int y = 0; y < dst->H; y++) {
+            float *out = at(p, st->out, c, y, 0);
+            int hs = y * st->s[0] - st->pad[0], he = hs + st->k[0];
+            int hep = he < src->H + st->pad[2] ? he : src->H + st->pad[2];
+            int h0 = hs < 0 ? 0 : hs, h1 = he > src->H ? src->H : he;
+            for (int x = 0; x < dst->W; x++) {
+                int ws = x * st->s[1] - st->pad[1], we = ws + st->k[1];
+                int wep = we < src->W + st->pad[3] ? we : src->W + st->pad[3];
+                int w0 = ws < 0 ? 0 : ws, w1 = we > src->W ? src->W : we;
+                float best = -FLT_MAX, sum = 0;
+                for (int h = h0; h < h1; h++) {
+                    const float *row = at(p, st->in[0], c, h, 0);
+                    for (int w = w0; w < w1; w++) {
+                        float v = row[w];
+                        if (v > best)
+                            best = v;
+                        sum += v;
+                    }
+                }
+                if (is_max) {
+                    out[x] = act_fn(best, st->act);
+                } else {
+                    int cnt = st->count_include_pad ? (hep - hs) * (wep - ws) : (h1 - h0) * (w1 - w0);
+                    out[x] = act_fn(sum / (float)(cnt > 0 ? cnt : 1), st->act);
+                }
+            }
+        }
+}
+
+static void run_gap(pare_plan *p, pare_step *st)
+{
+    const pare_act *src = &p->acts[st->in[0]];
+    float *out = pare_engine_act(p, st->out);
+    for (int c = 0; c < src->C; c++) {
+        double s = 0;
+        for (int y = 0; y < src->H; y++) {
+            const float *row = at(p, st->in[0], c, y, 0);
+            for (int x = 0; x < src->W; x++)
+                s += row[x];
+        }
+        out[c] = act_fn((float)(s / ((double)src->H * src->W)), st->act);
+    }
+}
+
+static void run_elementwise(pare_plan *p, pare_step *st)
+{
+    const pare_act *dst = &p->acts[st->out];
+#pragma omp parallel for num_threads(p->threads) schedule(static) if (dst->C * dst->H * dst->W > 32768)
+    for (int c = 0; c < dst->C; c++)
+        for (int y = 0; y < dst->H; y++) {
+            float *out = at(p, st->out, c, y, 0);
+            const float *a = at(p, st->in[0], c, y, 0);
+            if (st->kind == PARE_STEP_ADD) {
+                const float *b = at(p, st->in[1], c, y, 0);
+                for (int x = 0; x < dst->W; x++)
+                    out[x] = act_fn(a[x] + b[x], st->act);
+            } else if (st->kind == PARE_STEP_AFFINE) {
+                float sc = st->scale[c], sh = st->shift[c];
+                for (int x = 0; x < dst->W; x++)
+                    out[x] = act_fn(a[x] * sc + sh, st->act);
+            } else {
+                for (int x = 0; x < dst->W; x++)
+                    out[x] = act_fn(a[x], st->act);
+            }
+        }
+}
+
+static void run_concat(pare_plan *p, pare_step *st)
+{
+    const pare_act *dst = &p->acts[st->out];
+    int c0 = 0;
+    for (int j = 0; j < st->n_in; j++) {
+        const pare_act *s = &p->acts[st->in[j]];
+        for (int c = 0; c < s->C; c++)
+            for (int y = 0; y < dst->H; y++)
+                memcpy(at(p, st->out, c0 + c, y, 0), at(p, st->in[j], c, y, 0), sizeof(float) * (size_t)dst->W);
+        c0 += s->C;
+    }
+}
+
+static void run_pack(pare_plan *p, pare_step *st)
+{
+    const pare_act *s = &p->acts[st->in[0]];
+    float *out = pare_engine_act(p, st->out);
+    for (int c = 0; c < s->C; c++)
+        for (int y = 0; y < s->H; y++)
+            memcpy(out + ((long)c * s->H + y) * s->W, at(p, st->in[0], c, y, 0), sizeof(float) * (size_t)s->W);
+}
+
+static void run_fc(pare_plan *p, pare_step *st)
+{
+    const float *x = pare_engine_act(p, st->in[0]);
+    float *y = pare_engine_act(p, st->out);
+    if (st->fc_sparse) {
+#pragma omp parallel for num_threads(p->threads) schedule(static) if (st->fc_rowptr[st->fc_out] > 65536)
+        for (int o = 0; o < st->fc_out; o++) {
+            float s = st->fc_b[o];
+            for (int k = st->fc_rowptr[o]; k < st->fc_rowptr[o + 1]; k++)
+                s += st->fc_val[k] * x[st->fc_col[k]];
+            y[o] = act_fn(s, st->act);
+        }
+        return;
+    }
+    memcpy(y, st->fc_b, sizeof(float) * (size_t)st->fc_out);
+    pare_sgemm(p->threads, 0, 1, 1, st->fc_out, st->fc_in, 1.0f, x, st->fc_in, st->fc_w, st->fc_in, 1.0f, y,
+               st->fc_out);
+    if (st->act)
+        for (int o = 0; o < st->fc_out; o++)
+            y[o] = act_fn(y[o], st->act);
+}
+
+void pare_engine_run_step(pare_plan *p, pare_step *st)
+{
+    switch (st->kind) {
+    case PARE_STEP_CONV:
+        run_conv(p, st);
+        break;
+    case PARE_STEP_PHASES:
+        run_phases(p, st);
+        break;
+    case PARE_STEP_FC:
+        run_fc(p, st);
+        break;
+    case PARE_STEP_MAXPOOL:
+    case PARE_STEP_AVGPOOL:
+        run_pool(p, st);
+        break;
+    case PARE_STEP_GAP:
+        run_gap(p, st);
+        break;
+    case PARE_STEP_ADD:
+    case PARE_STEP_AFFINE:
+    case PARE_STEP_ACT:
+        run_elementwise(p, st);
+        break;
+    case PARE_STEP_CONCAT:
+        run_concat(p, st);
+        break;
+    case PARE_STEP_PACK:
+        run_pack(p, st);
+        break;
+    case PARE_STEP_COPY:
+        break;
+    }
+}
+
+pare_status pare_plan_run(pare_plan *p, const float *in, int n, float *out)
+{
+    if (!p || !in || !out || n < 0)
+        return pare_fail(PARE_EINVAL, "pare_plan_run needs a plan, an input, an output and n >= 0");
+    size_t isz = (size_t)p->in_c * (size_t)p->in_h * (size_t)p->in_w;
+    const pare_act *oa = &p->acts[p->output_act];
+    for (int s = 0; s < n; s++) {
+        const float *x = in + (size_t)s * isz;
+        pare_engine_zero_halo(p, p->input_act);
+        for (int c = 0; c < p->in_c; c++)
+            for (int y = 0; y < p->in_h; y++)
+                memcpy(at(p, p->input_act, c, y, 0), x + ((size_t)c * (size_t)p->in_h + (size_t)y) * (size_t)p->in_w,
+                       sizeof(float) * (size_t)p->in_w);
+        for (int i = 0; i < p->n_steps; i++) {
+            pare_step *st = &p->steps[i];
+            double t0 = p->profile ? now_s() : 0;
+            pare_engine_zero_halo(p, st->out);
+            pare_engine_run_step(p, st);
+            if (p->profile)
+                st->seconds += now_s() - t0;
+        }
+        float *y = out + (size_t)s * (size_t)p->out_n;
+        for (int c = 0; c < oa->C; c++)
+            for (int r = 0; r < oa->H; r++)
+                memcpy(y + ((size_t)c * (size_t)oa->H + (size_t)r) * (size_t)oa->W, at(p, p->output_act, c, r, 0),
+                       sizeof(float) * (size_t)oa->W);
+    }
+    return PARE_OK;
+}

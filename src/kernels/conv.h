@@ -1,0 +1,106 @@
+/* The conv kernel family of the engine. Every conv is a sum over columns:
+ *   out[o][q] = bias[o] + sum_col w[o][col] * in[q + off[col]]
+ * for output positions q of a plane, where a column is one (input channel,
+ * kernel tap) pair and off[col] its offset in the input buffer (channel stride
+ * times channel plus row stride times dy plus dx). Positions run over whole
+ * planes when input and output share their strides ("wide" mode: the halo
+ * columns are computed and masked out on store) or along one row. Sparsity
+ * decides which columns each filter has, and how they are stored:
+ *   groups  - R filters sharing one column list with dense R x ncols weights
+ *             (dense layers: R = 4 over every column; block-sparse: the kept
+ *             blocks' columns; unstructured: R = 1, CSR);
+ *   N:M     - per filter, N indices (< M) per group of M channels at a tap;
+ *   pattern - per filter, (channel, pattern) kernels sorted by pattern, the
+ *             pattern's 4 tap offsets fixed for the layer (PatDNN's FKW). */
+#ifndef PARE_KERNELS_CONV_H
+#define PARE_KERNELS_CONV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+
+#define PARE_CONV_CHUNK 16   /* positions per mask entry */
+#define PARE_CONV_MAX_R 8
+
+typedef struct pare_conv_group {
+    int o0, r;               /* first output channel, filters (1..PARE_CONV_MAX_R) */
+    int rp;                  /* r rounded up to 1, 2, 4 or 8: the weights' row length */
+    int ncols;
+    const int32_t *off;      /* ncols input offsets */
+    const float *w;          /* ncols x rp weights: w[col * rp + j], zero for j >= r */
+    const float *bias;       /* rp biases */
+} pare_conv_group;
+
+typedef struct pare_nm_filter {
+    int o;
+    const uint8_t *idx;      /* ngroups x N indices (< M) */
+    const float *w;          /* ngroups x N weights */
+    float bias;
+} pare_nm_filter;
+
+typedef struct pare_pat_filter {
+    int o, nk;
+    const int32_t *coff;     /* nk channel offsets */
+    const uint8_t *pat;      /* nk pattern ids, non-decreasing */
+    const float *w;          /* nk x 4 weights, in the pattern's tap order */
+    float bias;
+} pare_pat_filter;
+
+/* A packed conv layer (one of the three structures). */
+typedef struct pare_conv_layer {
+    int n_groups;
+    pare_conv_group *groups;
+    /* N:M */
+    int nm_n, nm_m, nm_ngroups, n_nm;
+    const int32_t *nm_base;  /* nm_ngroups offsets of each group's first channel at its tap */
+    int32_t nm_cs;           /* channel stride: index k reads base + k * nm_cs */
+    pare_nm_filter *nm;
+    /* pattern */
+    int n_pat, n_pf;
+    int32_t pat_off[64][4];  /* per pattern, its 4 tap offsets */
+    pare_pat_filter *pf;
+    void *mem;               /* owns every array above */
+    size_t bytes;            /* packed weight and index bytes */
+} pare_conv_layer;
+
+/* The positions [0, n) of one call, with every base pointer at position 0. */
+typedef struct pare_conv_io {
+    const float *in;
+    float *out;
+    const float *res;        /* added before the activation, or NULL */
+    long out_cs, res_cs;     /* channel strides of out and res */
+    long n;
+    const uint16_t *mask;    /* per PARE_CONV_CHUNK positions, the lanes stored; NULL: all
+                              * (positions at or past n are never stored) */
+    int act;                 /* 0 none, 1 relu, 2 relu6 */
+} pare_conv_io;
+
+/* Computes positions [q0, q1) (q0 a multiple of PARE_CONV_CHUNK) of the groups
+ * [g0, g1) of a layer. Reads up to PARE_CONV_CHUNK - 1 positions past q1
+ * (buffers carry slack). */
+typedef void pare_f32_convg_fn(const pare_conv_io *io, const pare_conv_layer *L, int g0, int g1,
+                               long q0, long q1);
+/* The same for N:M filters [f0, f1). */
+typedef void pare_f32_convnm_fn(const pare_conv_io *io, const pare_conv_layer *L, int f0, int f1,
+                                long q0, long q1);
+/* The same for pattern filters [f0, f1). */
+typedef void pare_f32_convpat_fn(const pare_conv_io *io, const pare_conv_layer *L, int f0, int f1,
+                                 long q0, long q1);
+
+#define PARE_KERNEL(isa, kind, mr, nr) pare_##kind##_fn pare_##kind##_##mr##x##nr##__##isa;
+#include "kernels/conv.inc"
+#undef PARE_KERNEL
+
+typedef struct pare_conv_kernels {
+    pare_f32_convg_fn *f32_convg;
+    pare_f32_convnm_fn *f32_convnm;
+    pare_f32_convpat_fn *f32_convpat;
+    const char *name_g, *name_nm, *name_pat;
+    int tile;                /* positions a group call handles at once (for splitting work) */
+} pare_conv_kernels;
+
+const pare_conv_kernels *pare_conv(void);
+const pare_conv_kernels *pare_conv_at(int isa_level);
+
+#endif

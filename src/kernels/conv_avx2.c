@@ -1,0 +1,198 @@
+/* The conv family with AVX2 + FMA: 8-lane vectors, a 16-position chunk is two
+ * of them; tiles are sized for 16 registers (4 filters x 1 chunk, or 1-2
+ * filters x 2 chunks). */
+#include <immintrin.h>
+
+#include "kernels/conv.h"
+
+#define CH PARE_CONV_CHUNK
+
+static inline unsigned chunk_mask(const pare_conv_io *io, long q)
+{
+    unsigned m = io->mask ? io->mask[q / CH] : 0xffffu;
+    long left = io->n - q;
+    if (left < CH)
+        m &= left > 0 ? (1u << left) - 1 : 0;
+    return m;
+}
+
+static inline __m256i lanes(unsigned m8)
+{
+    const __m256i bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)m8), bits), bits);
+}
+
+static inline __m256 finish(const pare_conv_io *io, int o, long q, __m256 acc)
+{
+    if (io->res)
+        acc = _mm256_add_ps(acc, _mm256_loadu_ps(io->res + o * io->res_cs + q));
+    if (io->act >= 1)
+        acc = _mm256_max_ps(acc, _mm256_setzero_ps());
+    if (io->act == 2)
+        acc = _mm256_min_ps(acc, _mm256_set1_ps(6.0f));
+    return acc;
+}
+
+/* Stores ymm vector v (8 positions from q + 8v) of filter o. */
+static inline void store8(const pare_conv_io *io, int o, long q, int v, __m256 acc)
+{
+    unsigned m = (chunk_mask(io, q + CH * (v / 2)) >> (8 * (v % 2))) & 0xffu;
+    if (!m)
+        return;
+    long at = q + 8 * v;
+    __m256 y = finish(io, o, at, acc);
+    if (m == 0xffu)
+        _mm256_storeu_ps(io->out + o * io->out_cs + at, y);
+    else
+        _mm256_maskstore_ps(io->out + o * io->out_cs + at, lanes(m), y);
+}
+
+/* R filters (weights w[col*RP + roff + r]) over NV vectors of 8 positions at q. */
+#define TILE(R, NV)                                                                               \
+    static void tile_##R##_##NV(const pare_conv_io *io, const pare_conv_group *g, long q, int roff) \
+    {                                                                                             \
+        __m256 acc[R][NV];                                                                        \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                       \
+        {                                                                                         \
+            __m256 b = _mm256_set1_ps(g->bias ? g->bias[roff + r] : 0.0f);                        \
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[r][v] = b;                   \
+        }                                                                                         \
+        const float *in = io->in + q;                                                             \
+        const float *w = g->w + roff;                                                             \
+        int rp = g->rp;                                                                           \
+        for (int c = 0; c < g->ncols; c++, w += rp) {                                             \
+            const float *p = in + g->off[c];                                                      \
+            __m256 x[NV];                                                                         \
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) x[v] = _mm256_loadu_ps(p + 8 * v); \
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                   \
+            {                                                                                     \
+                __m256 wr = _mm256_broadcast_ss(w + r);                                           \
+                _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[r][v] =                  \
+                    _mm256_fmadd_ps(wr, x[v], acc[r][v]);                                         \
+            }                                                                                     \
+        }                                                                                         \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                       \
+        {                                                                                         \
+            if (roff + r >= g->r)                                                                 \
+                break;                                                                            \
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)                                  \
+                store8(io, g->o0 + roff + r, q, v, acc[r][v]);                                    \
+        }                                                                                         \
+    }
+
+TILE(1, 2)
+TILE(1, 4)
+TILE(2, 2)
+TILE(2, 4)
+TILE(4, 2)
+
+void pare_f32_convg_4x1__avx2(const pare_conv_io *io, const pare_conv_layer *L, int g0, int g1, long q0,
+                              long q1)
+{
+    for (long q = q0; q < q1; q += 2 * CH) {
+        int two = q1 - q > CH;
+        for (int gi = g0; gi < g1; gi++) {
+            const pare_conv_group *g = &L->groups[gi];
+            if (g->rp == 1) {
+                if (two)
+                    tile_1_4(io, g, q, 0);
+                else
+                    tile_1_2(io, g, q, 0);
+            } else if (g->rp == 2) {
+                if (two)
+                    tile_2_4(io, g, q, 0);
+                else
+                    tile_2_2(io, g, q, 0);
+            } else {
+                for (int roff = 0; roff < g->r; roff += 4) {
+                    tile_4_2(io, g, q, roff);
+                    if (two)
+                        tile_4_2(io, g, q + CH, roff);
+                }
+            }
+        }
+    }
+}
+
+#define NV 4
+
+void pare_f32_convnm_1x2__avx2(const pare_conv_io *io, const pare_conv_layer *L, int f0, int f1, long q0,
+                               long q1)
+{
+    int N = L->nm_n, G = L->nm_ngroups;
+    long cs = L->nm_cs;
+    for (long q = q0; q < q1; q += 2 * CH) {
+        int nv = q1 - q > CH ? NV : NV / 2;
+        const float *in = io->in + q;
+        for (int fi = f0; fi < f1; fi++) {
+            const pare_nm_filter *f = &L->nm[fi];
+            __m256 a[NV], b[NV];
+            for (int v = 0; v < NV; v++) {
+                a[v] = _mm256_set1_ps(f->bias);
+                b[v] = _mm256_setzero_ps();
+            }
+            const uint8_t *idx = f->idx;
+            const float *w = f->w;
+            for (int g = 0; g < G; g++, idx += N, w += N) {
+                const float *base = in + L->nm_base[g];
+                int k = 0;
+                for (; k + 1 < N; k += 2) {
+                    const float *p0 = base + idx[k] * cs, *p1 = base + idx[k + 1] * cs;
+                    __m256 w0 = _mm256_broadcast_ss(w + k), w1 = _mm256_broadcast_ss(w + k + 1);
+                    for (int v = 0; v < nv; v++) {
+                        a[v] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(p0 + 8 * v), a[v]);
+                        b[v] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(p1 + 8 * v), b[v]);
+                    }
+                }
+                if (k < N) {
+                    const float *p0 = base + idx[k] * cs;
+                    __m256 w0 = _mm256_broadcast_ss(w + k);
+                    for (int v = 0; v < nv; v++)
+                        a[v] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(p0 + 8 * v), a[v]);
+                }
+            }
+            for (int v = 0; v < nv; v++)
+                store8(io, f->o, q, v, _mm256_add_ps(a[v], b[v]));
+        }
+    }
+}
+
+void pare_f32_convpat_1x2__avx2(const pare_conv_io *io, const pare_conv_layer *L, int f0, int f1, long q0,
+                                long q1)
+{
+    for (long q = q0; q < q1; q += 2 * CH) {
+        int nv = q1 - q > CH ? NV : NV / 2;
+        const float *in = io->in + q;
+        for (int fi = f0; fi < f1; fi++) {
+            const pare_pat_filter *f = &L->pf[fi];
+            __m256 a[NV], b[NV];
+            for (int v = 0; v < NV; v++) {
+                a[v] = _mm256_set1_ps(f->bias);
+                b[v] = _mm256_setzero_ps();
+            }
+            int k = 0;
+            while (k < f->nk) {
+                int p = f->pat[k], end = k;
+                while (end < f->nk && f->pat[end] == p)
+                    end++;
+                const int32_t o0 = L->pat_off[p][0], o1 = L->pat_off[p][1], o2 = L->pat_off[p][2],
+                              o3 = L->pat_off[p][3];
+                for (; k < end; k++) {
+                    const float *base = in + f->coff[k];
+                    const float *w = f->w + 4 * k;
+                    __m256 w0 = _mm256_broadcast_ss(w), w1 = _mm256_broadcast_ss(w + 1);
+                    __m256 w2 = _mm256_broadcast_ss(w + 2), w3 = _mm256_broadcast_ss(w + 3);
+                    for (int v = 0; v < nv; v++) {
+                        const float *bv = base + 8 * v;
+                        a[v] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(bv + o0), a[v]);
+                        b[v] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(bv + o1), b[v]);
+                        a[v] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(bv + o2), a[v]);
+                        b[v] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(bv + o3), b[v]);
+                    }
+                }
+            }
+            for (int v = 0; v < nv; v++)
+                store8(io, f->o, q, v, _mm256_add_ps(a[v], b[v]));
+        }
+    }
+}

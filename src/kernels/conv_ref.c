@@ -1,0 +1,82 @@
+/* The conv family's scalar reference: the plainest loops of the definitions
+ * in conv.h, the oracle the SIMD versions are tested against. */
+#include "kernels/conv.h"
+
+static int stored(const pare_conv_io *io, long q)
+{
+    if (q >= io->n)
+        return 0;
+    if (!io->mask)
+        return 1;
+    return (io->mask[q / PARE_CONV_CHUNK] >> (q % PARE_CONV_CHUNK)) & 1;
+}
+
+static float finish(const pare_conv_io *io, int o, long q, float acc)
+{
+    if (io->res)
+        acc += io->res[o * io->res_cs + q];
+    if (io->act >= 1 && acc < 0.0f)
+        acc = 0.0f;
+    if (io->act == 2 && acc > 6.0f)
+        acc = 6.0f;
+    return acc;
+}
+
+void pare_f32_convg_1x1__ref(const pare_conv_io *io, const pare_conv_layer *L, int g0, int g1, long q0,
+                             long q1)
+{
+    for (int gi = g0; gi < g1; gi++) {
+        const pare_conv_group *g = &L->groups[gi];
+        for (int j = 0; j < g->r; j++) {
+            int o = g->o0 + j;
+            float *out = io->out + o * io->out_cs;
+            for (long q = q0; q < q1; q++) {
+                if (!stored(io, q))
+                    continue;
+                float acc = g->bias ? g->bias[j] : 0.0f;
+                for (int c = 0; c < g->ncols; c++)
+                    acc += g->w[(long)c * g->rp + j] * io->in[q + g->off[c]];
+                out[q] = finish(io, o, q, acc);
+            }
+        }
+    }
+}
+
+void pare_f32_convnm_1x1__ref(const pare_conv_io *io, const pare_conv_layer *L, int f0, int f1, long q0,
+                              long q1)
+{
+    int N = L->nm_n;
+    for (int fi = f0; fi < f1; fi++) {
+        const pare_nm_filter *f = &L->nm[fi];
+        float *out = io->out + f->o * io->out_cs;
+        for (long q = q0; q < q1; q++) {
+            if (!stored(io, q))
+                continue;
+            float acc = f->bias;
+            for (int g = 0; g < L->nm_ngroups; g++)
+                for (int k = 0; k < N; k++)
+                    acc += f->w[g * N + k] * io->in[q + L->nm_base[g] + (long)f->idx[g * N + k] * L->nm_cs];
+            out[q] = finish(io, f->o, q, acc);
+        }
+    }
+}
+
+void pare_f32_convpat_1x1__ref(const pare_conv_io *io, const pare_conv_layer *L, int f0, int f1, long q0,
+                               long q1)
+{
+    for (int fi = f0; fi < f1; fi++) {
+        const pare_pat_filter *f = &L->pf[fi];
+        float *out = io->out + f->o * io->out_cs;
+        for (long q = q0; q < q1; q++) {
+            if (!stored(io, q))
+                continue;
+            float acc = f->bias;
+            for (int k = 0; k < f->nk; k++) {
+                const int32_t *po = L->pat_off[f->pat[k]];
+                for (int t = 0; t < 4; t++)
+                    acc += f->w[4 * k + t] * io->in[q + f->coff[k] + po[t]];
+            }
+            out[q] = finish(io, f->o, q, acc);
+        }
+    }
+}

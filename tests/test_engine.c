@@ -1,0 +1,420 @@
+/* The compiled engine: every conv kernel of every ISA against its scalar
+ * reference on random layers (group widths 1-8, random column offsets,
+ * masks, residuals, activations, position ranges from 0 up past every tile,
+ * guard pages after the outputs), and compiled plans against the training
+ * graph's evaluation outputs for every zoo model at every scheme, with batch
+ * norm folding and fusion checked to 1e-5. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "compress/prune.h"
+#include "core/cpu.h"
+#include "core/rng.h"
+#include "graph/graph.h"
+#include "kernels/conv.h"
+#include "test.h"
+
+/* ---- kernels against the reference --------------------------------------- */
+
+typedef struct kcase {
+    pare_conv_layer L;
+    int32_t *off;
+    float *w, *bias;
+    uint8_t *idx;
+    int32_t *nm_base;
+    pare_nm_filter *nm;
+    pare_pat_filter *pf;
+    int32_t *coff;
+    uint8_t *pat;
+} kcase;
+
+static void kcase_free(kcase *k)
+{
+    free(k->L.groups);
+    free(k->off);
+    free(k->w);
+    free(k->bias);
+    free(k->idx);
+    free(k->nm_base);
+    free(k->nm);
+    free(k->pf);
+    free(k->coff);
+    free(k->pat);
+    memset(k, 0, sizeof *k);
+}
+
+static float frand(pare_rng *r) { return (float)(pare_rng_uniform_d(r) * 2 - 1); }
+
+/* Random groups over offsets in [0, span). */
+static void make_groups(kcase *k, pare_rng *r, int O, int max_cols, long span)
+{
+    int ng = 0;
+    k->L.groups = calloc((size_t)O, sizeof(pare_conv_group));
+    k->off = malloc(sizeof(int32_t) * (size_t)O * (size_t)(max_cols + 1));
+    k->w = malloc(sizeof(float) * (size_t)O * (size_t)(max_cols + 1) * 8);
+    k->bias = malloc(sizeof(float) * (size_t)O * 8);
+    size_t at_off = 0, at_w = 0;
+    for (int o = 0; o < O;) {
+        int rr = 1 + (int)pare_rng_below(r, 8);
+        if (o + rr > O)
+            rr = O - o;
+        int rp = rr <= 1 ? 1 : rr <= 2 ? 2 : rr <= 4 ? 4 : 8;
+        int nc = (int)pare_rng_below(r, (uint64_t)max_cols + 1);
+        pare_conv_group *g = &k->L.groups[ng++];
+        g->o0 = o;
+        g->r = rr;
+        g->rp = rp;
+        g->ncols = nc;
+        g->off = k->off + at_off;
+        g->w = k->w + at_w;
+        g->bias = k->bias + (size_t)o * 8 / 1;
+        for (int c = 0; c < nc; c++) {
+            k->off[at_off + (size_t)c] = (int32_t)pare_rng_below(r, (uint64_t)span);
+            for (int t = 0; t < rp; t++)
+                k->w[at_w + (size_t)c * (size_t)rp + (size_t)t] = t < rr ? frand(r) : 0.0f;
+        }
+        for (int t = 0; t < 8; t++)
+            k->bias[(size_t)o * 8 / 1 + (size_t)t] = frand(r);
+        at_off += (size_t)nc;
+        at_w += (size_t)nc * (size_t)rp;
+        o += rr;
+    }
+    k->L.n_groups = ng;
+}
+
+static void make_nm(kcase *k, pare_rng *r, int O, int N, int M, int groups, long cs, long span)
+{
+    k->nm_base = malloc(sizeof(int32_t) * (size_t)groups);
+    long room = span - (M - 1) * cs; /* every base + index * cs stays below span */
+    for (int g = 0; g < groups; g++)
+        k->nm_base[g] = (int32_t)pare_rng_below(r, (uint64_t)(room > 1 ? room : 1));
+    k->nm = calloc((size_t)O, sizeof(pare_nm_filter));
+    k->idx = malloc((size_t)O * (size_t)groups * (size_t)N);
+    k->w = malloc(sizeof(float) * (size_t)O * (size_t)groups * (size_t)N);
+    for (int o = 0; o < O; o++) {
+        for (int g = 0; g < groups * N; g++) {
+            k->idx[(size_t)o * (size_t)groups * (size_t)N + (size_t)g] = (uint8_t)pare_rng_below(r, (uint64_t)M);
+            k->w[(size_t)o * (size_t)groups * (size_t)N + (size_t)g] = frand(r);
+        }
+        k->nm[o].o = o;
+        k->nm[o].idx = k->idx + (size_t)o * (size_t)groups * (size_t)N;
+        k->nm[o].w = k->w + (size_t)o * (size_t)groups * (size_t)N;
+        k->nm[o].bias = frand(r);
+    }
+    k->L.nm_n = N;
+    k->L.nm_m = M;
+    k->L.nm_ngroups = groups;
+    k->L.nm_base = k->nm_base;
+    k->L.nm_cs = (int32_t)cs;
+    k->L.nm = k->nm;
+    k->L.n_nm = O;
+}
+
+static void make_pat(kcase *k, pare_rng *r, int O, int C, long cs, int rs)
+{
+    k->L.n_pat = 1 + (int)pare_rng_below(r, 8);
+    for (int p = 0; p < k->L.n_pat; p++)
+        for (int t = 0; t < 4; t++)
+            k->L.pat_off[p][t] = (int32_t)((long)pare_rng_below(r, 3) * rs + (long)pare_rng_below(r, 3));
+    k->pf = calloc((size_t)O, sizeof(pare_pat_filter));
+    k->coff = malloc(sizeof(int32_t) * (size_t)O * (size_t)C);
+    k->pat = malloc((size_t)O * (size_t)C);
+    k->w = malloc(sizeof(float) * (size_t)O * (size_t)C * 4);
+    for (int o = 0; o < O; o++) {
+        int nk = (int)pare_rng_below(r, (uint64_t)C + 1);
+        for (int kk = 0; kk < nk; kk++) {
+            k->coff[(size_t)o * (size_t)C + (size_t)kk] = (int32_t)((long)pare_rng_below(r, (uint64_t)C) * cs);
+            /* non-decreasing pattern ids, as the packer sorts them */
+            k->pat[(size_t)o * (size_t)C + (size_t)kk] =
+                (uint8_t)(kk == 0 ? 0 : k->pat[(size_t)o * (size_t)C + (size_t)kk - 1] + (pare_rng_below(r, 3) == 0));
+            if (k->pat[(size_t)o * (size_t)C + (size_t)kk] >= k->L.n_pat)
+                k->pat[(size_t)o * (size_t)C + (size_t)kk] = (uint8_t)(k->L.n_pat - 1);
+            for (int t = 0; t < 4; t++)
+                k->w[((size_t)o * (size_t)C + (size_t)kk) * 4 + (size_t)t] = frand(r);
+        }
+        k->pf[o].o = o;
+        k->pf[o].nk = nk;
+        k->pf[o].coff = k->coff + (size_t)o * (size_t)C;
+        k->pf[o].pat = k->pat + (size_t)o * (size_t)C;
+        k->pf[o].w = k->w + (size_t)o * (size_t)C * 4;
+        k->pf[o].bias = frand(r);
+    }
+    k->L.pf = k->pf;
+    k->L.n_pf = O;
+}
+
+PARE_TEST(engine_conv_kernels_vs_ref)
+{
+    const pare_conv_kernels *ref = pare_conv_at(PARE_ISA_REF);
+    static const long ns[] = {0, 1, 15, 16, 17, 95, 96, 97, 200, 513};
+    pare_rng r;
+    pare_rng_seed(&r, 42, 0, 0, 0);
+    int cases = 0;
+    for (int level = 1; level < PARE_ISA_COUNT; level++) {
+        const pare_conv_kernels *k = pare_conv_at(level);
+        if (!k) {
+            printf("  (no %s here)\n", pare_isa_name((pare_isa_level)level));
+            continue;
+        }
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+            for (int kind = 0; kind < 3; kind++)
+                for (int variant = 0; variant < 4; variant++) {
+                    long n = ns[ni];
+                    int O = 1 + (int)pare_rng_below(&r, 13), C = 1 + (int)pare_rng_below(&r, 6);
+                    int rs = 20;
+                    long cs = n + 3L * rs + 64, span = (long)C * cs;
+                    kcase kc;
+                    memset(&kc, 0, sizeof kc);
+                    if (kind == 0)
+                        make_groups(&kc, &r, O, 3 * C, span - n - 64);
+                    else if (kind == 1) {
+                        long room = span - n - 64, nm_cs = room / 8 > 0 ? room / 8 : 1;
+                        make_nm(&kc, &r, O, 1 + (int)pare_rng_below(&r, 3), 4, 1 + (int)pare_rng_below(&r, 5), nm_cs,
+                                room);
+                    }
+                    else
+                        make_pat(&kc, &r, O, C, cs / 4, rs);
+                    /* input: every position a kernel reads (with its chunk slack) */
+                    long in_n = span + 2 * PARE_CONV_CHUNK;
+                    float *in = pare_guard_alloc((size_t)in_n);
+                    for (long i = 0; i < in_n; i++)
+                        in[i] = frand(&r);
+                    long out_cs = n + 5;
+                    size_t out_n = (size_t)((O - 1) * out_cs + n);
+                    float *o1 = pare_guard_alloc(out_n + 1), *o2 = pare_guard_alloc(out_n + 1);
+                    float *res = pare_guard_alloc(out_n + 2 * PARE_CONV_CHUNK);
+                    for (size_t i = 0; i < out_n + 2 * PARE_CONV_CHUNK; i++)
+                        res[i] = frand(&r);
+                    for (size_t i = 0; i <= out_n; i++)
+                        o1[i] = o2[i] = 1234.5f;
+                    long chunks = (n + PARE_CONV_CHUNK - 1) / PARE_CONV_CHUNK;
+                    uint16_t *mask = malloc(sizeof(uint16_t) * (size_t)(chunks + 1));
+                    for (long c = 0; c < chunks; c++)
+                        mask[c] = (uint16_t)pare_rng_u64(&r);
+                    pare_conv_io io;
+                    memset(&io, 0, sizeof io);
+                    io.in = in;
+                    io.out_cs = out_cs;
+                    io.n = n;
+                    io.mask = (variant & 1) ? mask : NULL;
+                    io.res = (variant & 2) ? res : NULL;
+                    io.res_cs = out_cs;
+                    io.act = (int)pare_rng_below(&r, 3);
+                    int units = kind == 0 ? kc.L.n_groups : O;
+                    /* a split into two position ranges at a multiple of 96, like the engine's */
+                    long cut = n > 96 ? 96 : n;
+                    for (int pass = 0; pass < 2; pass++) {
+                        const pare_conv_kernels *kk = pass ? k : ref;
+                        io.out = pass ? o2 : o1;
+                        if (kind == 0) {
+                            kk->f32_convg(&io, &kc.L, 0, units, 0, cut);
+                            kk->f32_convg(&io, &kc.L, 0, units, cut, n);
+                        } else if (kind == 1) {
+                            kk->f32_convnm(&io, &kc.L, 0, units, 0, cut);
+                            kk->f32_convnm(&io, &kc.L, 0, units, cut, n);
+                        } else {
+                            kk->f32_convpat(&io, &kc.L, 0, units, 0, cut);
+                            kk->f32_convpat(&io, &kc.L, 0, units, cut, n);
+                        }
+                    }
+                    for (size_t i = 0; i <= out_n; i++) {
+                        float a = o1[i], b = o2[i];
+                        if (!(fabsf(a - b) <= 1e-5f * (1 + fabsf(a)))) {
+                            CHECKF(0, "%s kind %d n %ld variant %d: out[%zu] = %g, ref %g",
+                                   pare_isa_name((pare_isa_level)level), kind, n, variant, i, b, a);
+                            break;
+                        }
+                    }
+                    cases++;
+                    free(mask);
+                    pare_guard_free(in, (size_t)in_n);
+                    pare_guard_free(o1, out_n + 1);
+                    pare_guard_free(o2, out_n + 1);
+                    pare_guard_free(res, out_n + 2 * PARE_CONV_CHUNK);
+                    kcase_free(&kc);
+                }
+    }
+    printf("  %d kernel cases\n", cases);
+}
+
+/* ---- plans against the training graph ------------------------------------ */
+
+static void random_stats(pare_graph *g, uint64_t seed)
+{
+    pare_rng r;
+    pare_rng_seed(&r, seed, 11, 0, 0);
+    for (int i = 0; i < g->n_params; i++) {
+        pare_param *p = &g->params[i];
+        for (size_t k = 0; k < p->t->n; k++) {
+            double u = pare_rng_uniform_d(&r);
+            switch (p->role) {
+            case PARE_ROLE_BN_VAR: p->t->data[k] = (float)(0.5 + u); break;
+            case PARE_ROLE_BN_MEAN:
+            case PARE_ROLE_BN_BETA:
+            case PARE_ROLE_BIAS: p->t->data[k] = (float)(u - 0.5) * 0.2f; break;
+            case PARE_ROLE_BN_GAMMA: p->t->data[k] = (float)(0.5 + u); break;
+            default: break;
+            }
+        }
+    }
+}
+
+/* Plan outputs against pare_graph_forward on a batch of 2. */
+static double plan_error(pare_graph *g, int threads, const char *what)
+{
+    int c, h, w, oc, oh, ow;
+    pare_graph_input_shape(g, &c, &h, &w);
+    pare_graph_output_shape(g, &oc, &oh, &ow);
+    size_t isz = (size_t)c * h * w, osz = (size_t)oc * oh * ow;
+    float *x = malloc(isz * 2 * sizeof(float)), *y1 = malloc(osz * 2 * sizeof(float)), *y2 = malloc(osz * 2 * sizeof(float));
+    pare_test_fill(x, isz * 2, -1, 1, 5);
+    double err = 1e30;
+    pare_plan *p = NULL;
+    pare_plan_options o = {threads, 0, 0};
+    if (pare_graph_forward(g, x, 2, y1, 1) == PARE_OK && pare_plan_new(g, &o, &p) == PARE_OK &&
+        pare_plan_run(p, x, 2, y2) == PARE_OK) {
+        double m = 0, d = 0;
+        for (size_t i = 0; i < osz * 2; i++) {
+            m = fmax(m, fabs(y1[i]));
+            d = fmax(d, fabs(y1[i] - y2[i]));
+        }
+        err = d / (m > 0 ? m : 1);
+    } else {
+        printf("  %s: %s\n", what, pare_last_error());
+    }
+    pare_plan_free(p);
+    free(x);
+    free(y1);
+    free(y2);
+    return err;
+}
+
+static void prune_to(pare_graph *g, const char *scheme, double sp)
+{
+    pare_prune_options po = {scheme, sp, 0, NULL, 0, 0};
+    pare_prune_plan plan;
+    if (pare_prune_plan_new(g, &po, &plan) != PARE_OK) {
+        printf("  (scheme %s: %s)\n", scheme, pare_last_error());
+        return;
+    }
+    pare_prune_apply(g, &plan, NULL, NULL);
+    pare_prune_plan_free(&plan);
+}
+
+PARE_TEST_ISA(engine_plans_match_the_graph)
+{
+    static const char *const models[] = {"lenet", "fmnist-cnn", "resnet20", "vgg11-bn", "mobilenetv2"};
+    static const char *const schemes[] = {"dense", "unstructured", "2:4", "block:4x4", "punched:8x4",
+                                          "pattern", "filter", "channel", "column", "darb"};
+    for (size_t m = 0; m < sizeof models / sizeof models[0]; m++)
+        for (size_t s = 0; s < sizeof schemes / sizeof schemes[0]; s++)
+            for (int threads = 1; threads <= 2; threads++) {
+                if (threads == 2 && s % 3)
+                    continue; /* two threads on a third of the cases keeps the suite short */
+                pare_graph *g;
+                CHECK_OK(pare_zoo_build(models[m], 0, 3 + s, &g));
+                random_stats(g, 7 + m);
+                if (s > 0)
+                    prune_to(g, schemes[s], 0.8);
+                char what[128];
+                snprintf(what, sizeof what, "%s %s t%d", models[m], schemes[s], threads);
+                double e = plan_error(g, threads, what);
+                CHECKF(e <= 1e-4, "%s: relative error %.3g", what, e);
+                pare_graph_free(g);
+            }
+}
+
+PARE_TEST(engine_224_models)
+{
+    static const char *const models[] = {"resnet18", "mobilenetv2-224"};
+    static const char *const schemes[] = {"dense", "pattern", "block:4x4", "2:4"};
+    for (int m = 0; m < 2; m++)
+        for (int s = 0; s < 4; s++) {
+            pare_graph *g;
+            CHECK_OK(pare_zoo_build(models[m], 0, 9, &g));
+            random_stats(g, 13);
+            if (s > 0)
+                prune_to(g, schemes[s], 0.9);
+            char what[128];
+            snprintf(what, sizeof what, "%s %s", models[m], schemes[s]);
+            double e = plan_error(g, 2, what);
+            CHECKF(e <= 1e-4, "%s: relative error %.3g", what, e);
+            pare_graph_free(g);
+        }
+}
+
+PARE_TEST_ISA(engine_fold_and_fuse_exact)
+{
+    /* conv -> bn -> add(shortcut) -> relu, and conv -> bn -> relu6, strided
+     * and dilated convs, a BN with nothing to fold into, an unfused add */
+    pare_graph *g = pare_graph_new("fuse");
+    int x = pare_graph_input(g, 8, 9, 11);
+    int a = pare_graph_conv2d(g, x, 8, 3, 1, 1, "a");
+    a = pare_graph_batchnorm(g, a, "a.bn");
+    a = pare_graph_relu6(g, a, "a.relu6");
+    pare_conv2d_desc d = {0};
+    d.out_channels = 8;
+    d.kernel_h = 3;
+    d.dilation_h = 2;
+    d.pad_top = d.pad_left = d.pad_bottom = d.pad_right = 2;
+    int b = pare_graph_conv2d_ex(g, a, &d, "b");
+    b = pare_graph_batchnorm(g, b, "b.bn");
+    int s = pare_graph_add(g, b, x, "add");
+    s = pare_graph_relu(g, s, "relu");
+    int bn = pare_graph_batchnorm(g, s, "lonely.bn");
+    int c = pare_graph_conv2d(g, bn, 6, 3, 2, 1, "strided");
+    int dd = pare_graph_conv2d(g, bn, 6, 1, 2, 0, "down");
+    int e = pare_graph_add(g, c, dd, "join");
+    int f = pare_graph_maxpool(g, e, 3, 2, 1, "pool");
+    int parts[2] = {f, f};
+    int cat = pare_graph_concat(g, parts, 2, "cat");
+    int gp = pare_graph_avgpool(g, cat, 2, 1, 1, "avg");
+    pare_graph_linear(g, pare_graph_flatten(g, gp, "flat"), 5, 1, "fc");
+    CHECK_OK(pare_graph_status(g));
+    random_stats(g, 99);
+    double err = plan_error(g, 1, "fusion graph");
+    CHECKF(err <= 1e-5, "relative error %.3g", err);
+    err = plan_error(g, 2, "fusion graph");
+    CHECKF(err <= 1e-5, "relative error %.3g with 2 threads", err);
+    pare_graph_free(g);
+}
+
+PARE_TEST(engine_reports_and_refuses)
+{
+    pare_graph *g;
+    CHECK_OK(pare_zoo_build("resnet20", 0, 1, &g));
+    prune_to(g, "pattern", 0.9);
+    pare_plan *p;
+    pare_plan_options o = {1, 0, 0};
+    CHECK_OK(pare_plan_new(g, &o, &p));
+    pare_plan_info info;
+    pare_plan_get_info(p, &info);
+    CHECK(info.macs < 0.35 * info.dense_macs && info.activation_bytes > 0 && info.weight_bytes > 0);
+    int patterns = 0;
+    for (int i = 0; i < info.steps; i++) {
+        pare_step_info si;
+        CHECK_OK(pare_plan_step_info(p, i, &si));
+        patterns += strstr(si.kernel, "pattern") != NULL;
+    }
+    CHECK(patterns >= 15);
+    CHECK_STATUS(pare_plan_step_info(p, info.steps, &(pare_step_info){0}), PARE_EINVAL);
+    /* dense plans as a baseline */
+    pare_plan *q;
+    pare_plan_options od = {1, 0, 1};
+    CHECK_OK(pare_plan_new(g, &od, &q));
+    pare_plan_info qi;
+    pare_plan_get_info(q, &qi);
+    CHECK(qi.macs >= 0.99 * qi.dense_macs);
+    pare_plan_free(q);
+    pare_plan_free(p);
+    pare_graph_free(g);
+    /* a concat of too many inputs is refused with the layer's name */
+    g = pare_graph_new("wide");
+    int x = pare_graph_input(g, 2, 4, 4), xs[9];
+    for (int i = 0; i < 9; i++)
+        xs[i] = x;
+    pare_graph_concat(g, xs, 9, "nine");
+    CHECK_STATUS(pare_plan_new(g, &o, &p), PARE_EUNSUPPORTED);
+    CHECK(strstr(pare_last_error(), "nine") != NULL);
+    pare_graph_free(g);
+}
