@@ -252,6 +252,7 @@ static int pack_nm(const conv_geo *q, const float *w, const float *bias, int N, 
     L->nm_cs = (int32_t)(col_off(q, 1, 0, 0) - col_off(q, 0, 0, 0));
     L->nm = take(&a, sizeof(pare_nm_filter) * (size_t)q->O);
     L->n_nm = q->O;
+
     for (int o = 0; o < q->O; o++) {
         uint8_t *idx = take(&a, (size_t)ngr * (size_t)N);
         float *fw = take(&a, sizeof(float) * (size_t)ngr * (size_t)N);
@@ -443,9 +444,12 @@ static int pack_kind(pare_step *st, const conv_geo *q, const float *w, const flo
 static const char *const kind_names[PARE_CK__COUNT] = {"dense", "block", "sparse", "N:M", "pattern"};
 const char *pare_conv_kind_name(pare_conv_kind k) { return (unsigned)k < PARE_CK__COUNT ? kind_names[k] : "?"; }
 
-/* The candidates a layer's scheme and density allow, best guess first. */
-static int candidates(const pare_param *wp, double density, int kh, int kw, pare_conv_kind *out, int *block_rows,
-                      int *nm_n, int *nm_m, int keep_dense)
+/* The candidates a layer's scheme and density allow, best guess first. With
+ * tune, irregular layers also try groups of 2 and 4 filters over the union of
+ * their columns: more multiply-adds with zeros, but each loaded input serves
+ * several filters (timing decides). */
+static int candidates(const pare_param *wp, double density, int kh, int kw, pare_conv_kind *out, int *rows,
+                      int *nm_n, int *nm_m, int keep_dense, int tune)
 {
     int n = 0;
     const char *s = wp->scheme;
@@ -459,11 +463,18 @@ static int candidates(const pare_param *wp, double density, int kh, int kw, pare
             *nm_m = b;
             out[n++] = PARE_CK_NM;
         }
+        int structured = 0;
         if (s && (sscanf(s, "block:%dx%d", &a, &b) == 2 || sscanf(s, "punched:%dx%d", &a, &b) == 2) && a > 1) {
-            *block_rows = a > PARE_CONV_MAX_R ? PARE_CONV_MAX_R : a;
+            rows[n] = a > PARE_CONV_MAX_R ? PARE_CONV_MAX_R : a;
             out[n++] = PARE_CK_BLOCK;
+            structured = 1;
         }
         out[n++] = PARE_CK_SPARSE;
+        if (tune && !structured)
+            for (int r = 2; r <= 4; r *= 2) {
+                rows[n] = r;
+                out[n++] = PARE_CK_BLOCK;
+            }
     }
     out[n++] = PARE_CK_DENSE;
     return n;
@@ -475,8 +486,8 @@ typedef struct conv_aux {
     conv_geo geo;
     float *w, *b;            /* folded weights [O][Cg*kh*kw] and biases */
     int n_cand;
-    pare_conv_kind cand[PARE_CK__COUNT];
-    int block_rows;
+    pare_conv_kind cand[PARE_CK__COUNT + 2];
+    int cand_rows[PARE_CK__COUNT + 2]; /* block kinds: filters per group */
     char key[256];
 } conv_aux;
 
@@ -645,8 +656,9 @@ static pare_status lower_conv(builder *b, int v, aux_list *aux)
     ca.b = bias;
     int nz = nnz_of(w, (size_t)q.O * (size_t)K);
     double density = (double)nz / ((double)q.O * K);
-    ca.n_cand = candidates(wp, density, q.kh, q.kw, ca.cand, &ca.block_rows, &st->nm_n, &st->nm_m, b->o.keep_dense);
-    snprintf(ca.key, sizeof ca.key, "%s|t%d|%dx%dx%d->%dx%dx%d|k%dx%d|s%dx%d|g%d|nz%d|%s", pare_isa(), b->p->threads,
+    ca.n_cand = candidates(wp, density, q.kh, q.kw, ca.cand, ca.cand_rows, &st->nm_n, &st->nm_m, b->o.keep_dense,
+                           b->o.tune);
+    snprintf(ca.key, sizeof ca.key, "v2|%s|t%d|%dx%dx%d->%dx%dx%d|k%dx%d|s%dx%d|g%d|nz%d|%s", pare_isa(), b->p->threads,
              in.c, in.h, in.w, os.c, os.h, os.w, q.kh, q.kw, q.sh, q.sw, q.G, nz, wp->scheme ? wp->scheme : "dense");
     ca.step = b->p->n_steps - 1;
     if (aux->n == aux->cap) {
@@ -853,7 +865,7 @@ static void cache_load(tune_cache *c)
     while (fgets(line, sizeof line, f)) {
         char key[400];
         int kind;
-        if (sscanf(line, "%399s %d", key, &kind) != 2 || kind < 0 || kind >= PARE_CK__COUNT)
+        if (sscanf(line, "%399s %d", key, &kind) != 2 || kind < 0 || kind >= PARE_CK__COUNT + 2)
             continue;
         if (c->n == c->cap) {
             int cap = c->cap ? c->cap * 2 : 64;
@@ -1019,9 +1031,8 @@ static pare_status choose_kernels(builder *b, aux_list *aux)
         int chosen = -1;
         if (ca->n_cand > 1 && b->o.tune) {
             int cached = cache_get(b->cache, ca->key);
-            for (int k = 0; k < ca->n_cand && cached >= 0; k++)
-                if ((int)ca->cand[k] == cached)
-                    chosen = cached;
+            if (cached >= 0 && cached < ca->n_cand)
+                chosen = cached;
             if (chosen < 0) {
                 /* Measure every candidate on this layer's real shapes. */
                 float *in = pare_engine_act(p, st->in[0]);
@@ -1030,7 +1041,7 @@ static pare_status choose_kernels(builder *b, aux_list *aux)
                     in[e] = (float)((e * 2654435761u) % 1000) * 1e-3f;
                 double best = 1e30;
                 for (int k = 0; k < ca->n_cand; k++) {
-                    int ok = pack_kind(st, &ca->geo, ca->w, ca->b, ca->cand[k], ca->block_rows);
+                    int ok = pack_kind(st, &ca->geo, ca->w, ca->b, ca->cand[k], ca->cand_rows[k]);
                     if (ok < 0)
                         return pare_fail(PARE_ENOMEM, "out of memory packing layer %s", st->name);
                     if (!ok)
@@ -1045,23 +1056,24 @@ static pare_status choose_kernels(builder *b, aux_list *aux)
                     }
                     if (t < best) {
                         best = t;
-                        chosen = (int)ca->cand[k];
+                        chosen = k;
                     }
                 }
                 if (chosen >= 0)
                     cache_put(b->cache, ca->key, chosen);
             }
         }
+        /* chosen is an index into the candidate list (the cache stores it too) */
         /* Heuristic or measured choice; a kind whose structure the weights do
          * not follow falls through to the next candidate (dense always fits). */
         int ok = 0;
         if (chosen >= 0) {
-            ok = pack_kind(st, &ca->geo, ca->w, ca->b, (pare_conv_kind)chosen, ca->block_rows);
+            ok = pack_kind(st, &ca->geo, ca->w, ca->b, ca->cand[chosen], ca->cand_rows[chosen]);
             if (ok < 0)
                 return pare_fail(PARE_ENOMEM, "out of memory packing layer %s", st->name);
         }
         for (int k = 0; k < ca->n_cand && !ok; k++) {
-            ok = pack_kind(st, &ca->geo, ca->w, ca->b, ca->cand[k], ca->block_rows);
+            ok = pack_kind(st, &ca->geo, ca->w, ca->b, ca->cand[k], ca->cand_rows[k]);
             if (ok < 0)
                 return pare_fail(PARE_ENOMEM, "out of memory packing layer %s", st->name);
         }

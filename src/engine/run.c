@@ -156,8 +156,71 @@ static void run_phases(pare_plan *p, pare_step *st)
     }
 }
 
+/* Interior windows of a max pool need no bounds checks: rows and columns whose
+ * whole window lies inside the input. */
+static void maxpool_fast(pare_plan *p, pare_step *st, int c)
+{
+    const pare_act *src = &p->acts[st->in[0]], *dst = &p->acts[st->out];
+    int kh = st->k[0], kw = st->k[1], sh = st->s[0], sw = st->s[1], ph = st->pad[0], pw = st->pad[1];
+    for (int y = 0; y < dst->H; y++) {
+        float *out = at(p, st->out, c, y, 0);
+        int hs = y * sh - ph, he = hs + kh;
+        int h0 = hs < 0 ? 0 : hs, h1 = he > src->H ? src->H : he;
+        /* columns whose window is whole: ws >= 0 and ws + kw <= W */
+        int x_lo = (pw + sw - 1) / sw, x_hi = (src->W - kw + pw) / sw + 1;
+        if (x_hi > dst->W)
+            x_hi = dst->W;
+        if (x_lo > x_hi)
+            x_lo = x_hi;
+        for (int x = 0; x < dst->W; x++) {
+            if (x == x_lo && x_lo < x_hi) {
+                /* the interior: the first row of the window initialises, the rest compare */
+                const float *r0 = at(p, st->in[0], c, h0, 0);
+                for (int xx = x_lo; xx < x_hi; xx++) {
+                    const float *w0 = r0 + xx * sw - pw;
+                    float m = w0[0];
+                    for (int j = 1; j < kw; j++)
+                        m = w0[j] > m ? w0[j] : m;
+                    out[xx] = m;
+                }
+                for (int h = h0 + 1; h < h1; h++) {
+                    const float *rh = at(p, st->in[0], c, h, 0);
+                    for (int xx = x_lo; xx < x_hi; xx++) {
+                        const float *wh = rh + xx * sw - pw;
+                        float m = out[xx];
+                        for (int j = 0; j < kw; j++)
+                            m = wh[j] > m ? wh[j] : m;
+                        out[xx] = m;
+                    }
+                }
+                if (st->act)
+                    for (int xx = x_lo; xx < x_hi; xx++)
+                        out[xx] = act_fn(out[xx], st->act);
+                x = x_hi - 1;
+                continue;
+            }
+            int ws = x * sw - pw, we = ws + kw;
+            int w0 = ws < 0 ? 0 : ws, w1 = we > src->W ? src->W : we;
+            float best = -FLT_MAX;
+            for (int h = h0; h < h1; h++) {
+                const float *row = at(p, st->in[0], c, h, 0);
+                for (int w = w0; w < w1; w++)
+                    best = row[w] > best ? row[w] : best;
+            }
+            out[x] = act_fn(best, st->act);
+        }
+    }
+}
+
 static void run_pool(pare_plan *p, pare_step *st)
 {
+    if (st->kind == PARE_STEP_MAXPOOL) {
+        const pare_act *dst = &p->acts[st->out];
+#pragma omp parallel for num_threads(p->threads) schedule(static) if (dst->C * dst->H * dst->W > 16384)
+        for (int c = 0; c < dst->C; c++)
+            maxpool_fast(p, st, c);
+        return;
+    }
     const pare_act *src = &p->acts[st->in[0]], *dst = &p->acts[st->out];
     int is_max = st->kind == PARE_STEP_MAXPOOL;
 #pragma omp parallel for num_threads(p->threads) schedule(static) if (dst->C * dst->H * dst->W > 16384)

@@ -111,6 +111,7 @@ static int rp_index(int rp) { return rp == 1 ? 0 : rp == 2 ? 1 : rp == 4 ? 2 : 3
 void pare_f32_convg_4x6__avx512(const pare_conv_io *io, const pare_conv_layer *L, int g0, int g1,
                                 long q0, long q1)
 {
+
     for (long q = q0; q < q1; q += CH * TILE_CHUNKS) {
         long chunks = (q1 - q + CH - 1) / CH;
         int v = chunks > TILE_CHUNKS ? TILE_CHUNKS : (int)chunks;
@@ -126,117 +127,134 @@ void pare_f32_convg_4x6__avx512(const pare_conv_io *io, const pare_conv_layer *L
 
 /* ---- N:M ------------------------------------------------------------------ */
 
-#define NM_CHUNKS 4
+/* One filter over V chunks (V a constant, so the accumulators live in
+ * registers): weights of a group taken two at a time into two accumulator
+ * sets, for 2V independent FMA chains. */
+#define NM_TILE(V)                                                                                \
+    static void nm_tile_##V(const pare_conv_io *io, const pare_conv_layer *L, const pare_nm_filter *f, \
+                            long q)                                                               \
+    {                                                                                             \
+        int N = L->nm_n, G = L->nm_ngroups;                                                       \
+        long cs = L->nm_cs;                                                                       \
+        const float *in = io->in + q;                                                             \
+        __m512 a[V], b[V];                                                                        \
+        _Pragma("GCC unroll 8") for (int v = 0; v < V; v++)                                       \
+        {                                                                                         \
+            a[v] = _mm512_set1_ps(f->bias);                                                       \
+            b[v] = _mm512_setzero_ps();                                                           \
+        }                                                                                         \
+        const uint8_t *idx = f->idx;                                                              \
+        const float *w = f->w;                                                                    \
+        for (int g = 0; g < G; g++, idx += N, w += N) {                                           \
+            const float *base = in + L->nm_base[g];                                               \
+            int k = 0;                                                                            \
+            for (; k + 1 < N; k += 2) {                                                           \
+                const float *p0 = base + idx[k] * cs, *p1 = base + idx[k + 1] * cs;               \
+                __m512 wa = _mm512_set1_ps(w[k]), wb = _mm512_set1_ps(w[k + 1]);                  \
+                _Pragma("GCC unroll 8") for (int v = 0; v < V; v++)                               \
+                {                                                                                 \
+                    a[v] = _mm512_fmadd_ps(wa, _mm512_loadu_ps(p0 + CH * v), a[v]);               \
+                    b[v] = _mm512_fmadd_ps(wb, _mm512_loadu_ps(p1 + CH * v), b[v]);               \
+                }                                                                                 \
+            }                                                                                     \
+            if (k < N) {                                                                          \
+                const float *p0 = base + idx[k] * cs;                                             \
+                __m512 wa = _mm512_set1_ps(w[k]);                                                 \
+                _Pragma("GCC unroll 8") for (int v = 0; v < V; v++) a[v] =                        \
+                    _mm512_fmadd_ps(wa, _mm512_loadu_ps(p0 + CH * v), a[v]);                      \
+            }                                                                                     \
+        }                                                                                         \
+        _Pragma("GCC unroll 8") for (int v = 0; v < V; v++)                                       \
+        {                                                                                         \
+            __mmask16 m = chunk_mask(io, q + CH * v);                                             \
+            if (m)                                                                                \
+                _mm512_mask_storeu_ps(io->out + f->o * io->out_cs + q + CH * v, m,                \
+                                      finish(io, f->o, q + CH * v, _mm512_add_ps(a[v], b[v])));   \
+        }                                                                                         \
+    }
+
+/* Kernels of one filter come sorted by pattern: each run of a pattern holds
+ * its four tap offsets in registers, so a kernel costs one channel offset and
+ * no per-weight index (PatDNN's FKW); taps alternate between two accumulator
+ * sets for 2V independent FMA chains. */
+#define PAT_TILE(V)                                                                               \
+    static void pat_tile_##V(const pare_conv_io *io, const pare_conv_layer *L, const pare_pat_filter *f, \
+                             long q)                                                              \
+    {                                                                                             \
+        const float *in = io->in + q;                                                             \
+        __m512 a[V], b[V];                                                                        \
+        _Pragma("GCC unroll 8") for (int v = 0; v < V; v++)                                       \
+        {                                                                                         \
+            a[v] = _mm512_set1_ps(f->bias);                                                       \
+            b[v] = _mm512_setzero_ps();                                                           \
+        }                                                                                         \
+        int k = 0;                                                                                \
+        while (k < f->nk) {                                                                       \
+            int pt = f->pat[k], end = k + 1;                                                      \
+            while (end < f->nk && f->pat[end] == pt)                                              \
+                end++;                                                                            \
+            const long t0 = L->pat_off[pt][0], t1 = L->pat_off[pt][1], t2 = L->pat_off[pt][2],    \
+                       t3 = L->pat_off[pt][3];                                                    \
+            for (; k < end; k++) {                                                                \
+                const float *bs = in + f->coff[k];                                                \
+                const float *w = f->w + 4 * k;                                                    \
+                __m512 w0 = _mm512_set1_ps(w[0]), w1 = _mm512_set1_ps(w[1]);                      \
+                __m512 w2 = _mm512_set1_ps(w[2]), w3 = _mm512_set1_ps(w[3]);                      \
+                _Pragma("GCC unroll 8") for (int v = 0; v < V; v++)                               \
+                {                                                                                 \
+                    a[v] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(bs + t0 + CH * v), a[v]);          \
+                    b[v] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(bs + t1 + CH * v), b[v]);          \
+                    a[v] = _mm512_fmadd_ps(w2, _mm512_loadu_ps(bs + t2 + CH * v), a[v]);          \
+                    b[v] = _mm512_fmadd_ps(w3, _mm512_loadu_ps(bs + t3 + CH * v), b[v]);          \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+        _Pragma("GCC unroll 8") for (int v = 0; v < V; v++)                                       \
+        {                                                                                         \
+            __mmask16 m = chunk_mask(io, q + CH * v);                                             \
+            if (m)                                                                                \
+                _mm512_mask_storeu_ps(io->out + f->o * io->out_cs + q + CH * v, m,                \
+                                      finish(io, f->o, q + CH * v, _mm512_add_ps(a[v], b[v])));   \
+        }                                                                                         \
+    }
+
+#define ONE_CHUNKS 6
+NM_TILE(1)
+NM_TILE(2)
+NM_TILE(3)
+NM_TILE(4)
+NM_TILE(5)
+NM_TILE(6)
+PAT_TILE(1)
+PAT_TILE(2)
+PAT_TILE(3)
+PAT_TILE(4)
+PAT_TILE(5)
+PAT_TILE(6)
+
+typedef void nm_fn(const pare_conv_io *, const pare_conv_layer *, const pare_nm_filter *, long);
+typedef void pat_fn(const pare_conv_io *, const pare_conv_layer *, const pare_pat_filter *, long);
+static nm_fn *const nm_tiles[ONE_CHUNKS] = {nm_tile_1, nm_tile_2, nm_tile_3, nm_tile_4, nm_tile_5, nm_tile_6};
+static pat_fn *const pat_tiles[ONE_CHUNKS] = {pat_tile_1, pat_tile_2, pat_tile_3, pat_tile_4, pat_tile_5, pat_tile_6};
 
 void pare_f32_convnm_1x4__avx512(const pare_conv_io *io, const pare_conv_layer *L, int f0, int f1,
                                  long q0, long q1)
 {
-    int N = L->nm_n, G = L->nm_ngroups;
-    long cs = L->nm_cs;
-    for (long q = q0; q < q1; q += CH * NM_CHUNKS) {
+    for (long q = q0; q < q1; q += CH * ONE_CHUNKS) {
         long chunks = (q1 - q + CH - 1) / CH;
-        int V = chunks > NM_CHUNKS ? NM_CHUNKS : (int)chunks;
-        const float *in = io->in + q;
-        for (int fi = f0; fi < f1; fi++) {
-            const pare_nm_filter *f = &L->nm[fi];
-            /* Two accumulator sets (even and odd weights of a filter): eight
-             * independent FMA chains hide the FMA latency. */
-            __m512 acc[2][NM_CHUNKS];
-            for (int v = 0; v < NM_CHUNKS; v++) {
-                acc[0][v] = _mm512_set1_ps(f->bias);
-                acc[1][v] = _mm512_setzero_ps();
-            }
-            const uint8_t *idx = f->idx;
-            const float *w = f->w;
-            int par = 0;
-            for (int g = 0; g < G; g++, idx += N, w += N) {
-                const float *base = in + L->nm_base[g];
-                for (int k = 0; k < N; k++, par ^= 1) {
-                    const float *p = base + idx[k] * cs;
-                    __m512 wk = _mm512_set1_ps(w[k]);
-                    __m512 *a = acc[par];
-                    if (V == NM_CHUNKS) {
-                        a[0] = _mm512_fmadd_ps(wk, _mm512_loadu_ps(p), a[0]);
-                        a[1] = _mm512_fmadd_ps(wk, _mm512_loadu_ps(p + CH), a[1]);
-                        a[2] = _mm512_fmadd_ps(wk, _mm512_loadu_ps(p + 2 * CH), a[2]);
-                        a[3] = _mm512_fmadd_ps(wk, _mm512_loadu_ps(p + 3 * CH), a[3]);
-                    } else {
-                        for (int v = 0; v < V; v++)
-                            a[v] = _mm512_fmadd_ps(wk, _mm512_loadu_ps(p + CH * v), a[v]);
-                    }
-                }
-            }
-            for (int v = 0; v < V; v++) {
-                acc[0][v] = _mm512_add_ps(acc[0][v], acc[1][v]);
-                __mmask16 m = chunk_mask(io, q + CH * v);
-                if (m)
-                    _mm512_mask_storeu_ps(io->out + f->o * io->out_cs + q + CH * v, m,
-                                          finish(io, f->o, q + CH * v, acc[0][v]));
-            }
-        }
+        int V = chunks > ONE_CHUNKS ? ONE_CHUNKS : (int)chunks;
+        for (int fi = f0; fi < f1; fi++)
+            nm_tiles[V - 1](io, L, &L->nm[fi], q);
     }
 }
 
-/* ---- pattern -------------------------------------------------------------- */
-
-/* Kernels of one filter come sorted by pattern: each run of a pattern holds its
- * four tap offsets in registers, so a kernel costs one channel offset, no
- * per-weight index. */
 void pare_f32_convpat_1x4__avx512(const pare_conv_io *io, const pare_conv_layer *L, int f0, int f1,
                                   long q0, long q1)
 {
-    for (long q = q0; q < q1; q += CH * NM_CHUNKS) {
+    for (long q = q0; q < q1; q += CH * ONE_CHUNKS) {
         long chunks = (q1 - q + CH - 1) / CH;
-        int V = chunks > NM_CHUNKS ? NM_CHUNKS : (int)chunks;
-        const float *in = io->in + q;
-        for (int fi = f0; fi < f1; fi++) {
-            const pare_pat_filter *f = &L->pf[fi];
-            __m512 acc[NM_CHUNKS], acc2[NM_CHUNKS];
-            for (int v = 0; v < NM_CHUNKS; v++) {
-                acc[v] = _mm512_set1_ps(f->bias);
-                acc2[v] = _mm512_setzero_ps();
-            }
-            int k = 0;
-            while (k < f->nk) {
-                int p = f->pat[k], end = k;
-                while (end < f->nk && f->pat[end] == p)
-                    end++;
-                const int32_t a = L->pat_off[p][0], b = L->pat_off[p][1], c = L->pat_off[p][2],
-                              d = L->pat_off[p][3];
-                if (V == NM_CHUNKS) {
-                    for (; k < end; k++) {
-                        const float *base = in + f->coff[k];
-                        const float *w = f->w + 4 * k;
-                        __m512 w0 = _mm512_set1_ps(w[0]), w1 = _mm512_set1_ps(w[1]);
-                        __m512 w2 = _mm512_set1_ps(w[2]), w3 = _mm512_set1_ps(w[3]);
-                        for (int v = 0; v < NM_CHUNKS; v++) {
-                            const float *bv = base + CH * v;
-                            acc[v] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(bv + a), acc[v]);
-                            acc2[v] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(bv + b), acc2[v]);
-                            acc[v] = _mm512_fmadd_ps(w2, _mm512_loadu_ps(bv + c), acc[v]);
-                            acc2[v] = _mm512_fmadd_ps(w3, _mm512_loadu_ps(bv + d), acc2[v]);
-                        }
-                    }
-                } else {
-                    for (; k < end; k++) {
-                        const float *base = in + f->coff[k];
-                        const float *w = f->w + 4 * k;
-                        for (int v = 0; v < V; v++) {
-                            const float *bv = base + CH * v;
-                            acc[v] = _mm512_fmadd_ps(_mm512_set1_ps(w[0]), _mm512_loadu_ps(bv + a), acc[v]);
-                            acc2[v] = _mm512_fmadd_ps(_mm512_set1_ps(w[1]), _mm512_loadu_ps(bv + b), acc2[v]);
-                            acc[v] = _mm512_fmadd_ps(_mm512_set1_ps(w[2]), _mm512_loadu_ps(bv + c), acc[v]);
-                            acc2[v] = _mm512_fmadd_ps(_mm512_set1_ps(w[3]), _mm512_loadu_ps(bv + d), acc2[v]);
-                        }
-                    }
-                }
-            }
-            for (int v = 0; v < V; v++) {
-                __mmask16 m = chunk_mask(io, q + CH * v);
-                if (m)
-                    _mm512_mask_storeu_ps(io->out + f->o * io->out_cs + q + CH * v, m,
-                                          finish(io, f->o, q + CH * v, _mm512_add_ps(acc[v], acc2[v])));
-            }
-        }
+        int V = chunks > ONE_CHUNKS ? ONE_CHUNKS : (int)chunks;
+        for (int fi = f0; fi < f1; fi++)
+            pat_tiles[V - 1](io, L, &L->pf[fi], q);
     }
 }

@@ -16,6 +16,8 @@ static const sub subs[] = {
     {"eval", cmd_eval, "evaluate a model on a dataset: loss and accuracy"},
     {"info", cmd_info, "show a model's layers: shapes, parameters, MACs, sparsity"},
     {"prune", cmd_prune, "prune a model to a sparsity scheme, fine-tune it, shrink it"},
+    {"run", cmd_run, "run a compiled model on raw samples or a dataset"},
+    {"bench", cmd_bench, "measure a compiled model: latency, throughput, memory, per layer"},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,1090 @@
+/* Emitting a plan as one standalone C file: the packed weights as static
+ * arrays, one function per step over a static arena, no malloc, no libm. */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/fsio.h"
+#include "engine/engine.h"
+
+/* Positions a conv accumulates at once: its output tile stays in L1 while
+ * every column streams past it. */
+#define TILE 256
+/* Floats before the first act (and after the last): wide convs read up to P
+ * floats before and after an act's planes for the halo lanes they discard. */
+#define FRONT 64
+#define MAX_PREFIX 64
+
+/* ---- the text buffer ------------------------------------------------------ */
+
+/* The whole file grows here (a dense VGG-16 is ~1.5 GB of text); glibc grows
+ * blocks this large with mremap, so doubling does not copy them. */
+typedef struct ebuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} ebuf;
+
+static int reserve(ebuf *b, size_t more)
+{
+    if (b->oom)
+        return 0;
+    if (b->len + more < b->cap)
+        return 1;
+    size_t cap = b->cap ? b->cap : (size_t)1 << 16;
+    while (cap <= b->len + more) {
+        if (cap > SIZE_MAX / 2) {
+            b->oom = 1;
+            return 0;
+        }
+        cap *= 2;
+    }
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = 1;
+        return 0;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 1;
+}
+
+static void put(ebuf *b, const char *s)
+{
+    size_t n = strlen(s);
+    if (!reserve(b, n))
+        return;
+    memcpy(b->p + b->len, s, n + 1);
+    b->len += n;
+}
+
+static void putf(ebuf *b, const char *fmt, ...) PARE_PRINTF(2, 3);
+static void putf(ebuf *b, const char *fmt, ...)
+{
+    if (!reserve(b, 256))
+        return;
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n >= b->cap - b->len && reserve(b, (size_t)n + 1))
+        n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap2);
+    va_end(ap2);
+    if (n < 0) {
+        b->oom = 1;
+        return;
+    }
+    if (!b->oom)
+        b->len += (size_t)n;
+}
+
+/* ---- exact literals ------------------------------------------------------- */
+
+/* The exact C99 hex literal of a finite float ("-0x1.2345p-7f", "0.0f"),
+ * written by hand because printf is too slow for a hundred million weights;
+ * returns its length, or 0 for an infinity or a NaN, which C cannot spell
+ * without <math.h>. */
+static size_t float_lit(char *s, float v)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    char *p = s;
+    if (u >> 31)
+        *p++ = '-';
+    uint32_t e = (u >> 23) & 0xffu, m = (u & 0x7fffffu) << 1; /* 24 bits: 6 hex digits */
+    if (e == 0xffu)
+        return 0;
+    if (e == 0 && m == 0) {
+        memcpy(p, "0.0f", 5);
+        return (size_t)(p - s) + 4;
+    }
+    int ex = e ? (int)e - 127 : -126; /* a subnormal is 0x0.hhhhhh times 2^-126 */
+    *p++ = '0';
+    *p++ = 'x';
+    *p++ = e ? '1' : '0';
+    if (m) {
+        int nd = 6;
+        while (!(m & 0xfu)) {
+            m >>= 4;
+            nd--;
+        }
+        *p++ = '.';
+        for (int i = nd - 1; i >= 0; i--) {
+            p[i] = hex[m & 0xfu];
+            m >>= 4;
+        }
+        p += nd;
+    }
+    *p++ = 'p';
+    *p++ = ex < 0 ? '-' : '+';
+    unsigned ax = (unsigned)(ex < 0 ? -ex : ex);
+    if (ax >= 100)
+        *p++ = (char)('0' + ax / 100);
+    if (ax >= 10)
+        *p++ = (char)('0' + ax / 10 % 10);
+    *p++ = (char)('0' + ax % 10);
+    *p++ = 'f';
+    *p = 0;
+    return (size_t)(p - s);
+}
+
+static size_t int_lit(char *s, long v)
+{
+    char tmp[24];
+    int n = 0;
+    unsigned long a = v < 0 ? 0ul - (unsigned long)v : (unsigned long)v;
+    do {
+        tmp[n++] = (char)('0' + a % 10);
+        a /= 10;
+    } while (a);
+    size_t k = 0;
+    if (v < 0)
+        s[k++] = '-';
+    while (n)
+        s[k++] = tmp[--n];
+    s[k] = 0;
+    return k;
+}
+
+typedef struct emitter {
+    ebuf b;
+    const pare_plan *p;
+    char pre[MAX_PREFIX + 1];  /* every name in the file starts with it */
+    int bad_float;             /* a non-finite value was met */
+    /* the helpers some step calls (the file defines only those) */
+    int use_fill, use_axpy, use_axpy4, use_add, use_relu, use_relu6, use_halo;
+} emitter;
+
+/* A static const array of n floats; C has no empty arrays, so an empty one
+ * gets a single zero that no loop reads. */
+static void float_array(emitter *E, const char *name, const char *why, const float *v, size_t n)
+{
+    putf(&E->b, "static const float %s_%s[%zu] = { /* %s */", E->pre, name, n ? n : 1, why);
+    if (!n)
+        put(&E->b, "0.0f");
+    for (size_t i = 0; i < n && reserve(&E->b, 64); i++) {
+        char *s = E->b.p + E->b.len;
+        size_t k = 0;
+        if (i % 8 == 0)
+            k += (size_t)sprintf(s, "\n   ");
+        s[k++] = ' ';
+        size_t f = float_lit(s + k, v[i]);
+        if (!f) {
+            E->bad_float = 1;
+            memcpy(s + k, "0.0f", 5);
+            f = 4;
+        }
+        k += f;
+        if (i + 1 < n)
+            s[k++] = ',';
+        s[k] = 0;
+        E->b.len += k;
+    }
+    put(&E->b, "\n};\n");
+}
+
+static void int_array(emitter *E, const char *type, const char *name, const char *why, const long *v, size_t n)
+{
+    putf(&E->b, "static const %s %s_%s[%zu] = { /* %s */", type, E->pre, name, n ? n : 1, why);
+    if (!n)
+        put(&E->b, "0");
+    for (size_t i = 0; i < n && reserve(&E->b, 48); i++) {
+        char *s = E->b.p + E->b.len;
+        size_t k = 0;
+        if (i % 12 == 0)
+            k += (size_t)sprintf(s, "\n   ");
+        s[k++] = ' ';
+        k += int_lit(s + k, v[i]);
+        if (i + 1 < n)
+            s[k++] = ',';
+        s[k] = 0;
+        E->b.len += k;
+    }
+    put(&E->b, "\n};\n");
+}
+
+/* Layer names come from model files: in a comment they must not close it or
+ * splice lines, so anything unusual becomes '_'. */
+static void safe_name(char *dst, size_t cap, const char *src)
+{
+    size_t k = 0;
+    for (; src && src[k] && k + 1 < cap; k++) {
+        char c = src[k];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("._-:+[]()=,#@ ", c);
+        dst[k] = ok ? c : '_';
+    }
+    dst[k] = 0;
+}
+
+static int is_identifier(const char *s)
+{
+    if (!s || !*s || strlen(s) > MAX_PREFIX)
+        return 0;
+    /* names beginning with '_' are reserved to the implementation at file scope */
+    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+        return 0;
+    for (const char *c = s; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_'))
+            return 0;
+    return 1;
+}
+
+/* ---- acts ----------------------------------------------------------------- */
+
+/* Floats from the arena's start to element (c, y, x) of an act: the plan's
+ * own memory plan, shifted by FRONT. */
+static long act_at(const emitter *E, int a, int c, int y, int x)
+{
+    const pare_act *s = &E->p->acts[a];
+    return FRONT + (long)s->offset + c * s->cs + (long)(y + s->P) * s->rs + (x + s->P);
+}
+
+static long act_base(const emitter *E, int a) { return FRONT + (long)E->p->acts[a].offset; }
+
+static void halo_call(emitter *E, int a)
+{
+    const pare_act *s = &E->p->acts[a];
+    if (s->P > 0)
+        putf(&E->b, "    %s_halo(%s_arena + %ld, %d, %d, %d, %d, %ld, %ld);\n", E->pre, E->pre, act_base(E, a), s->C,
+             s->H, s->W, s->P, s->rs, s->cs);
+}
+
+/* The act applied to the float v, as an expression. */
+static const char *act_expr(int act)
+{
+    return act == 1 ? "(v < 0.0f ? 0.0f : v)" : act == 2 ? "(v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v)" : "v";
+}
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static void scan_uses(emitter *E)
+{
+    const pare_plan *p = E->p;
+    E->use_halo = p->acts[p->input_act].P > 0;
+    for (int i = 0; i < p->n_steps; i++) {
+        const pare_step *st = &p->steps[i];
+        if (p->acts[st->out].P > 0)
+            E->use_halo = 1;
+        if (st->kind != PARE_STEP_CONV)
+            continue;
+        E->use_fill = 1;
+        if (st->ck == PARE_CK_NM || st->ck == PARE_CK_DENSE || st->ck == PARE_CK_BLOCK || st->ck == PARE_CK_SPARSE)
+            E->use_axpy = 1;
+        if (st->ck != PARE_CK_NM)
+            E->use_axpy4 = 1;
+        if (st->res >= 0)
+            E->use_add = 1;
+        if (st->act == 1)
+            E->use_relu = 1;
+        if (st->act == 2)
+            E->use_relu6 = 1;
+    }
+}
+
+/* The conv building blocks. Every output position gets its bias, then each
+ * column in the packed order, then the residual, then the activation: the
+ * reference kernels' order, so results agree to the last bit where the
+ * engine runs them. The 8-wide inner loops let cc -O2 vectorise without
+ * -ffast-math. */
+static void emit_helpers(emitter *E)
+{
+    const char *P = E->pre;
+    if (E->use_fill)
+        putf(&E->b,
+             "static void %s_fill(float *restrict y, long n, float v)\n{\n"
+             "    for (long q = 0; q < n; q++)\n        y[q] = v;\n}\n\n",
+             P);
+    if (E->use_axpy)
+        putf(&E->b,
+             "static void %s_axpy(float *restrict y, const float *restrict x, long n, float w)\n{\n"
+             "    const long n8 = n - n %% 8;\n"
+             "    for (long q = 0; q < n8; q += 8)\n        for (int l = 0; l < 8; l++)\n            y[q + l] += w * x[q + l];\n"
+             "    for (long q = n8; q < n; q++)\n        y[q] += w * x[q];\n}\n\n",
+             P);
+    if (E->use_axpy4)
+        putf(&E->b,
+             "/* four columns in one pass, added in order; w holds their weights ws apart */\n"
+             "static void %s_axpy4(float *restrict y, const float *restrict x0, const float *restrict x1,\n"
+             "                     const float *restrict x2, const float *restrict x3, long n, const float *w, long ws)\n{\n"
+             "    const float w0 = w[0], w1 = w[ws], w2 = w[2 * ws], w3 = w[3 * ws];\n"
+             "    const long n8 = n - n %% 8;\n"
+             "    for (long q = 0; q < n8; q += 8)\n        for (int l = 0; l < 8; l++)\n"
+             "            y[q + l] = y[q + l] + w0 * x0[q + l] + w1 * x1[q + l] + w2 * x2[q + l] + w3 * x3[q + l];\n"
+             "    for (long q = n8; q < n; q++)\n        y[q] = y[q] + w0 * x0[q] + w1 * x1[q] + w2 * x2[q] + w3 * x3[q];\n}\n\n",
+             P);
+    if (E->use_add)
+        putf(&E->b,
+             "static void %s_add(float *restrict y, const float *restrict r, long n)\n{\n"
+             "    for (long q = 0; q < n; q++)\n        y[q] += r[q];\n}\n\n",
+             P);
+    if (E->use_relu)
+        putf(&E->b,
+             "static void %s_relu(float *restrict y, long n)\n{\n"
+             "    for (long q = 0; q < n; q++)\n        y[q] = y[q] < 0.0f ? 0.0f : y[q];\n}\n\n",
+             P);
+    if (E->use_relu6)
+        putf(&E->b,
+             "static void %s_relu6(float *restrict y, long n)\n{\n"
+             "    for (long q = 0; q < n; q++)\n        y[q] = y[q] < 0.0f ? 0.0f : y[q] > 6.0f ? 6.0f : y[q];\n}\n\n",
+             P);
+    if (E->use_halo)
+        putf(&E->b,
+             "/* Zeroes the border of an act (C planes of H x W inside a P-wide halo): the\n"
+             " * padding the next conv reads, and the lanes a whole-plane conv discards. */\n"
+             "static void %s_halo(float *b, int C, int H, int W, int P, long rs, long cs)\n{\n"
+             "    for (int c = 0; c < C; c++) {\n"
+             "        float *pl = b + c * cs;\n"
+             "        for (long i = 0; i < P * rs; i++)\n"
+             "            pl[i] = pl[(P + H) * rs + i] = 0.0f;\n"
+             "        for (int y = 0; y < H; y++) {\n"
+             "            float *row = pl + (y + P) * rs;\n"
+             "            for (int x = 0; x < P; x++)\n"
+             "                row[x] = row[P + W + x] = 0.0f;\n"
+             "        }\n"
+             "    }\n}\n\n",
+             P);
+}
+
+/* ---- conv steps ----------------------------------------------------------- */
+
+/* Checks that a conv step's positions are what the emitted loops assume:
+ * whole interior rows of its output (wide: one run over H rows, storing the
+ * interior columns, the mask's lanes; rows: H runs of W). */
+static int conv_positions_ok(const emitter *E, const pare_step *st)
+{
+    const pare_act *ia = &E->p->acts[st->in[0]], *oa = &E->p->acts[st->out];
+    if (!st->wide)
+        return st->n_pos == oa->W && st->in_base == (long)ia->P * ia->rs + ia->P &&
+               st->out_base == (long)oa->P * oa->rs + oa->P;
+    if (st->n_pos != (long)oa->H * oa->rs || ia->rs != oa->rs || !st->mask ||
+        (st->res >= 0 && E->p->acts[st->res].rs != oa->rs))
+        return 0;
+    for (long c = 0; c * PARE_CONV_CHUNK < st->n_pos; c++)
+        for (int l = 0; l < PARE_CONV_CHUNK; l++) {
+            long q = c * PARE_CONV_CHUNK + l, col = q % oa->rs;
+            int want = q < st->n_pos && col >= oa->P && col < oa->P + oa->W;
+            if (((st->mask[c] >> l) & 1) != want)
+                return 0;
+        }
+    return 1;
+}
+
+/* Opens the loops over a conv's positions: x and y point at the tile's first
+ * input and output positions for filter `o`, n is its length. */
+static void open_positions(emitter *E, const pare_step *st, const char *ind)
+{
+    const pare_act *ia = &E->p->acts[st->in[0]], *oa = &E->p->acts[st->out];
+    if (st->wide)
+        putf(&E->b, "%s{\n", ind);
+    else
+        putf(&E->b, "%sfor (long row = 0; row < %d; row++) {\n", ind, oa->H);
+    putf(&E->b,
+         "%s    for (long q0 = 0; q0 < %ld; q0 += %d) {\n"
+         "%s        const long n = %ld - q0 < %d ? %ld - q0 : %d;\n",
+         ind, st->n_pos, TILE, ind, st->n_pos, TILE, st->n_pos, TILE);
+    if (st->wide)
+        putf(&E->b,
+             "%s        const float *x = in + q0;\n"
+             "%s        float *y = out + o * %ld + q0;\n",
+             ind, ind, oa->cs);
+    else
+        putf(&E->b,
+             "%s        const float *x = in + row * %ld + q0;\n"
+             "%s        float *y = out + o * %ld + row * %ld + q0;\n",
+             ind, ia->rs, ind, oa->cs, oa->rs);
+}
+
+static void close_positions(emitter *E, const pare_step *st, const char *ind)
+{
+    const char *P = E->pre;
+    if (st->res >= 0) {
+        const pare_act *ra = &E->p->acts[st->res];
+        if (st->wide)
+            putf(&E->b, "%s        %s_add(y, res + o * %ld + q0, n);\n", ind, P, ra->cs);
+        else
+            putf(&E->b, "%s        %s_add(y, res + o * %ld + row * %ld + q0, n);\n", ind, P, ra->cs, ra->rs);
+    }
+    if (st->act == 1)
+        putf(&E->b, "%s        %s_relu(y, n);\n", ind, P);
+    if (st->act == 2)
+        putf(&E->b, "%s        %s_relu6(y, n);\n", ind, P);
+    putf(&E->b, "%s    }\n%s}\n", ind, ind);
+}
+
+static int emit_conv_arrays_groups(emitter *E, int i, const pare_step *st)
+{
+    const pare_conv_layer *L = &st->conv;
+    size_t ncols = 0, nw = 0;
+    for (int g = 0; g < L->n_groups; g++) {
+        ncols += (size_t)L->groups[g].ncols;
+        nw += (size_t)L->groups[g].ncols * (size_t)L->groups[g].r;
+        nw += (size_t)L->groups[g].r;
+    }
+    long *grp = malloc(sizeof(long) * (size_t)(3 * L->n_groups + 1));
+    long *off = malloc(sizeof(long) * (ncols + 1));
+    float *w = malloc(sizeof(float) * (nw + 1));
+    if (!grp || !off || !w) {
+        free(grp);
+        free(off);
+        free(w);
+        return -1;
+    }
+    size_t ko = 0, kw = 0, nb = 0;
+    for (int g = 0; g < L->n_groups; g++) {
+        const pare_conv_group *G = &L->groups[g];
+        grp[3 * g] = G->o0;
+        grp[3 * g + 1] = G->r;
+        grp[3 * g + 2] = G->ncols;
+        for (int c = 0; c < G->ncols; c++) {
+            off[ko++] = G->off[c];
+            for (int j = 0; j < G->r; j++)
+                w[kw++] = G->w[(long)c * G->rp + j];
+        }
+    }
+    /* the biases after the weights in the same scratch */
+    float *bias = w + kw;
+    for (int g = 0; g < L->n_groups; g++)
+        for (int j = 0; j < L->groups[g].r; j++)
+            bias[nb++] = L->groups[g].bias ? L->groups[g].bias[j] : 0.0f;
+    char nm[64];
+    snprintf(nm, sizeof nm, "s%d_grp", i);
+    int_array(E, "int32_t", nm, "per group: first filter, filters, columns", grp, (size_t)(3 * L->n_groups));
+    snprintf(nm, sizeof nm, "s%d_off", i);
+    int_array(E, "int32_t", nm, "per group, its columns' input offsets", off, ncols);
+    snprintf(nm, sizeof nm, "s%d_w", i);
+    float_array(E, nm, "per group, columns x filters", w, kw);
+    snprintf(nm, sizeof nm, "s%d_b", i);
+    float_array(E, nm, "per group, its filters' biases", bias, nb);
+    free(grp);
+    free(off);
+    free(w);
+    return 0;
+}
+
+static int emit_conv_arrays_nm(emitter *E, int i, const pare_step *st)
+{
+    const pare_conv_layer *L = &st->conv;
+    size_t per = (size_t)L->nm_ngroups * (size_t)L->nm_n, nf = (size_t)L->n_nm;
+    long *iv = malloc(sizeof(long) * (nf * per + (size_t)L->nm_ngroups + 1));
+    float *w = malloc(sizeof(float) * (nf * per + nf + 1));
+    if (!iv || !w) {
+        free(iv);
+        free(w);
+        return -1;
+    }
+    char nm[64];
+    for (int g = 0; g < L->nm_ngroups; g++)
+        iv[g] = L->nm_base[g];
+    snprintf(nm, sizeof nm, "s%d_base", i);
+    int_array(E, "int32_t", nm, "per (channel block, tap): the offset of the block's first channel", iv,
+              (size_t)L->nm_ngroups);
+    for (size_t f = 0; f < nf; f++)
+        iv[f] = L->nm[f].o;
+    snprintf(nm, sizeof nm, "s%d_o", i);
+    int_array(E, "int32_t", nm, "per filter, its output channel", iv, nf);
+    for (size_t f = 0; f < nf; f++)
+        for (size_t k = 0; k < per; k++)
+            iv[f * per + k] = L->nm[f].idx[k];
+    snprintf(nm, sizeof nm, "s%d_idx", i);
+    int_array(E, "unsigned char", nm, "per filter and block, the kept channels", iv, nf * per);
+    for (size_t f = 0; f < nf; f++)
+        for (size_t k = 0; k < per; k++)
+            w[f * per + k] = L->nm[f].w[k];
+    snprintf(nm, sizeof nm, "s%d_w", i);
+    float_array(E, nm, "their weights", w, nf * per);
+    for (size_t f = 0; f < nf; f++)
+        w[f] = L->nm[f].bias;
+    snprintf(nm, sizeof nm, "s%d_b", i);
+    float_array(E, nm, "per filter, its bias", w, nf);
+    free(iv);
+    free(w);
+    return 0;
+}
+
+static int emit_conv_arrays_pattern(emitter *E, int i, const pare_step *st)
+{
+    const pare_conv_layer *L = &st->conv;
+    size_t nf = (size_t)L->n_pf, nk = 0;
+    for (size_t f = 0; f < nf; f++)
+        nk += (size_t)L->pf[f].nk;
+    size_t ni = 4 * (size_t)L->n_pat + nk + nf + 1, nw = 4 * nk + nf + 1;
+    long *iv = malloc(sizeof(long) * ni);
+    float *w = malloc(sizeof(float) * nw);
+    if (!iv || !w) {
+        free(iv);
+        free(w);
+        return -1;
+    }
+    char nm[64];
+    if (L->n_pat > 0) {
+        putf(&E->b, "static const int32_t %s_s%d_po[%d][4] = { /* per pattern, its 4 tap offsets */\n", E->pre, i,
+             L->n_pat);
+        for (int k = 0; k < L->n_pat; k++)
+            putf(&E->b, "    {%d, %d, %d, %d}%s\n", (int)L->pat_off[k][0], (int)L->pat_off[k][1],
+                 (int)L->pat_off[k][2], (int)L->pat_off[k][3], k + 1 < L->n_pat ? "," : "");
+        put(&E->b, "};\n");
+    } else {
+        putf(&E->b, "static const int32_t %s_s%d_po[1][4] = {{0, 0, 0, 0}}; /* no kernel kept */\n", E->pre, i);
+    }
+    for (size_t f = 0; f < nf; f++)
+        iv[f] = L->pf[f].o;
+    snprintf(nm, sizeof nm, "s%d_o", i);
+    int_array(E, "int32_t", nm, "per filter, its output channel", iv, nf);
+    for (size_t f = 0; f < nf; f++)
+        iv[f] = L->pf[f].nk;
+    snprintf(nm, sizeof nm, "s%d_nk", i);
+    int_array(E, "int32_t", nm, "per filter, its kernels", iv, nf);
+    size_t k = 0;
+    for (size_t f = 0; f < nf; f++)
+        for (int j = 0; j < L->pf[f].nk; j++)
+            iv[k++] = L->pf[f].coff[j];
+    snprintf(nm, sizeof nm, "s%d_coff", i);
+    int_array(E, "int32_t", nm, "per kernel, its input channel's offset", iv, nk);
+    k = 0;
+    for (size_t f = 0; f < nf; f++)
+        for (int j = 0; j < L->pf[f].nk; j++)
+            iv[k++] = L->pf[f].pat[j];
+    snprintf(nm, sizeof nm, "s%d_pat", i);
+    int_array(E, "unsigned char", nm, "per kernel, its pattern (sorted within a filter)", iv, nk);
+    k = 0;
+    for (size_t f = 0; f < nf; f++)
+        for (int j = 0; j < 4 * L->pf[f].nk; j++)
+            w[k++] = L->pf[f].w[j];
+    snprintf(nm, sizeof nm, "s%d_w", i);
+    float_array(E, nm, "per kernel, 4 weights in its pattern's tap order", w, k);
+    for (size_t f = 0; f < nf; f++)
+        w[f] = L->pf[f].bias;
+    snprintf(nm, sizeof nm, "s%d_b", i);
+    float_array(E, nm, "per filter, its bias", w, nf);
+    free(iv);
+    free(w);
+    return 0;
+}
+
+static pare_status emit_conv(emitter *E, int i, const pare_step *st)
+{
+    const char *P = E->pre;
+    const pare_conv_layer *L = &st->conv;
+    if (!conv_positions_ok(E, st))
+        return pare_fail(PARE_EUNSUPPORTED,
+                         "step %d (%s): its conv positions are not whole interior rows, which emitted C assumes", i,
+                         st->name);
+    int r = st->ck == PARE_CK_NM        ? emit_conv_arrays_nm(E, i, st)
+            : st->ck == PARE_CK_PATTERN ? emit_conv_arrays_pattern(E, i, st)
+                                        : emit_conv_arrays_groups(E, i, st);
+    if (r < 0)
+        return pare_fail(PARE_ENOMEM, "out of memory emitting layer %s", st->name);
+    putf(&E->b,
+         "\nstatic void %s_s%d(void)\n{\n"
+         "    const float *restrict in = %s_arena + %ld;\n"
+         "    float *restrict out = %s_arena + %ld;\n",
+         P, i, P, act_base(E, st->in[0]) + st->in_base, P, act_base(E, st->out) + st->out_base);
+    if (st->res >= 0)
+        putf(&E->b, "    const float *restrict res = %s_arena + %ld;\n", P, act_base(E, st->res) + st->res_base);
+    if (st->ck == PARE_CK_NM) {
+        long per = (long)L->nm_ngroups * L->nm_n;
+        putf(&E->b,
+             "    for (int f = 0; f < %d; f++) {\n"
+             "        const long o = %s_s%d_o[f];\n"
+             "        const unsigned char *ix = %s_s%d_idx + f * %ld;\n"
+             "        const float *w = %s_s%d_w + f * %ld;\n",
+             L->n_nm, P, i, P, i, per, P, i, per);
+        open_positions(E, st, "        ");
+        putf(&E->b,
+             "                %s_fill(y, n, %s_s%d_b[f]);\n"
+             "                for (int g = 0; g < %d; g++)\n"
+             "                    for (int k = 0; k < %d; k++)\n"
+             "                        %s_axpy(y, x + %s_s%d_base[g] + ix[g * %d + k] * %ldL, n, w[g * %d + k]);\n",
+             P, P, i, L->nm_ngroups, L->nm_n, P, P, i, L->nm_n, (long)L->nm_cs, L->nm_n);
+        close_positions(E, st, "        ");
+        put(&E->b, "    }\n}\n\n");
+    } else if (st->ck == PARE_CK_PATTERN) {
+        putf(&E->b,
+             "    const int32_t *coff = %s_s%d_coff;\n"
+             "    const unsigned char *pat = %s_s%d_pat;\n"
+             "    const float *w = %s_s%d_w;\n"
+             "    for (int f = 0; f < %d; f++) {\n"
+             "        const long o = %s_s%d_o[f];\n"
+             "        const int nk = %s_s%d_nk[f];\n",
+             P, i, P, i, P, i, L->n_pf, P, i, P, i);
+        open_positions(E, st, "        ");
+        putf(&E->b,
+             "                %s_fill(y, n, %s_s%d_b[f]);\n"
+             "                for (int k = 0; k < nk; k++) {\n"
+             "                    const int32_t *po = %s_s%d_po[pat[k]];\n"
+             "                    const float *xk = x + coff[k];\n"
+             "                    %s_axpy4(y, xk + po[0], xk + po[1], xk + po[2], xk + po[3], n, w + 4 * k, 1);\n"
+             "                }\n",
+             P, P, i, P, i, P);
+        close_positions(E, st, "        ");
+        put(&E->b,
+            "        coff += nk;\n"
+            "        pat += nk;\n"
+            "        w += 4 * nk;\n"
+            "    }\n}\n\n");
+    } else {
+        putf(&E->b,
+             "    const int32_t *off = %s_s%d_off;\n"
+             "    const float *w = %s_s%d_w, *b = %s_s%d_b;\n"
+             "    for (int g = 0; g < %d; g++) {\n"
+             "        const int r = %s_s%d_grp[3 * g + 1], nc = %s_s%d_grp[3 * g + 2];\n"
+             "        for (int j = 0; j < r; j++) {\n"
+             "            const long o = %s_s%d_grp[3 * g] + j;\n",
+             P, i, P, i, P, i, L->n_groups, P, i, P, i, P, i);
+        open_positions(E, st, "            ");
+        putf(&E->b,
+             "                    int c = 0;\n"
+             "                    %s_fill(y, n, b[j]);\n"
+             "                    for (; c + 4 <= nc; c += 4)\n"
+             "                        %s_axpy4(y, x + off[c], x + off[c + 1], x + off[c + 2], x + off[c + 3], n,\n"
+             "                                 w + (long)c * r + j, r);\n"
+             "                    for (; c < nc; c++)\n"
+             "                        %s_axpy(y, x + off[c], n, w[(long)c * r + j]);\n",
+             P, P, P);
+        close_positions(E, st, "            ");
+        put(&E->b,
+            "        }\n"
+            "        off += nc;\n"
+            "        w += (long)nc * r;\n"
+            "        b += r;\n"
+            "    }\n}\n\n");
+    }
+    return PARE_OK;
+}
+
+/* ---- the small steps (run.c's loops, sizes as literals) ------------------- */
+
+static void emit_phases(emitter *E, int i, const pare_step *st)
+{
+    const char *P = E->pre;
+    const pare_act *src = &E->p->acts[st->in[0]], *dst = &E->p->acts[st->out];
+    putf(&E->b,
+         "\nstatic void %s_s%d(void)\n{\n"
+         "    for (int cc = 0; cc < %d; cc++) {\n"
+         "        const int ph = cc / %d, c = cc %% %d, a = ph / %d, b = ph %% %d;\n"
+         "        for (int y = 0; y < %d; y++) {\n"
+         "            const int sy = y * %d + a;\n"
+         "            float *restrict o = %s_arena + %ld + cc * %ldL + y * %ldL;\n"
+         "            const float *restrict s = %s_arena + %ld + c * %ldL + sy * %ldL;\n"
+         "            for (int x = 0; x < %d; x++) {\n"
+         "                const int sx = x * %d + b;\n"
+         "                o[x] = sy < %d && sx < %d ? s[sx] : 0.0f;\n"
+         "            }\n"
+         "        }\n"
+         "    }\n}\n\n",
+         P, i, src->C * st->sh * st->sw, src->C, src->C, st->sw, st->sw, dst->H, st->sh, P, act_at(E, st->out, 0, 0, 0),
+         dst->cs, dst->rs, P, act_at(E, st->in[0], 0, 0, 0), src->cs, src->rs, dst->W, st->sw, src->H, src->W);
+}
+
+static void emit_pool(emitter *E, int i, const pare_step *st)
+{
+    const char *P = E->pre;
+    const pare_act *src = &E->p->acts[st->in[0]], *dst = &E->p->acts[st->out];
+    int is_max = st->kind == PARE_STEP_MAXPOOL, inc = !is_max && st->count_include_pad;
+    putf(&E->b,
+         "\nstatic void %s_s%d(void)\n{\n"
+         "    for (int c = 0; c < %d; c++)\n"
+         "        for (int y = 0; y < %d; y++) {\n"
+         "            float *restrict out = %s_arena + %ld + c * %ldL + y * %ldL;\n"
+         "            const int hs = y * %d - %d, he = hs + %d;\n"
+         "            const int h0 = hs < 0 ? 0 : hs, h1 = he > %d ? %d : he;\n",
+         P, i, dst->C, dst->H, P, act_at(E, st->out, 0, 0, 0), dst->cs, dst->rs, st->s[0], st->pad[0], st->k[0],
+         src->H, src->H);
+    if (inc)
+        putf(&E->b, "            const int hep = he < %d ? he : %d;\n", src->H + st->pad[2], src->H + st->pad[2]);
+    putf(&E->b,
+         "            for (int x = 0; x < %d; x++) {\n"
+         "                const int ws = x * %d - %d, we = ws + %d;\n"
+         "                const int w0 = ws < 0 ? 0 : ws, w1 = we > %d ? %d : we;\n",
+         dst->W, st->s[1], st->pad[1], st->k[1], src->W, src->W);
+    if (inc)
+        putf(&E->b, "                const int wep = we < %d ? we : %d;\n", src->W + st->pad[3], src->W + st->pad[3]);
+    putf(&E->b, "                float %s;\n", is_max ? "best = -0x1.fffffep+127f" : "sum = 0.0f");
+    putf(&E->b,
+         "                for (int h = h0; h < h1; h++) {\n"
+         "                    const float *row = %s_arena + %ld + c * %ldL + h * %ldL;\n"
+         "                    for (int w = w0; w < w1; w++)\n",
+         P, act_at(E, st->in[0], 0, 0, 0), src->cs, src->rs);
+    if (is_max)
+        put(&E->b, "                        if (row[w] > best)\n                            best = row[w];\n");
+    else
+        put(&E->b, "                        sum += row[w];\n");
+    put(&E->b, "                }\n");
+    if (is_max) {
+        put(&E->b, "                {\n                    const float v = best;\n");
+    } else {
+        putf(&E->b,
+             "                {\n"
+             "                    const int cnt = %s;\n"
+             "                    const float v = sum / (float)(cnt > 0 ? cnt : 1);\n",
+             inc ? "(hep - hs) * (wep - ws)" : "(h1 - h0) * (w1 - w0)");
+    }
+    putf(&E->b,
+         "                    out[x] = %s;\n"
+         "                }\n"
+         "            }\n"
+         "        }\n}\n\n",
+         act_expr(st->act));
+}
+
+static void emit_gap(emitter *E, int i, const pare_step *st)
+{
+    const char *P = E->pre;
+    const pare_act *src = &E->p->acts[st->in[0]];
+    /* a double sum, divided by H*W as a double: run.c's steps */
+    putf(&E->b,
+         "\nstatic void %s_s%d(void)\n{\n"
+         "    float *restrict out = %s_arena + %ld;\n"
+         "    for (int c = 0; c < %d; c++) {\n"
+         "        double s = 0;\n"
+         "        for (int y = 0; y < %d; y++) {\n"
+         "            const float *row = %s_arena + %ld + c * %ldL + y * %ldL;\n"
+         "            for (int x = 0; x < %d; x++)\n"
+         "                s += row[x];\n"
+         "        }\n"
+         "        {\n"
+         "            const float v = (float)(s / %ld.0);\n"
+         "            out[c] = %s;\n"
+         "        }\n"
+         "    }\n}\n\n",
+         P, i, P, act_base(E, st->out), src->C, src->H, P, act_at(E, st->in[0], 0, 0, 0), src->cs, src->rs, src->W,
+         (long)src->H * src->W, act_expr(st->act));
+}
+
+static int emit_elementwise(emitter *E, int i, const pare_step *st)
+{
+    const char *P = E->pre;
+    const pare_act *dst = &E->p->acts[st->out], *a = &E->p->acts[st->in[0]];
+    char nm[64];
+    if (st->kind == PARE_STEP_AFFINE) {
+        snprintf(nm, sizeof nm, "s%d_sc", i);
+        float_array(E, nm, "per channel, its scale", st->scale, (size_t)dst->C);
+        snprintf(nm, sizeof nm, "s%d_sh", i);
+        float_array(E, nm, "per channel, its shift", st->shift, (size_t)dst->C);
+    }
+    putf(&E->b,
+         "\nstatic void %s_s%d(void)\n{\n"
+         "    for (int c = 0; c < %d; c++)\n"
+         "        for (int y = 0; y < %d; y++) {\n"
+         "            float *restrict out = %s_arena + %ld + c * %ldL + y * %ldL;\n"
+         "            const float *restrict a = %s_arena + %ld + c * %ldL + y * %ldL;\n",
+         P, i, dst->C, dst->H, P, act_at(E, st->out, 0, 0, 0), dst->cs, dst->rs, P, act_at(E, st->in[0], 0, 0, 0),
+         a->cs, a->rs);
+    const char *expr = "a[x]";
+    if (st->kind == PARE_STEP_ADD) {
+        if (st->n_in < 2)
+            return -1;
+        const pare_act *b = &E->p->acts[st->in[1]];
+        putf(&E->b, "            const float *restrict b = %s_arena + %ld + c * %ldL + y * %ldL;\n", P,
+             act_at(E, st->in[1], 0, 0, 0), b->cs, b->rs);
+        expr = "a[x] + b[x]";
+    } else if (st->kind == PARE_STEP_AFFINE) {
+        putf(&E->b, "            const float sc = %s_s%d_sc[c], sh = %s_s%d_sh[c];\n", P, i, P, i);
+        expr = "a[x] * sc + sh";
+    }
+    putf(&E->b,
+         "            for (int x = 0; x < %d; x++) {\n"
+         "                const float v = %s;\n"
+         "                out[x] = %s;\n"
+         "            }\n"
+         "        }\n}\n\n",
+         dst->W, expr, act_expr(st->act));
+    return 0;
+}
+
+static void emit_concat(emitter *E, int i, const pare_step *st)
+{
+    const char *P = E->pre;
+    const pare_act *dst = &E->p->acts[st->out];
+    putf(&E->b, "\nstatic void %s_s%d(void)\n{\n", P, i);
+    int c0 = 0;
+    for (int j = 0; j < st->n_in; j++) {
+        const pare_act *s = &E->p->acts[st->in[j]];
+        putf(&E->b,
+             "    for (int c = 0; c < %d; c++)\n"
+             "        for (int y = 0; y < %d; y++) {\n"
+             "            float *restrict o = %s_arena + %ld + c * %ldL + y * %ldL;\n"
+             "            const float *restrict s = %s_arena + %ld + c * %ldL + y * %ldL;\n"
+             "            for (int x = 0; x < %d; x++)\n"
+             "                o[x] = s[x];\n"
+             "        }\n",
+             s->C, dst->H, P, act_at(E, st->out, c0, 0, 0), dst->cs, dst->rs, P, act_at(E, st->in[j], 0, 0, 0), s->cs,
+             s->rs, dst->W);
+        c0 += s->C;
+    }
+    put(&E->b, "}\n\n");
+}
+
+static void emit_pack(emitter *E, int i, const pare_step *st)
+{
+    const char *P = E->pre;
+    const pare_act *s = &E->p->acts[st->in[0]];
+    putf(&E->b,
+         "\nstatic void %s_s%d(void)\n{\n"
+         "    float *restrict o = %s_arena + %ld;\n"
+         "    for (int c = 0; c < %d; c++)\n"
+         "        for (int y = 0; y < %d; y++) {\n"
+         "            const float *restrict s = %s_arena + %ld + c * %ldL + y * %ldL;\n"
+         "            for (int x = 0; x < %d; x++)\n"
+         "                o[(c * %ldL + y) * %d + x] = s[x];\n"
+         "        }\n}\n\n",
+         P, i, P, act_base(E, st->out), s->C, s->H, P, act_at(E, st->in[0], 0, 0, 0), s->cs, s->rs, s->W, (long)s->H,
+         s->W);
+}
+
+static int emit_fc(emitter *E, int i, const pare_step *st)
+{
+    const char *P = E->pre;
+    char nm[64];
+    snprintf(nm, sizeof nm, "s%d_b", i);
+    float_array(E, nm, "biases", st->fc_b, (size_t)st->fc_out);
+    if (st->fc_sparse) {
+        size_t nz = (size_t)st->fc_rowptr[st->fc_out];
+        long *iv = malloc(sizeof(long) * (nz + (size_t)st->fc_out + 2));
+        if (!iv)
+            return -1;
+        for (int o = 0; o <= st->fc_out; o++)
+            iv[o] = st->fc_rowptr[o];
+        snprintf(nm, sizeof nm, "s%d_rp", i);
+        int_array(E, "int32_t", nm, "CSR: per output, where its row starts", iv, (size_t)st->fc_out + 1);
+        for (size_t k = 0; k < nz; k++)
+            iv[k] = st->fc_col[k];
+        snprintf(nm, sizeof nm, "s%d_col", i);
+        int_array(E, "int32_t", nm, "CSR: the kept inputs", iv, nz);
+        free(iv);
+        snprintf(nm, sizeof nm, "s%d_val", i);
+        float_array(E, nm, "CSR: their weights", st->fc_val, nz);
+        putf(&E->b,
+             "\nstatic void %s_s%d(void)\n{\n"
+             "    const float *restrict x = %s_arena + %ld;\n"
+             "    float *restrict y = %s_arena + %ld;\n"
+             "    for (int o = 0; o < %d; o++) {\n"
+             "        float v = %s_s%d_b[o];\n"
+             "        for (int32_t k = %s_s%d_rp[o]; k < %s_s%d_rp[o + 1]; k++)\n"
+             "            v += %s_s%d_val[k] * x[%s_s%d_col[k]];\n"
+             "        y[o] = %s;\n"
+             "    }\n}\n\n",
+             P, i, P, act_base(E, st->in[0]), P, act_base(E, st->out), st->fc_out, P, i, P, i, P, i, P, i, P, i,
+             act_expr(st->act));
+        return 0;
+    }
+    /* Dense weights stored input-major, so each output's sum runs bias first
+     * and then the inputs in order while the loop over outputs vectorises. */
+    size_t n = (size_t)st->fc_in * (size_t)st->fc_out;
+    float *wt = malloc(sizeof(float) * (n ? n : 1));
+    if (!wt)
+        return -1;
+    for (int o = 0; o < st->fc_out; o++)
+        for (int k = 0; k < st->fc_in; k++)
+            wt[(size_t)k * (size_t)st->fc_out + (size_t)o] = st->fc_w[(size_t)o * (size_t)st->fc_in + (size_t)k];
+    snprintf(nm, sizeof nm, "s%d_wt", i);
+    float_array(E, nm, "dense, inputs x outputs", wt, n);
+    free(wt);
+    putf(&E->b,
+         "\nstatic void %s_s%d(void)\n{\n"
+         "    const float *restrict x = %s_arena + %ld;\n"
+         "    float *restrict y = %s_arena + %ld;\n"
+         "    for (int o = 0; o < %d; o++)\n"
+         "        y[o] = %s_s%d_b[o];\n"
+         "    for (long k = 0; k < %d; k++) {\n"
+         "        const float xk = x[k];\n"
+         "        const float *restrict w = %s_s%d_wt + k * %d;\n"
+         "        for (int o = 0; o < %d; o++)\n"
+         "            y[o] += w[o] * xk;\n"
+         "    }\n",
+         P, i, P, act_base(E, st->in[0]), P, act_base(E, st->out), st->fc_out, P, i, st->fc_in, P, i, st->fc_out,
+         st->fc_out);
+    if (st->act)
+        putf(&E->b,
+             "    for (int o = 0; o < %d; o++) {\n"
+             "        const float v = y[o];\n"
+             "        y[o] = %s;\n"
+             "    }\n",
+             st->fc_out, act_expr(st->act));
+    put(&E->b, "}\n\n");
+    return 0;
+}
+
+/* ---- the file ------------------------------------------------------------- */
+
+static void emit_header(emitter *E)
+{
+    const pare_plan *p = E->p;
+    char up[MAX_PREFIX + 1], name[128];
+    size_t k = 0;
+    for (; E->pre[k]; k++)
+        up[k] = E->pre[k] >= 'a' && E->pre[k] <= 'z' ? (char)(E->pre[k] - 'a' + 'A') : E->pre[k];
+    up[k] = 0;
+    safe_name(name, sizeof name, p->name);
+    int kinds[PARE_CK__COUNT] = {0}, fc_dense = 0, fc_csr = 0, other = 0;
+    double macs = 0, dense = 0;
+    for (int i = 0; i < p->n_steps; i++) {
+        const pare_step *st = &p->steps[i];
+        if (st->kind == PARE_STEP_CONV && (unsigned)st->ck < PARE_CK__COUNT)
+            kinds[st->ck]++;
+        else if (st->kind == PARE_STEP_FC)
+            *(st->fc_sparse ? &fc_csr : &fc_dense) += 1;
+        else
+            other++;
+        macs += st->macs;
+        dense += st->dense_macs ? st->dense_macs : st->macs;
+    }
+    putf(&E->b,
+         "/* %s: standalone inference code emitted by pare (pare_plan_emit_c).\n"
+         " * Input: %d x %d x %d floats (one sample, NCHW); output: %d floats.\n"
+         " * %d steps: convs ",
+         name, p->in_c, p->in_h, p->in_w, p->out_n, p->n_steps);
+    int first = 1;
+    for (int k2 = 0; k2 < PARE_CK__COUNT; k2++)
+        if (kinds[k2]) {
+            putf(&E->b, "%s%d %s", first ? "" : ", ", kinds[k2], pare_conv_kind_name((pare_conv_kind)k2));
+            first = 0;
+        }
+    if (first)
+        put(&E->b, "none");
+    putf(&E->b,
+         "; linear layers %d dense, %d CSR;\n"
+         " * %d other steps. %.0f multiply-adds per sample (dense: %.0f);\n"
+         " * %zu packed weight bytes; one static arena of %zu floats.\n"
+         " * Every array keeps the packed sparse format the engine chose, floats as\n"
+         " * exact hex literals; sums run in the reference kernels' order.\n"
+         " *\n"
+         " * Use: cc -O2 -c this file, and from your code:\n"
+         " *     #define %s_IN_SIZE %ld\n"
+         " *     #define %s_OUT_SIZE %d\n"
+         " *     void %s_run(const float *in, float *out);\n"
+         " * Needs only a C99 compiler: no malloc, no libm. Not reentrant: the\n"
+         " * activations live in the static arena, so use one thread at a time. */\n"
+         "#include <stdint.h>\n\n"
+         "#define %s_IN_SIZE %ld\n"
+         "#define %s_OUT_SIZE %d\n\n"
+         "void %s_run(const float *in, float *out);\n\n",
+         fc_dense, fc_csr, other, macs, dense, p->weight_bytes, p->arena_floats + 2 * FRONT, up,
+         (long)p->in_c * p->in_h * p->in_w, up, p->out_n, E->pre, up, (long)p->in_c * p->in_h * p->in_w, up,
+         p->out_n, E->pre);
+    putf(&E->b, "static float %s_arena[%zu];\n\n", E->pre, p->arena_floats + 2 * FRONT);
+}
+
+static void emit_run(emitter *E)
+{
+    const pare_plan *p = E->p;
+    const char *P = E->pre;
+    const pare_act *ia = &p->acts[p->input_act], *oa = &p->acts[p->output_act];
+    putf(&E->b,
+         "void %s_run(const float *in, float *out)\n{\n"
+         "    float *restrict a = %s_arena + %ld;\n"
+         "    const float *restrict z;\n"
+         "    for (int c = 0; c < %d; c++)\n"
+         "        for (int y = 0; y < %d; y++)\n"
+         "            for (int x = 0; x < %d; x++)\n"
+         "                a[c * %ldL + y * %ldL + x] = in[(c * %ldL + y) * %d + x];\n",
+         P, P, act_at(E, p->input_act, 0, 0, 0), p->in_c, p->in_h, p->in_w, ia->cs, ia->rs, (long)p->in_h, p->in_w);
+    halo_call(E, p->input_act);
+    for (int i = 0; i < p->n_steps; i++) {
+        char name[128];
+        safe_name(name, sizeof name, p->steps[i].name);
+        putf(&E->b, "    %s_s%d(); /* %s */\n", P, i, name);
+        halo_call(E, p->steps[i].out);
+    }
+    putf(&E->b,
+         "    z = %s_arena + %ld;\n"
+         "    for (int c = 0; c < %d; c++)\n"
+         "        for (int y = 0; y < %d; y++)\n"
+         "            for (int x = 0; x < %d; x++)\n"
+         "                out[(c * %ldL + y) * %d + x] = z[c * %ldL + y * %ldL + x];\n"
+         "}\n",
+         P, act_at(E, p->output_act, 0, 0, 0), oa->C, oa->H, oa->W, (long)oa->H, oa->W, oa->cs, oa->rs);
+}
+
+static pare_status emit_step(emitter *E, int i)
+{
+    const pare_step *st = &E->p->steps[i];
+    char name[128];
+    safe_name(name, sizeof name, st->name);
+    if (st->kind == PARE_STEP_CONV)
+        putf(&E->b, "/* ---- step %d: %s, conv (%s%s) */\n", i, name, pare_conv_kind_name(st->ck),
+             st->wide ? ", whole planes" : ", row by row");
+    else
+        putf(&E->b, "/* ---- step %d: %s */\n", i, name);
+    int r = 0;
+    switch (st->kind) {
+    case PARE_STEP_CONV:
+        return emit_conv(E, i, st);
+    case PARE_STEP_PHASES:
+        emit_phases(E, i, st);
+        break;
+    case PARE_STEP_FC:
+        r = emit_fc(E, i, st);
+        break;
+    case PARE_STEP_MAXPOOL:
+    case PARE_STEP_AVGPOOL:
+        emit_pool(E, i, st);
+        break;
+    case PARE_STEP_GAP:
+        emit_gap(E, i, st);
+        break;
+    case PARE_STEP_ADD:
+    case PARE_STEP_AFFINE:
+    case PARE_STEP_ACT:
+        r = emit_elementwise(E, i, st);
+        break;
+    case PARE_STEP_CONCAT:
+        emit_concat(E, i, st);
+        break;
+    case PARE_STEP_PACK:
+        emit_pack(E, i, st);
+        break;
+    case PARE_STEP_COPY: /* run.c does nothing for it but zero its halo */
+        putf(&E->b, "\nstatic void %s_s%d(void)\n{\n}\n\n", E->pre, i);
+        break;
+    default:
+        return pare_fail(PARE_EUNSUPPORTED, "step %d (%s): emitted C has no code for its kind", i, st->name);
+    }
+    if (r < 0)
+        return pare_fail(PARE_ENOMEM, "out of memory emitting layer %s", st->name);
+    return PARE_OK;
+}
+
+pare_status pare_plan_emit_c(const pare_plan *p, const char *path, const char *prefix)
+{
+    if (!p || !path)
+        return pare_fail(PARE_EINVAL, "pare_plan_emit_c needs a plan and a path");
+    if (!is_identifier(prefix))
+        return pare_fail(PARE_EINVAL,
+                         "the prefix \"%s\" is not a C identifier: up to %d letters, digits and '_', beginning with a "
+                         "letter",
+                         prefix ? prefix : "(null)", MAX_PREFIX);
+    emitter E;
+    memset(&E, 0, sizeof E);
+    E.p = p;
+    snprintf(E.pre, sizeof E.pre, "%s", prefix);
+    pare_status s = PARE_OK;
+    for (int a = 0; a < p->n_acts; a++)
+        if (p->acts[a].P > FRONT)
+            return pare_fail(PARE_EUNSUPPORTED, "a halo of %d is wider than emitted C allows (%d)", p->acts[a].P,
+                             FRONT);
+    scan_uses(&E);
+    emit_header(&E);
+    emit_helpers(&E);
+    for (int i = 0; i < p->n_steps && s == PARE_OK; i++) {
+        s = emit_step(&E, i);
+        if (s == PARE_OK && E.bad_float)
+            s = pare_fail(PARE_EINVAL, "layer %s has a weight that is infinite or not a number", p->steps[i].name);
+    }
+    if (s != PARE_OK)
+        goto done;
+    emit_run(&E);
+    if (E.b.oom) {
+        s = pare_fail(PARE_ENOMEM, "out of memory emitting C for %s (%zu bytes of text so far)", p->name, E.b.len);
+        goto done;
+    }
+    s = pare_write_file_atomic(path, E.b.p, E.b.len);
+done:
+    free(E.b.p);
+    return s;
+}
