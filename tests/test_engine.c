@@ -418,3 +418,95 @@ PARE_TEST(engine_reports_and_refuses)
     CHECK(strstr(pare_last_error(), "nine") != NULL);
     pare_graph_free(g);
 }
+
+/* ---- the commands --------------------------------------------------------- */
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "core/fsio.h"
+#include "synth.h"
+
+static int sh(const char *cmd, char *out, size_t n)
+{
+    char full[4096], path[1100];
+    snprintf(path, sizeof path, "%s", pare_test_path("sh.txt"));
+    snprintf(full, sizeof full, "cd '%s' && %s >'%s' 2>&1", pare_test_dir(), cmd, path);
+    int st = system(full);
+    out[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (f) {
+        size_t got = fread(out, 1, n - 1, f);
+        out[got] = 0;
+        fclose(f);
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+PARE_TEST(engine_commands)
+{
+    const char *bin = getenv("PARE_BIN");
+    if (!bin) {
+        printf("  skipped: PARE_BIN is not set\n");
+        return;
+    }
+    char cache[1100];
+    snprintf(cache, sizeof cache, "%s", pare_test_path("tune.txt"));
+    setenv("PARE_TUNE_CACHE", cache, 1);
+    mkdir(pare_test_path("synth"), 0755);
+    CHECK(synth_write_idx(pare_test_path("synth"), 600, 200, 3) == 0);
+    char out[16384], cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' train --model lenet --data synth --epochs 3 --batch 8 --out m.pare --quiet", bin);
+    CHECK(sh(cmd, out, sizeof out) == 0);
+    /* the compiled model's accuracy is the training graph's */
+    snprintf(cmd, sizeof cmd, "'%s' eval m.pare --data synth --json", bin);
+    CHECK(sh(cmd, out, sizeof out) == 0);
+    char *a = strstr(out, "\"accuracy\":");
+    double acc_eval = a ? atof(a + 11) : -1;
+    snprintf(cmd, sizeof cmd, "'%s' run m.pare --data synth --json", bin);
+    CHECK(sh(cmd, out, sizeof out) == 0);
+    a = strstr(out, "\"accuracy\":");
+    CHECKF(a && fabs(atof(a + 11) - acc_eval) < 1e-9, "run: %s (eval %.4f)", out, acc_eval);
+    /* raw input: two samples in, two rows of 10 out */
+    float x[2 * 784];
+    pare_test_fill(x, 2 * 784, 0, 1, 4);
+    FILE *f = fopen(pare_test_path("x.bin"), "wb");
+    fwrite(x, sizeof x, 1, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "'%s' run m.pare --input x.bin --output y.bin", bin);
+    CHECK(sh(cmd, out, sizeof out) == 0);
+    uint8_t *y;
+    size_t ny;
+    CHECK_OK(pare_read_file(pare_test_path("y.bin"), 1 << 20, &y, &ny));
+    CHECK(ny == 2 * 10 * sizeof(float));
+    free(y);
+    /* a wrong size is refused in one line */
+    f = fopen(pare_test_path("bad.bin"), "wb");
+    fwrite(x, 100, 1, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "'%s' run m.pare --input bad.bin", bin);
+    CHECK(sh(cmd, out, sizeof out) == 1 && strstr(out, "not a whole number") && strstr(out, "1x28x28"));
+    snprintf(cmd, sizeof cmd, "'%s' run m.pare", bin);
+    CHECK(sh(cmd, out, sizeof out) == 2 && strstr(out, "--input"));
+    snprintf(cmd, sizeof cmd, "'%s' bench missing.pare", bin);
+    CHECK(sh(cmd, out, sizeof out) == 1 && strstr(out, "missing.pare"));
+    /* bench a pruned model: its sparse layers get their kernels timed */
+    snprintf(cmd, sizeof cmd, "'%s' prune m.pare --scheme unstructured --sparsity 0.8 --finetune 0 --data synth --out p.pare --quiet", bin);
+    CHECK(sh(cmd, out, sizeof out) == 0);
+    snprintf(cmd, sizeof cmd, "'%s' bench p.pare --runs 3 --blocks 2 --warmup 1 --threads 1 --json --verbose --plot t.svg", bin);
+    CHECK(sh(cmd, out, sizeof out) == 0);
+    CHECK(strstr(out, "\"median_ms\":") && strstr(out, "\"steps\":[") && strstr(out, "conv2"));
+    CHECK(pare_file_exists(pare_test_path("t.svg")));
+    CHECK(pare_file_exists(cache)); /* tuning wrote its cache */
+    snprintf(cmd, sizeof cmd, "'%s' bench m.pare --runs 2 --blocks 1 --warmup 0", bin);
+    CHECK(sh(cmd, out, sizeof out) == 0 && strstr(out, "latency") && strstr(out, "throughput"));
+    /* compile and emit C that builds */
+    snprintf(cmd, sizeof cmd, "'%s' compile m.pare --emit-c m.c --prefix lenet", bin);
+    CHECK(sh(cmd, out, sizeof out) == 0 && strstr(out, "conv1") && strstr(out, "lenet_run"));
+    if (system("command -v cc >/dev/null 2>&1") == 0) {
+        CHECK(sh("cc -std=c99 -O2 -Wall -Wextra -Werror -c m.c -o m.o", out, sizeof out) == 0);
+    }
+    snprintf(cmd, sizeof cmd, "'%s' compile m.pare --emit-c m.c --prefix 9bad", bin);
+    CHECK(sh(cmd, out, sizeof out) == 1 && strstr(out, "9bad"));
+    unsetenv("PARE_TUNE_CACHE");
+}

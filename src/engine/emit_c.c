@@ -10,8 +10,9 @@
 #include "core/fsio.h"
 #include "engine/engine.h"
 
-/* Positions a conv accumulates at once: its output tile stays in L1 while
- * every column streams past it. */
+/* Positions a conv computes at once: the input rows of a tile stay in cache
+ * while every filter passes over them, and a filter's output tile stays in
+ * L1 while its columns stream past. */
 #define TILE 256
 /* Floats before the first act (and after the last): wide convs read up to P
  * floats before and after an act's planes for the halo lanes they discard. */
@@ -20,8 +21,9 @@
 
 /* ---- the text buffer ------------------------------------------------------ */
 
-/* The whole file grows here (a dense VGG-16 is ~1.5 GB of text); glibc grows
- * blocks this large with mremap, so doubling does not copy them. */
+/* The whole file grows here, ~19 bytes per weight (a dense ResNet-18 is 218 MB
+ * of text, a dense VGG-16 would be ~2.6 GB); glibc grows blocks this large
+ * with mremap, so doubling does not copy them. */
 typedef struct ebuf {
     char *p;
     size_t len, cap;
@@ -374,46 +376,44 @@ static int conv_positions_ok(const emitter *E, const pare_step *st)
     return 1;
 }
 
-/* Opens the loops over a conv's positions: x and y point at the tile's first
- * input and output positions for filter `o`, n is its length. */
-static void open_positions(emitter *E, const pare_step *st, const char *ind)
+/* Opens the loops over a conv's positions, tiles outermost so the input
+ * rows a tile reads stay in cache while every filter passes over them: x
+ * points at the tile's first input position, yt (and rt) at its first
+ * output (and residual) position of channel 0; n is its length. */
+static void open_positions(emitter *E, const pare_step *st)
 {
     const pare_act *ia = &E->p->acts[st->in[0]], *oa = &E->p->acts[st->out];
+    const pare_act *ra = st->res >= 0 ? &E->p->acts[st->res] : NULL;
     if (st->wide)
-        putf(&E->b, "%s{\n", ind);
+        put(&E->b, "    {\n");
     else
-        putf(&E->b, "%sfor (long row = 0; row < %d; row++) {\n", ind, oa->H);
+        putf(&E->b, "    for (long row = 0; row < %d; row++) {\n", oa->H);
     putf(&E->b,
-         "%s    for (long q0 = 0; q0 < %ld; q0 += %d) {\n"
-         "%s        const long n = %ld - q0 < %d ? %ld - q0 : %d;\n",
-         ind, st->n_pos, TILE, ind, st->n_pos, TILE, st->n_pos, TILE);
-    if (st->wide)
-        putf(&E->b,
-             "%s        const float *x = in + q0;\n"
-             "%s        float *y = out + o * %ld + q0;\n",
-             ind, ind, oa->cs);
-    else
-        putf(&E->b,
-             "%s        const float *x = in + row * %ld + q0;\n"
-             "%s        float *y = out + o * %ld + row * %ld + q0;\n",
-             ind, ia->rs, ind, oa->cs, oa->rs);
+         "        for (long q0 = 0; q0 < %ld; q0 += %d) {\n"
+         "            const long n = %ld - q0 < %d ? %ld - q0 : %d;\n",
+         st->n_pos, TILE, st->n_pos, TILE, st->n_pos, TILE);
+    if (st->wide) {
+        put(&E->b, "            const float *x = in + q0;\n            float *yt = out + q0;\n");
+        if (ra)
+            put(&E->b, "            const float *rt = res + q0;\n");
+    } else {
+        putf(&E->b, "            const float *x = in + row * %ld + q0;\n            float *yt = out + row * %ld + q0;\n",
+             ia->rs, oa->rs);
+        if (ra)
+            putf(&E->b, "            const float *rt = res + row * %ld + q0;\n", ra->rs);
+    }
 }
 
-static void close_positions(emitter *E, const pare_step *st, const char *ind)
+/* The end of one filter's tile: the residual, then the activation. */
+static void finish_filter(emitter *E, const pare_step *st, const char *ind)
 {
     const char *P = E->pre;
-    if (st->res >= 0) {
-        const pare_act *ra = &E->p->acts[st->res];
-        if (st->wide)
-            putf(&E->b, "%s        %s_add(y, res + o * %ld + q0, n);\n", ind, P, ra->cs);
-        else
-            putf(&E->b, "%s        %s_add(y, res + o * %ld + row * %ld + q0, n);\n", ind, P, ra->cs, ra->rs);
-    }
+    if (st->res >= 0)
+        putf(&E->b, "%s%s_add(y, rt + o * %ld, n);\n", ind, P, E->p->acts[st->res].cs);
     if (st->act == 1)
-        putf(&E->b, "%s        %s_relu(y, n);\n", ind, P);
+        putf(&E->b, "%s%s_relu(y, n);\n", ind, P);
     if (st->act == 2)
-        putf(&E->b, "%s        %s_relu6(y, n);\n", ind, P);
-    putf(&E->b, "%s    }\n%s}\n", ind, ind);
+        putf(&E->b, "%s%s_relu6(y, n);\n", ind, P);
 }
 
 static int emit_conv_arrays_groups(emitter *E, int i, const pare_step *st)
@@ -470,7 +470,7 @@ static int emit_conv_arrays_nm(emitter *E, int i, const pare_step *st)
 {
     const pare_conv_layer *L = &st->conv;
     size_t per = (size_t)L->nm_ngroups * (size_t)L->nm_n, nf = (size_t)L->n_nm;
-    long *iv = malloc(sizeof(long) * (nf * per + (size_t)L->nm_ngroups + 1));
+    long *iv = malloc(sizeof(long) * (nf * per + nf + (size_t)L->nm_ngroups + 1));
     float *w = malloc(sizeof(float) * (nf * per + nf + 1));
     if (!iv || !w) {
         free(iv);
@@ -570,6 +570,11 @@ static pare_status emit_conv(emitter *E, int i, const pare_step *st)
 {
     const char *P = E->pre;
     const pare_conv_layer *L = &st->conv;
+    long ocs = E->p->acts[st->out].cs;
+    if (st->ck != PARE_CK_DENSE && st->ck != PARE_CK_BLOCK && st->ck != PARE_CK_SPARSE && st->ck != PARE_CK_NM &&
+        st->ck != PARE_CK_PATTERN)
+        return pare_fail(PARE_EUNSUPPORTED, "step %d (%s): emitted C has no code for conv kind %d", i, st->name,
+                         (int)st->ck);
     if (!conv_positions_ok(E, st))
         return pare_fail(PARE_EUNSUPPORTED,
                          "step %d (%s): its conv positions are not whole interior rows, which emitted C assumes", i,
@@ -586,58 +591,54 @@ static pare_status emit_conv(emitter *E, int i, const pare_step *st)
          P, i, P, act_base(E, st->in[0]) + st->in_base, P, act_base(E, st->out) + st->out_base);
     if (st->res >= 0)
         putf(&E->b, "    const float *restrict res = %s_arena + %ld;\n", P, act_base(E, st->res) + st->res_base);
+    open_positions(E, st);
     if (st->ck == PARE_CK_NM) {
         long per = (long)L->nm_ngroups * L->nm_n;
         putf(&E->b,
-             "    for (int f = 0; f < %d; f++) {\n"
-             "        const long o = %s_s%d_o[f];\n"
-             "        const unsigned char *ix = %s_s%d_idx + f * %ld;\n"
-             "        const float *w = %s_s%d_w + f * %ld;\n",
-             L->n_nm, P, i, P, i, per, P, i, per);
-        open_positions(E, st, "        ");
-        putf(&E->b,
+             "            for (int f = 0; f < %d; f++) {\n"
+             "                const long o = %s_s%d_o[f];\n"
+             "                const unsigned char *ix = %s_s%d_idx + f * %ld;\n"
+             "                const float *w = %s_s%d_w + f * %ld;\n"
+             "                float *y = yt + o * %ld;\n"
              "                %s_fill(y, n, %s_s%d_b[f]);\n"
              "                for (int g = 0; g < %d; g++)\n"
              "                    for (int k = 0; k < %d; k++)\n"
              "                        %s_axpy(y, x + %s_s%d_base[g] + ix[g * %d + k] * %ldL, n, w[g * %d + k]);\n",
-             P, P, i, L->nm_ngroups, L->nm_n, P, P, i, L->nm_n, (long)L->nm_cs, L->nm_n);
-        close_positions(E, st, "        ");
-        put(&E->b, "    }\n}\n\n");
+             L->n_nm, P, i, P, i, per, P, i, per, ocs, P, P, i, L->nm_ngroups, L->nm_n, P, P, i, L->nm_n,
+             (long)L->nm_cs, L->nm_n);
+        finish_filter(E, st, "                ");
+        put(&E->b, "            }\n");
     } else if (st->ck == PARE_CK_PATTERN) {
         putf(&E->b,
-             "    const int32_t *coff = %s_s%d_coff;\n"
-             "    const unsigned char *pat = %s_s%d_pat;\n"
-             "    const float *w = %s_s%d_w;\n"
-             "    for (int f = 0; f < %d; f++) {\n"
-             "        const long o = %s_s%d_o[f];\n"
-             "        const int nk = %s_s%d_nk[f];\n",
-             P, i, P, i, P, i, L->n_pf, P, i, P, i);
-        open_positions(E, st, "        ");
-        putf(&E->b,
+             "            const int32_t *coff = %s_s%d_coff;\n"
+             "            const unsigned char *pat = %s_s%d_pat;\n"
+             "            const float *w = %s_s%d_w;\n"
+             "            for (int f = 0; f < %d; f++) {\n"
+             "                const long o = %s_s%d_o[f];\n"
+             "                const int nk = %s_s%d_nk[f];\n"
+             "                float *y = yt + o * %ld;\n"
              "                %s_fill(y, n, %s_s%d_b[f]);\n"
              "                for (int k = 0; k < nk; k++) {\n"
              "                    const int32_t *po = %s_s%d_po[pat[k]];\n"
              "                    const float *xk = x + coff[k];\n"
              "                    %s_axpy4(y, xk + po[0], xk + po[1], xk + po[2], xk + po[3], n, w + 4 * k, 1);\n"
              "                }\n",
-             P, P, i, P, i, P);
-        close_positions(E, st, "        ");
+             P, i, P, i, P, i, L->n_pf, P, i, P, i, ocs, P, P, i, P, i, P);
+        finish_filter(E, st, "                ");
         put(&E->b,
-            "        coff += nk;\n"
-            "        pat += nk;\n"
-            "        w += 4 * nk;\n"
-            "    }\n}\n\n");
+            "                coff += nk;\n"
+            "                pat += nk;\n"
+            "                w += 4 * nk;\n"
+            "            }\n");
     } else {
         putf(&E->b,
-             "    const int32_t *off = %s_s%d_off;\n"
-             "    const float *w = %s_s%d_w, *b = %s_s%d_b;\n"
-             "    for (int g = 0; g < %d; g++) {\n"
-             "        const int r = %s_s%d_grp[3 * g + 1], nc = %s_s%d_grp[3 * g + 2];\n"
-             "        for (int j = 0; j < r; j++) {\n"
-             "            const long o = %s_s%d_grp[3 * g] + j;\n",
-             P, i, P, i, P, i, L->n_groups, P, i, P, i, P, i);
-        open_positions(E, st, "            ");
-        putf(&E->b,
+             "            const int32_t *off = %s_s%d_off;\n"
+             "            const float *w = %s_s%d_w, *b = %s_s%d_b;\n"
+             "            for (int g = 0; g < %d; g++) {\n"
+             "                const int r = %s_s%d_grp[3 * g + 1], nc = %s_s%d_grp[3 * g + 2];\n"
+             "                for (int j = 0; j < r; j++) {\n"
+             "                    const long o = %s_s%d_grp[3 * g] + j;\n"
+             "                    float *y = yt + o * %ld;\n"
              "                    int c = 0;\n"
              "                    %s_fill(y, n, b[j]);\n"
              "                    for (; c + 4 <= nc; c += 4)\n"
@@ -645,15 +646,16 @@ static pare_status emit_conv(emitter *E, int i, const pare_step *st)
              "                                 w + (long)c * r + j, r);\n"
              "                    for (; c < nc; c++)\n"
              "                        %s_axpy(y, x + off[c], n, w[(long)c * r + j]);\n",
-             P, P, P);
-        close_positions(E, st, "            ");
+             P, i, P, i, P, i, L->n_groups, P, i, P, i, P, i, ocs, P, P, P);
+        finish_filter(E, st, "                    ");
         put(&E->b,
-            "        }\n"
-            "        off += nc;\n"
-            "        w += (long)nc * r;\n"
-            "        b += r;\n"
-            "    }\n}\n\n");
+            "                }\n"
+            "                off += nc;\n"
+            "                w += (long)nc * r;\n"
+            "                b += r;\n"
+            "            }\n");
     }
+    put(&E->b, "        }\n    }\n}\n\n");
     return PARE_OK;
 }
 
@@ -670,15 +672,21 @@ static void emit_phases(emitter *E, int i, const pare_step *st)
          "        for (int y = 0; y < %d; y++) {\n"
          "            const int sy = y * %d + a;\n"
          "            float *restrict o = %s_arena + %ld + cc * %ldL + y * %ldL;\n"
-         "            const float *restrict s = %s_arena + %ld + c * %ldL + sy * %ldL;\n"
+         "            const float *restrict s;\n"
+         "            if (sy >= %d) {\n"
+         "                for (int x = 0; x < %d; x++)\n"
+         "                    o[x] = 0.0f;\n"
+         "                continue;\n"
+         "            }\n"
+         "            s = %s_arena + %ld + c * %ldL + sy * %ldL;\n"
          "            for (int x = 0; x < %d; x++) {\n"
          "                const int sx = x * %d + b;\n"
-         "                o[x] = sy < %d && sx < %d ? s[sx] : 0.0f;\n"
+         "                o[x] = sx < %d ? s[sx] : 0.0f;\n"
          "            }\n"
          "        }\n"
          "    }\n}\n\n",
          P, i, src->C * st->sh * st->sw, src->C, src->C, st->sw, st->sw, dst->H, st->sh, P, act_at(E, st->out, 0, 0, 0),
-         dst->cs, dst->rs, P, act_at(E, st->in[0], 0, 0, 0), src->cs, src->rs, dst->W, st->sw, src->H, src->W);
+         dst->cs, dst->rs, src->H, dst->W, P, act_at(E, st->in[0], 0, 0, 0), src->cs, src->rs, dst->W, st->sw, src->W);
 }
 
 static void emit_pool(emitter *E, int i, const pare_step *st)
@@ -932,7 +940,7 @@ static void emit_header(emitter *E)
         else
             other++;
         macs += st->macs;
-        dense += st->dense_macs ? st->dense_macs : st->macs;
+        dense += st->dense_macs > 0 ? st->dense_macs : st->macs;
     }
     putf(&E->b,
          "/* %s: standalone inference code emitted by pare (pare_plan_emit_c).\n"
@@ -1059,22 +1067,27 @@ pare_status pare_plan_emit_c(const pare_plan *p, const char *path, const char *p
                          "the prefix \"%s\" is not a C identifier: up to %d letters, digits and '_', beginning with a "
                          "letter",
                          prefix ? prefix : "(null)", MAX_PREFIX);
+    const pare_act *ia = &p->acts[p->input_act], *oa = &p->acts[p->output_act];
+    if (ia->C != p->in_c || ia->H != p->in_h || ia->W != p->in_w || (long)oa->C * oa->H * oa->W != p->out_n)
+        return pare_fail(PARE_EUNSUPPORTED, "plan %s: its input or output buffer does not match its declared sizes",
+                         p->name);
+    for (int a = 0; a < p->n_acts; a++)
+        if (p->acts[a].P > FRONT)
+            return pare_fail(PARE_EUNSUPPORTED, "a halo of %d is wider than emitted C allows (%d)", p->acts[a].P,
+                             FRONT);
     emitter E;
     memset(&E, 0, sizeof E);
     E.p = p;
     snprintf(E.pre, sizeof E.pre, "%s", prefix);
     pare_status s = PARE_OK;
-    for (int a = 0; a < p->n_acts; a++)
-        if (p->acts[a].P > FRONT)
-            return pare_fail(PARE_EUNSUPPORTED, "a halo of %d is wider than emitted C allows (%d)", p->acts[a].P,
-                             FRONT);
     scan_uses(&E);
     emit_header(&E);
     emit_helpers(&E);
-    for (int i = 0; i < p->n_steps && s == PARE_OK; i++) {
+    for (int i = 0; i < p->n_steps && s == PARE_OK && !E.b.oom; i++) {
         s = emit_step(&E, i);
         if (s == PARE_OK && E.bad_float)
-            s = pare_fail(PARE_EINVAL, "layer %s has a weight that is infinite or not a number", p->steps[i].name);
+            s = pare_fail(PARE_EINVAL, "layer %s has a weight that is infinite or not a number, which C cannot spell "
+                          "without libm", p->steps[i].name);
     }
     if (s != PARE_OK)
         goto done;

@@ -18,6 +18,7 @@ static const sub subs[] = {
     {"prune", cmd_prune, "prune a model to a sparsity scheme, fine-tune it, shrink it"},
     {"run", cmd_run, "run a compiled model on raw samples or a dataset"},
     {"bench", cmd_bench, "measure a compiled model: latency, throughput, memory, per layer"},
+    {"compile", cmd_compile, "show a model's compiled plan, or write it as one standalone C file"},
 };
 
 static void usage(FILE *f)
