@@ -87,6 +87,12 @@ PARE_TEST(cli_help_and_version)
     CHECK(res.code == 0 && strstr(res.out, "--resume") && strstr(res.out, "--checkpoint-every"));
     run("info --help");
     CHECK(res.code == 0 && strstr(res.out, "usage: pare info"));
+    run("zoo");
+    CHECK(res.code == 0 && strstr(res.out, "resnet18") && strstr(res.out, "mobilenetv2-224"));
+    run("zoo resnet20 --out z.pare --seed 3");
+    CHECK(res.code == 0 && pare_file_exists(pare_test_path("z.pare")));
+    expect_error("zoo resnet99 --out z.pare", 1, "resnet99");
+    expect_error("zoo resnet20", 2, "--out");
     run("eval -h");
     CHECK(res.code == 0 && strstr(res.out, "usage: pare eval"));
     run("");

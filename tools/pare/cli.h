@@ -63,5 +63,6 @@ int cmd_prune(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
+int cmd_zoo(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ static const sub subs[] = {
     {"run", cmd_run, "run a compiled model on raw samples or a dataset"},
     {"bench", cmd_bench, "measure a compiled model: latency, throughput, memory, per layer"},
     {"compile", cmd_compile, "show a model's compiled plan, or write it as one standalone C file"},
+    {"zoo", cmd_zoo, "list the model zoo, or write one of its models, freshly initialised"},
 };
 
 static void usage(FILE *f)
