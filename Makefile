@@ -63,7 +63,7 @@ LIBSO := $(BUILD)/libpare.so
 PARE := $(BUILD)/pare
 TESTS := $(BUILD)/pare-tests
 
-.PHONY: all lib check check-isa demo deps install uninstall bench-train bench-prune fuzz clean help
+.PHONY: all lib check check-isa demo deps install uninstall bench-train bench-prune bench-sparse-step fuzz clean help
 .DEFAULT_GOAL := all
 
 all: $(LIBA) $(LIBSO) $(PARE) $(EXAMPLES)
@@ -144,6 +144,13 @@ bench-train: $(PARE)
 
 bench-prune: $(PARE)
 	@bench/prune.sh $(abspath $(PARE))
+
+# Sparse training products and W1 steps, dense vs sparse (bench/sparse_step.c):
+# `make bench-sparse-step` runs `step`; run $(BUILD)/sparse_step layers for per-product times.
+$(BUILD)/sparse_step: bench/sparse_step.c $(LIBA)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+bench-sparse-step: $(BUILD)/sparse_step
+	env -u OPENBLAS_CORETYPE $(BUILD)/sparse_step step 2
 
 # libFuzzer targets for every file reader (clang); FUZZ_RUNS iterations each.
 FUZZ_RUNS ?= 20000

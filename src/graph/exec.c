@@ -38,9 +38,14 @@ struct pare_exec {
     int *sacc;
     int *needed;      /* node contributes to the output */
     int *consumers;   /* number of consumers per node */
+    int eval;         /* forward as in inference (BN running statistics, no dropout) */
     int profile;
     double *t_fwd, *t_bwd;
     size_t bytes;
+    int sparse_grads;           /* weight gradients only where the pruning mask keeps */
+    const uint8_t **grad_mask;  /* per parameter, an explicit gradient mask (borrowed) or NULL */
+    size_t *aux_size;           /* per node, bytes of aux */
+    int n_masked;               /* parameters with a mask when the room was last planned */
 };
 
 static double now_s(void)
@@ -96,6 +101,7 @@ static int pool_take(pool *p, size_t floats)
 static void pool_give(pool *p, int i) { p->busy[i] = 0; }
 
 int pare_exec_batch(const pare_exec *e) { return e->batch; }
+void pare_exec_set_eval(pare_exec *e, int eval) { e->eval = eval != 0; }
 float *pare_exec_input(pare_exec *e) { return e->input; }
 const float *pare_exec_output(const pare_exec *e) { return e->y[e->g->output]; }
 float *pare_exec_output_grad(pare_exec *e) { return e->training ? e->dy[e->g->output] : NULL; }
@@ -140,6 +146,8 @@ void pare_exec_free(pare_exec *e)
     free(e->consumers);
     free(e->t_fwd);
     free(e->t_bwd);
+    free(e->grad_mask);
+    free(e->aux_size);
     pare_free(e->ws);
     free(e);
 }
@@ -188,13 +196,15 @@ pare_status pare_exec_new(pare_graph *g, int batch, int training, int threads, p
     e->consumers = calloc((size_t)n, sizeof(int));
     e->t_fwd = calloc((size_t)n, sizeof(double));
     e->t_bwd = calloc((size_t)n, sizeof(double));
+    e->grad_mask = calloc((size_t)(g->n_params ? g->n_params : 1), sizeof(*e->grad_mask));
+    e->aux_size = calloc((size_t)n, sizeof(size_t));
     int *fslot = malloc(sizeof(int) * (size_t)n), *bslot = malloc(sizeof(int) * (size_t)n);
     int *last_use = malloc(sizeof(int) * (size_t)n);
     pool fp = {0, 0, NULL, NULL};
     pare_status st = PARE_ENOMEM;
     if (!e->y || !e->dy || !e->dy_alias || !e->aux || !e->pgrad || !e->rg || !e->init || !e->needed ||
         !e->sx || !e->sxs || !e->sdx || !e->sacc ||
-        !e->consumers || !e->t_fwd || !e->t_bwd || !fslot || !bslot || !last_use)
+        !e->consumers || !e->t_fwd || !e->t_bwd || !e->grad_mask || !e->aux_size || !fslot || !bslot || !last_use)
         goto fail;
 
     /* Nodes the output depends on, and consumer counts among them. */
@@ -318,10 +328,13 @@ pare_status pare_exec_new(pare_graph *g, int batch, int training, int threads, p
                 e->aux[v] = pare_alloc(a, 1);
                 if (!e->aux[v])
                     goto fail;
+                e->aux_size[v] = a;
                 e->bytes += a;
             }
         }
     }
+    for (int i = 0; i < g->n_params; i++)
+        e->n_masked += g->params[i].mask != NULL;
     e->ws_floats = (ws + 15) / 16 * 16;
     if (e->ws_floats) {
         e->ws = pare_alloc_array(e->ws_floats, sizeof(float) * (size_t)e->threads, 0);
@@ -365,7 +378,7 @@ static void fill_ctx(pare_exec *e, int v, int n, pare_op_ctx *c, const float **x
     c->g = g;
     c->node = nd;
     c->n = n;
-    c->training = e->training;
+    c->training = e->training && !e->eval;
     c->threads = e->threads;
     for (int j = 0; j < nd->n_in; j++) {
         x[j] = e->y[nd->in[j]];
@@ -385,11 +398,54 @@ static void fill_ctx(pare_exec *e, int v, int n, pare_op_ctx *c, const float **x
     c->ws_floats = e->ws_floats;
 }
 
+/* Ops plan room for their sparse paths (workspace, saved lists) only for
+ * masked weights, and sparse training adds masks after the executor exists:
+ * when the number of masks changes, the room grows to what the ops now ask.
+ * Should that fail, the old room stays and those layers run dense. */
+static void grow_for_masks(pare_exec *e)
+{
+    pare_graph *g = e->g;
+    int masked = 0;
+    for (int i = 0; i < g->n_params; i++)
+        masked += g->params[i].mask != NULL;
+    if (masked == e->n_masked)
+        return;
+    e->n_masked = masked;
+    size_t ws = 0;
+    for (int v = 1; v < g->n_nodes; v++) {
+        if (!e->needed[v])
+            continue;
+        const pare_op_def *def = pare_op_get(g->nodes[v].op);
+        if (def->ws_floats) {
+            size_t w = def->ws_floats(g, &g->nodes[v], e->batch, e->training);
+            if (w > ws)
+                ws = w;
+        }
+        size_t a = def->aux_bytes ? def->aux_bytes(g, &g->nodes[v], e->batch) : 0;
+        void *p = a > e->aux_size[v] ? pare_alloc(a, 1) : NULL;
+        if (p) {
+            pare_free(e->aux[v]);
+            e->aux[v] = p;
+            e->bytes += a - e->aux_size[v];
+            e->aux_size[v] = a;
+        }
+    }
+    ws = (ws + 15) / 16 * 16;
+    float *p = ws > e->ws_floats ? pare_alloc_array(ws, sizeof(float) * (size_t)e->threads, 0) : NULL;
+    if (p) {
+        pare_free(e->ws);
+        e->ws = p;
+        e->bytes += (ws - e->ws_floats) * sizeof(float) * (size_t)e->threads;
+        e->ws_floats = ws;
+    }
+}
+
 void pare_exec_forward(pare_exec *e, int n, uint64_t step_seed)
 {
     pare_graph *g = e->g;
     if (n > e->batch)
         n = e->batch;
+    grow_for_masks(e);
     for (int v = 1; v < g->n_nodes; v++) {
         if (!e->needed[v])
             continue;
@@ -451,7 +507,7 @@ void pare_exec_backward(pare_exec *e, int n)
             continue;
         }
         float *w[PARE_NODE_MAX_PARAMS], *dw[PARE_NODE_MAX_PARAMS];
-        const uint8_t *mask[PARE_NODE_MAX_PARAMS];
+        const uint8_t *mask[PARE_NODE_MAX_PARAMS], *dw_mask[PARE_NODE_MAX_PARAMS];
         pare_op_ctx c;
         fill_ctx(e, v, n, &c, e->sx, e->sxs, w, mask);
         /* Inputs listed twice get overwrite then add, in order. */
@@ -465,16 +521,33 @@ void pare_exec_backward(pare_exec *e, int n)
         for (int k = 0; k < nd->n_param; k++) {
             const pare_param *p = &g->params[nd->param[k]];
             dw[k] = (p->trainable && !p->frozen) ? e->pgrad[nd->param[k]] : NULL;
+            dw_mask[k] = e->grad_mask[nd->param[k]] ? e->grad_mask[nd->param[k]]
+                                                     : e->sparse_grads ? p->mask : NULL;
         }
         c.dy = e->dy[v];
         c.dx = e->sdx;
         c.dx_acc = e->sacc;
         c.dw = dw;
+        c.dw_mask = dw_mask;
         double t0 = e->profile ? now_s() : 0;
         def->backward(&c);
+        if (!def->handles_dw_mask)
+            for (int k = 0; k < nd->n_param; k++)
+                if (dw[k] && dw_mask[k])
+                    for (size_t i = 0; i < g->params[nd->param[k]].t->n; i++)
+                        if (!dw_mask[k][i])
+                            dw[k][i] = 0.0f;
         if (e->profile)
             e->t_bwd[v] += now_s() - t0;
     }
+}
+
+void pare_exec_set_sparse_grads(pare_exec *e, int on) { e->sparse_grads = on != 0; }
+
+void pare_exec_set_grad_mask(pare_exec *e, int param, const uint8_t *m)
+{
+    if (param >= 0 && param < e->g->n_params)
+        e->grad_mask[param] = m;
 }
 
 void pare_exec_profile(pare_exec *e, int enable)

@@ -19,6 +19,10 @@ void pare_exec_free(pare_exec *e);
 int pare_exec_batch(const pare_exec *e);
 /* batch x input size floats, NCHW. */
 float *pare_exec_input(pare_exec *e);
+/* eval = 1: the next forwards of a training executor run as inference does
+ * (batch norm from running statistics, which stay untouched; no dropout), with
+ * every value kept (probes of the activations); backward must not follow. */
+void pare_exec_set_eval(pare_exec *e, int eval);
 /* Runs the graph on the first n samples of the input. step_seed feeds dropout. */
 void pare_exec_forward(pare_exec *e, int n, uint64_t step_seed);
 const float *pare_exec_output(const pare_exec *e);
@@ -27,6 +31,15 @@ float *pare_exec_output_grad(pare_exec *e);
 /* Backpropagates to every trainable, unfrozen parameter. Layers whose inputs
  * and parameters need no gradient (a frozen prefix) are skipped entirely. */
 void pare_exec_backward(pare_exec *e, int n);
+/* on = 1: each parameter's weight gradient is computed only where its pruning
+ * mask keeps the weight and is exactly 0 elsewhere (conv and linear skip the
+ * work when the layer is sparse enough for that to be faster). Off by default:
+ * pruning methods that score weights by their gradients need them all. */
+void pare_exec_set_sparse_grads(pare_exec *e, int on);
+/* An explicit gradient mask for one parameter (1: compute, 0: leave exactly 0),
+ * used instead of the pruning mask whatever the switch above says; NULL restores
+ * the default. The executor borrows m: it must live until it is replaced. */
+void pare_exec_set_grad_mask(pare_exec *e, int param, const uint8_t *m);
 /* The gradient of a parameter from the last backward, or NULL when the parameter
  * is not trainable or was frozen during that backward. */
 float *pare_exec_param_grad(pare_exec *e, int param);

@@ -1,4 +1,4 @@
-/* Helpers every op's shape inference uses. */
+/* Helpers every op's shape inference uses, and questions asked of any op. */
 #include "graph/op.h"
 
 #include "core/error.h"
@@ -34,4 +34,12 @@ int pare_window_out(int in, int k, int stride, int pad_lo, int pad_hi, int dilat
             out--;
     }
     return out > 0x7fffffff ? -1 : (int)out;
+}
+
+int pare_op_sparse_path(const pare_graph *g, int node)
+{
+    if (!g || node < 0 || node >= g->n_nodes)
+        return 0;
+    const pare_op_def *def = pare_op_get(g->nodes[node].op);
+    return def && def->sparse_path ? def->sparse_path(g, &g->nodes[node]) : 0;
 }

@@ -26,8 +26,11 @@ typedef struct pare_op_ctx {
     float *const *dx;           /* NULL entries: that input needs no gradient */
     const int *dx_acc;          /* 1: add into dx, 0: overwrite it */
     float *const *dw;           /* parameter gradients (overwritten); NULL: not needed */
+    const uint8_t *const *dw_mask; /* per parameter, where its gradient is needed (1); elsewhere
+                                    * it is left exactly 0. NULL (array or entry): everywhere */
     /* state */
-    void *aux;                  /* saved from forward for backward (aux_bytes) */
+    void *aux;                  /* saved from forward for backward (aux_bytes); zeroed
+                                 * when allocated, kept across calls (caches live there) */
     float *ws;                  /* workspace: threads x ws_floats, 64-byte aligned per thread */
     size_t ws_floats;           /* per thread, rounded up to 16 */
     uint64_t seed;              /* per step, for dropout */
@@ -64,11 +67,21 @@ typedef struct pare_op_def {
     int backward_needs_y;
     /* 1 when backward reads its inputs x. */
     int backward_needs_x;
+    /* 1 when backward honours dw_mask itself (skipping the work where it can);
+     * for other ops the executor zeroes the gradients outside it. */
+    int handles_dw_mask;
+    /* 1 when the node's forward takes a sparse path (a masked weight sparse
+     * enough, ops/sparse.h) with its current weights; NULL: never. */
+    int (*sparse_path)(const pare_graph *g, const pare_node *n);
 } pare_op_def;
 
 const pare_op_def *pare_op_get(pare_op_type t);
 /* -1 when no op has that name. */
 int pare_op_find(const char *name);
+
+/* pare_op_def.sparse_path of node v (0 when the op has none), e.g. for
+ * counting the FLOPs a training step skips. */
+int pare_op_sparse_path(const pare_graph *g, int node);
 
 /* Shared helpers for op implementations. */
 pare_status pare_op_check_inputs(const pare_graph *g, const pare_node *n);

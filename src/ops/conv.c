@@ -7,15 +7,18 @@
  *  - im2col (strided convs): the classic lowering;
  *  - direct loops for depthwise-style convs (one input channel per group).
  * Backward uses the same lowering; weight gradients go to per-thread partials
- * summed in thread order, so results depend only on the thread count. */
+ * summed in thread order, so results depend only on the thread count.
+ * A masked weight sparse enough runs sparse kernels instead ("sparse paths"). */
 #include <math.h>
 #include <string.h>
 
 #include "core/blas.h"
 #include "core/error.h"
 #include "core/threads.h"
+#include "kernels/sptrain.h"
 #include "kernels/vec.h"
 #include "ops/ops.h"
+#include "ops/sparse.h"
 
 enum { M_IM2COL, M_POINTWISE, M_SHIFTED, M_DEPTHWISE };
 
@@ -177,12 +180,6 @@ static ws_layout conv_layout(const geom *q, int training)
     return L;
 }
 
-static size_t conv_ws(const pare_graph *g, const pare_node *n, int batch, int training)
-{
-    (void)batch;
-    geom q = conv_geom(n, g->nodes[n->in[0]].out);
-    return conv_layout(&q, training).total;
-}
 
 /* One group's Cg channels into a K x OHW matrix. */
 static void im2col(const geom *q, const float *x, float *col)
@@ -530,11 +527,410 @@ static void backward_sample(const geom *q, const pare_op_ctx *c, long b, float *
     }
 }
 
+/* ---- sparse paths -------------------------------------------------------- */
+
+/* With a masked weight sparse enough, the three products run as sparse
+ * kernels (kernels/sptrain.h) over positions that every operand shares:
+ *  - shifted (any stride-1 conv): the padded input and a wide output grid as
+ *    in the shifted lowering, all groups at once; forward and weight gradient
+ *    read the input at each entry's (channel, tap) offset; the input gradient
+ *    gathers the wide output gradient, held with a zero halo of the largest
+ *    tap offset on both sides, at minus that offset;
+ *  - pointwise: the input and the output gradient themselves;
+ *  - im2col (strided convs): the columns of every group, and the column
+ *    gradient folded back with col2im.
+ * The lists (per filter for forward, per input channel or column for the
+ * input gradient, per filter from dw_mask for the weight gradient) are
+ * cached in the node's aux and rebuilt when a mask changes (ops/sparse.h). */
+enum { SP_SHIFTED, SP_POINTWISE, SP_IM2COL };
+
+/* Densities below which each sparse product runs instead of its dense
+ * lowering (forward, input gradient, weight gradient), per lowering: one first
+ * setting from bench/sparse_step.c on W1 at 75-95% sparsity, not yet tuned per
+ * shape (docs/ALGORITHMS.md, "Sparse weight gradients"). */
+static const double sp_thr[3][3] = {
+    {0.35, 0.35, 0.35},  /* shifted */
+    {0.35, 0.35, 0.35},  /* pointwise */
+    {0.35, 0.35, 0.35},  /* im2col */
+};
+
+typedef struct sp_geom {
+    int kind;
+    long cs;         /* channel stride of the input operand */
+    long n;          /* positions of the forward and weight-gradient products */
+    long dcs, h0;    /* output-gradient operand: row stride, leading zero halo */
+    int rpc;         /* input-gradient rows per input channel (im2col: taps) */
+    long p0, p1;     /* input-gradient positions */
+    long rows_b;     /* input-gradient rows */
+} sp_geom;
+
+/* Offsets fit in int32 (the kernels' index type); else the layer runs dense. */
+static int sp_geom_of(const geom *q, sp_geom *s)
+{
+    if (q->method == M_DEPTHWISE)
+        return 0;
+    memset(s, 0, sizeof *s);
+    s->rpc = 1;
+    if (q->method == M_POINTWISE) {
+        s->kind = SP_POINTWISE;
+        s->cs = q->HW;
+        s->n = q->HW;
+        s->dcs = q->OHW;
+        s->p1 = q->HW;
+    } else if (q->sh == 1 && q->sw == 1) {
+        s->kind = SP_SHIFTED;
+        s->cs = q->HpWp;
+        s->n = (long)(q->OH - 1) * q->Wp + q->OW;
+        s->h0 = (long)(q->kh - 1) * q->dh * q->Wp + (long)(q->kw - 1) * q->dw;
+        s->dcs = s->h0 + q->HpWp;
+        s->p0 = (long)q->pt * q->Wp + q->pl;
+        s->p1 = (long)(q->pt + q->H - 1) * q->Wp + q->pl + q->W;
+    } else {
+        s->kind = SP_IM2COL;
+        s->cs = (long)q->taps * q->OHW;
+        s->n = q->OHW;
+        s->dcs = q->OHW;
+        s->rpc = q->taps;
+        s->p1 = q->OHW;
+    }
+    s->rows_b = (long)q->C * s->rpc;
+    double most = (double)q->C * (double)s->cs + (double)q->O * (double)s->dcs;
+    return most < 2147483647.0;
+}
+
+/* Where tap t of a filter reads, relative to its channel, in the input operand. */
+static long sp_tap(const geom *q, const sp_geom *s, int t)
+{
+    if (s->kind == SP_SHIFTED)
+        return tap_offset(q, t);
+    return s->kind == SP_IM2COL ? (long)t * q->OHW : 0;
+}
+
+/* Per-thread workspace of the sparse paths, in floats. */
+typedef struct sp_layout {
+    size_t xp;       /* padded input (shifted) or columns (im2col) */
+    size_t dy;       /* wide output, or output gradient with its halos (shifted) */
+    size_t dxp;      /* padded input gradient (shifted) or column gradient (im2col) */
+    size_t dwp;      /* weight-gradient partial: entries of the list, or dense */
+    size_t total;
+} sp_layout;
+
+static sp_layout sp_layout_of(const geom *q, const sp_geom *s, int training)
+{
+    sp_layout L;
+    memset(&L, 0, sizeof L);
+    size_t at = 0;
+#define TAKE(field, n)                                                                             \
+    do {                                                                                           \
+        L.field = at;                                                                              \
+        at += ((size_t)(n) + 15) / 16 * 16;                                                        \
+    } while (0)
+    if (s->kind != SP_POINTWISE)
+        TAKE(xp, (size_t)q->C * (size_t)s->cs);
+    if (s->kind == SP_SHIFTED)
+        TAKE(dy, (size_t)q->O * (size_t)s->dcs);
+    if (training && s->kind != SP_POINTWISE)
+        TAKE(dxp, (size_t)q->C * (size_t)s->cs);
+    if (training)
+        TAKE(dwp, (size_t)q->O * (size_t)q->K);
+#undef TAKE
+    L.total = at;
+    return L;
+}
+
+/* Where entry (filter o, column j = channel * taps + tap) reads, for the
+ * list cache (ops/sparse.h). */
+typedef struct sp_geo {
+    const geom *q;
+    const sp_geom *s;
+} sp_geo;
+
+static int32_t sp_off(const void *geo, int o, int j)
+{
+    const geom *q = ((const sp_geo *)geo)->q;
+    const sp_geom *s = ((const sp_geo *)geo)->s;
+    int c = j / q->taps, t = j % q->taps;
+    return (int32_t)(((long)(o / q->Og) * q->Cg + c) * s->cs + sp_tap(q, s, t));
+}
+
+/* The input-gradient row of entry (o, j): its input channel (or column), and
+ * the offset of o's output-gradient row, shifted back by the tap. */
+static long sp_brow(const void *geo, int o, int j, int32_t *off)
+{
+    const geom *q = ((const sp_geo *)geo)->q;
+    const sp_geom *s = ((const sp_geo *)geo)->s;
+    int c = j / q->taps, t = j % q->taps;
+    *off = (int32_t)((long)o * s->dcs + s->h0 - (s->kind == SP_SHIFTED ? tap_offset(q, t) : 0));
+    return ((long)(o / q->Og) * q->Cg + c) * s->rpc + (s->rpc > 1 ? t : 0);
+}
+
+static pare_sp_layer sp_layer_of(const geom *q, const sp_geom *s, sp_geo *G)
+{
+    G->q = q;
+    G->s = s;
+    return (pare_sp_layer){q->O, q->K, s->rows_b, 0, G, sp_off, sp_brow};
+}
+
+/* Every channel into the padded buffer's interior (shifted) or every group's
+ * columns (im2col). */
+static void sp_lower_input(const geom *q, const sp_geom *s, const float *x, float *xp,
+                           const pare_sptrain_kernels *k)
+{
+    if (s->kind == SP_SHIFTED) {
+        for (int ch = 0; ch < q->C; ch++)
+            k->f32_rows(q->H, q->W, x + ch * q->HW, q->W, xp + ch * q->HpWp + (long)q->pt * q->Wp + q->pl, q->Wp,
+                        0.0f, 0);
+        return;
+    }
+    for (int g = 0; g < q->groups; g++)
+        im2col(q, x + (long)g * q->Cg * q->HW, xp + (long)g * q->K * q->OHW);
+}
+
+static void sp_forward_sample(const geom *q, const sp_geom *s, const pare_op_ctx *c, long b, float *ws,
+                              const sp_layout *L, const pare_sp_rows *R, const pare_sptrain_kernels *k)
+{
+    const float *x = c->x[0] + b * q->C * q->HW;
+    float *y = c->y + b * q->O * q->OHW;
+    const float *bias = c->node->n_param > 1 ? c->w[1] : NULL;
+    if (s->kind == SP_SHIFTED) {
+        float *xp = ws + L->xp, *yw = ws + L->dy;
+        sp_lower_input(q, s, x, xp, k);
+        k->f32_spgather(R, 0, q->O, xp, yw, s->dcs, 0, s->n, 0);
+        for (int o = 0; o < q->O; o++)
+            k->f32_rows(q->OH, q->OW, yw + o * s->dcs, q->Wp, y + o * q->OHW, q->OW, bias ? bias[o] : 0.0f, 0);
+        return;
+    }
+    const float *in = x;
+    if (s->kind == SP_IM2COL) {
+        sp_lower_input(q, s, x, ws + L->xp, k);
+        in = ws + L->xp;
+    }
+    k->f32_spgather(R, 0, q->O, in, y, q->OHW, 0, q->OHW, 0);
+    if (bias)
+        for (int o = 0; o < q->O; o++) {
+            float *yo = y + o * q->OHW;
+            float bv = bias[o];
+            for (long i = 0; i < q->OHW; i++)
+                yo[i] += bv;
+        }
+}
+
+/* One sample's gradients. Rx: input-gradient rows (NULL: no dx); Rw:
+ * weight-gradient rows (NULL with dwp: the dense product, per tap for the
+ * shifted grid as in the shifted lowering, into a dense partial). */
+static void sp_backward_sample(const geom *q, const sp_geom *s, const pare_op_ctx *c, long b, float *ws,
+                               const sp_layout *L, const pare_sp_rows *Rx, const pare_sp_rows *Rw,
+                               float *dwp, const pare_sptrain_kernels *k, int gemm_threads)
+{
+    const float *x = c->x[0] + b * q->C * q->HW;
+    const float *dy = c->dy + b * q->O * q->OHW;
+    float *dx = Rx ? c->dx[0] + b * q->C * q->HW : NULL;
+    const float *a = dy, *in = x;
+    long a_rs = q->OHW;
+    if (s->kind == SP_SHIFTED) {
+        float *dyw = ws + L->dy;
+        for (int o = 0; o < q->O; o++)
+            k->f32_rows(q->OH, q->OW, dy + o * q->OHW, q->OW, dyw + o * s->dcs + s->h0, q->Wp, 0.0f, 0);
+        a = dyw + s->h0;
+        a_rs = s->dcs;
+    }
+    if (dwp) {
+        if (s->kind != SP_POINTWISE) {
+            sp_lower_input(q, s, x, ws + L->xp, k);
+            in = ws + L->xp;
+        }
+        if (Rw) {
+            k->f32_sddmm(Rw, 0, q->O, in, a, a_rs, 0, s->n, dwp);
+        } else {
+            for (int g = 0; g < q->groups; g++) {
+                const float *ag = a + (long)g * q->Og * a_rs;
+                const float *ig = in + (long)g * q->Cg * s->cs;
+                if (s->kind == SP_SHIFTED)
+                    for (int t = 0; t < q->taps; t++)
+                        pare_sgemm(gemm_threads, 0, 1, q->Og, q->Cg, (int)s->n, 1.0f, ag, (int)a_rs,
+                                   ig + tap_offset(q, t), (int)q->HpWp, 1.0f,
+                                   dwp + ((long)t * q->O + (long)g * q->Og) * q->Cg, q->Cg);
+                else
+                    pare_sgemm(gemm_threads, 0, 1, q->Og, q->K, (int)s->n, 1.0f, ag, (int)a_rs, ig, (int)s->n,
+                               1.0f, dwp + (long)g * q->Og * q->K, q->K);
+            }
+        }
+    }
+    if (!dx)
+        return;
+    int acc = c->dx_acc[0];
+    if (s->kind == SP_POINTWISE) {
+        k->f32_spgather(Rx, 0, q->C, dy, dx, q->HW, 0, q->HW, acc);
+        return;
+    }
+    float *dxp = ws + L->dxp;
+    if (s->kind == SP_IM2COL) {
+        k->f32_spgather(Rx, 0, (int)s->rows_b, dy, dxp, q->OHW, 0, q->OHW, 0);
+        if (!acc)
+            memset(dx, 0, sizeof(float) * (size_t)q->C * (size_t)q->HW);
+        for (int g = 0; g < q->groups; g++)
+            col2im_add(q, dxp + (long)g * q->K * q->OHW, dx + (long)g * q->Cg * q->HW);
+        return;
+    }
+    k->f32_spgather(Rx, 0, q->C, ws + L->dy, dxp, q->HpWp, s->p0, s->p1, 0);
+    for (int ch = 0; ch < q->C; ch++)
+        k->f32_rows(q->H, q->W, dxp + ch * q->HpWp + s->p0, q->Wp, dx + ch * q->HW, q->W, 0.0f, acc);
+}
+
+/* The sparse forward when the layer qualifies; 0 when it must run dense. */
+static int sp_forward(const geom *q, const pare_op_ctx *c)
+{
+    sp_geom s;
+    if (!c->mask || !c->mask[0] || !c->aux || pare_sparse_forced() == 0 || !sp_geom_of(q, &s))
+        return 0;
+    sp_layout L = sp_layout_of(q, &s, 0);
+    if (L.total > c->ws_floats)
+        return 0;
+    sp_geo G;
+    pare_sp_layer ly = sp_layer_of(q, &s, &G);
+    long lim = pare_sparse_limit((size_t)q->O * (size_t)q->K, sp_thr[s.kind][0]);
+    pare_sp_rows R;
+    if (pare_sp_fwd(c->aux, &ly, c->mask[0], c->w[0], lim, &R) > lim)
+        return 0;
+    const pare_sptrain_kernels *k = pare_sptrain();
+    int nt = (c->n >= c->threads && c->threads > 1) ? c->threads : 1;
+#pragma omp parallel num_threads(nt)
+    {
+        int t = pare_thread_id();
+        float *ws = c->ws + (size_t)t * c->ws_floats;
+        if (s.kind == SP_SHIFTED)
+            memset(ws + L.xp, 0, sizeof(float) * (size_t)q->C * (size_t)s.cs);
+        long lo, hi;
+        pare_split_range(c->n, nt, t, &lo, &hi);
+        for (long b = lo; b < hi; b++)
+            sp_forward_sample(q, &s, c, b, ws, &L, &R, k);
+    }
+    return 1;
+}
+
+/* The sparse backward (weights and bias gradients, input gradient) when the
+ * layer qualifies; 0 when it must run dense. The input gradient goes sparse
+ * with the forward's rule; the weight gradient goes sparse (dw_mask entries
+ * only) when dw_mask is narrow enough, else runs as dense GEMMs within. */
+static int sp_backward(const geom *q, const pare_op_ctx *c)
+{
+    sp_geom s;
+    if (!c->mask || !c->mask[0] || !c->aux || pare_sparse_forced() == 0 || !sp_geom_of(q, &s))
+        return 0;
+    sp_layout L = sp_layout_of(q, &s, 1);
+    if (L.total > c->ws_floats)
+        return 0;
+    size_t wn = (size_t)q->O * (size_t)q->K;
+    float *dW = c->dw[0];
+    const uint8_t *dwm = dW && c->dw_mask ? c->dw_mask[0] : NULL;
+    sp_geo G;
+    pare_sp_layer ly = sp_layer_of(q, &s, &G);
+    pare_sp_rows Rx, Rw;
+    const int32_t *widx = NULL;
+    int dx_sp = 0, dw_sp = 0;
+    if (c->dx[0]) {
+        long lim = pare_sparse_limit(wn, sp_thr[s.kind][1]);
+        if (pare_sp_bwd(c->aux, &ly, c->mask[0], c->w[0], lim, &Rx) > lim)
+            return 0;
+        dx_sp = 1;
+    }
+    if (dwm) {
+        long lim = pare_sparse_limit(wn, sp_thr[s.kind][2]);
+        dw_sp = pare_sp_dw(c->aux, &ly, dwm, lim, &Rw, &widx) <= lim;
+    }
+    if (!dx_sp && !dw_sp)
+        return 0;
+    const pare_sptrain_kernels *k = pare_sptrain();
+    int nt = (c->n >= c->threads && c->threads > 1) ? c->threads : 1;
+    size_t parts = dw_sp ? (size_t)Rw.start[q->O] : wn;
+#pragma omp parallel num_threads(nt)
+    {
+        int t = pare_thread_id();
+        float *ws = c->ws + (size_t)t * c->ws_floats;
+        float *dwp = dW ? ws + L.dwp : NULL;
+        if (dwp)
+            memset(dwp, 0, sizeof(float) * parts);
+        if (s.kind == SP_SHIFTED) {
+            memset(ws + L.xp, 0, sizeof(float) * (size_t)q->C * (size_t)s.cs);
+            memset(ws + L.dy, 0, sizeof(float) * (size_t)q->O * (size_t)s.dcs);
+        }
+        long lo, hi;
+        pare_split_range(c->n, nt, t, &lo, &hi);
+        for (long b = lo; b < hi; b++)
+            sp_backward_sample(q, &s, c, b, ws, &L, dx_sp ? &Rx : NULL, dw_sp ? &Rw : NULL, dwp, k,
+                               nt > 1 ? 1 : c->threads);
+    }
+    if (!dW)
+        return 1;
+    /* Partials in thread order; entries back to their positions, zeros elsewhere. */
+    const float *p0 = c->ws + L.dwp;
+    if (dw_sp) {
+        pare_sp_scatter(wn, widx, (long)parts, dW, p0, c->ws_floats, nt);
+        return 1;
+    }
+    if (s.kind == SP_SHIFTED) {
+        for (int o = 0; o < q->O; o++)
+            for (int ch = 0; ch < q->Cg; ch++)
+                for (int tp = 0; tp < q->taps; tp++) {
+                    size_t src = ((size_t)tp * (size_t)q->O + (size_t)o) * (size_t)q->Cg + (size_t)ch;
+                    float v = p0[src];
+                    for (int t = 1; t < nt; t++)
+                        v += c->ws[(size_t)t * c->ws_floats + L.dwp + src];
+                    dW[((size_t)o * (size_t)q->Cg + (size_t)ch) * (size_t)q->taps + (size_t)tp] = v;
+                }
+    } else {
+        memcpy(dW, p0, sizeof(float) * wn);
+        const pare_vec_kernels *vk = pare_vec();
+        for (int t = 1; t < nt; t++)
+            vk->f32_vacc(wn, c->ws + (size_t)t * c->ws_floats + L.dwp, dW);
+    }
+    if (dwm)
+        pare_sparse_zero_outside(dW, dwm, wn);
+    return 1;
+}
+
 /* ---- the op -------------------------------------------------------------- */
+
+/* The sparse paths' room is planned only for weights masked at plan time. */
+static size_t conv_ws(const pare_graph *g, const pare_node *n, int batch, int training)
+{
+    (void)batch;
+    geom q = conv_geom(n, g->nodes[n->in[0]].out);
+    size_t d = conv_layout(&q, training).total;
+    sp_geom s;
+    if (!g->params[n->param[0]].mask || !sp_geom_of(&q, &s))
+        return d;
+    size_t sp = sp_layout_of(&q, &s, training).total;
+    return sp > d ? sp : d;
+}
+
+static size_t conv_aux(const pare_graph *g, const pare_node *n, int batch)
+{
+    (void)batch;
+    geom q = conv_geom(n, g->nodes[n->in[0]].out);
+    sp_geom s;
+    if (!g->params[n->param[0]].mask || !sp_geom_of(&q, &s))
+        return 0;
+    sp_geo G;
+    pare_sp_layer ly = sp_layer_of(&q, &s, &G);
+    return pare_sp_cache_bytes(&ly);
+}
+
+static int conv_sparse_path(const pare_graph *g, const pare_node *n)
+{
+    const pare_param *p = &g->params[n->param[0]];
+    geom q = conv_geom(n, g->nodes[n->in[0]].out);
+    sp_geom s;
+    if (!p->mask || !sp_geom_of(&q, &s))
+        return 0;
+    return pare_sparse_count(p->mask, p->t->n) <= pare_sparse_limit(p->t->n, sp_thr[s.kind][0]);
+}
 
 static void conv_forward(const pare_op_ctx *c)
 {
     geom q = conv_geom(c->node, c->xs[0]);
+    if (sp_forward(&q, c))
+        return;
     ws_layout L = conv_layout(&q, 0);
     if (c->n >= c->threads && c->threads > 1) {
 #pragma omp parallel num_threads(c->threads)
@@ -556,14 +952,14 @@ static void conv_forward(const pare_op_ctx *c)
     }
 }
 
-static void conv_backward(const pare_op_ctx *c)
+/* Weight and input gradients through the dense lowerings. */
+static void dense_backward(const geom *qp, const pare_op_ctx *c)
 {
-    geom q = conv_geom(c->node, c->xs[0]);
+    geom q = *qp;
     ws_layout L = conv_layout(&q, 1);
     float *dW = c->dw[0];
-    float *dB = c->node->n_param > 1 ? c->dw[1] : NULL;
     size_t wn = (size_t)q.O * (size_t)q.K;
-    if (!dW && !c->dx[0] && !dB)
+    if (!dW && !c->dx[0])
         return;
     /* Each thread sums its samples' weight gradients into its own partial. */
     int nt = (c->n >= c->threads && c->threads > 1) ? c->threads : 1;
@@ -601,7 +997,19 @@ static void conv_backward(const pare_op_ctx *c)
             for (int t = 1; t < nt; t++)
                 vk->f32_vacc(wn, c->ws + (size_t)t * c->ws_floats + L.dwp, dW);
         }
+        if (c->dw_mask && c->dw_mask[0])
+            pare_sparse_zero_outside(dW, c->dw_mask[0], wn);
     }
+}
+
+static void conv_backward(const pare_op_ctx *c)
+{
+    geom q = conv_geom(c->node, c->xs[0]);
+    float *dB = c->node->n_param > 1 ? c->dw[1] : NULL;
+    if (!c->dw[0] && !c->dx[0] && !dB)
+        return;
+    if (!sp_backward(&q, c))
+        dense_backward(&q, c);
     if (dB) {
         const pare_vec_kernels *vk = pare_vec();
 #pragma omp parallel for num_threads(c->threads) schedule(static)
@@ -611,6 +1019,8 @@ static void conv_backward(const pare_op_ctx *c)
                 s += vk->f32_vsum((size_t)q.OHW, c->dy + (b * q.O + o) * q.OHW);
             dB[o] = (float)s;
         }
+        if (c->dw_mask && c->dw_mask[1])
+            pare_sparse_zero_outside(dB, c->dw_mask[1], (size_t)q.O);
     }
 }
 
@@ -624,6 +1034,9 @@ const pare_op_def pare_op_conv2d = {
     .forward = conv_forward,
     .backward = conv_backward,
     .ws_floats = conv_ws,
+    .aux_bytes = conv_aux,
     .macs = conv_macs,
     .backward_needs_x = 1,
+    .handles_dw_mask = 1,
+    .sparse_path = conv_sparse_path,
 };
