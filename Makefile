@@ -47,11 +47,26 @@ REF_FLAGS := -fno-tree-vectorize
 AVX2_FLAGS := -O3 -mavx2 -mfma
 AVX512_FLAGS := -O3 -mavx2 -mfma -mavx512f -mavx512bw -mavx512dq -mavx512vl -mprefer-vector-width=512
 
+# ONNX: C code generated at build time by protoc-c from the onnx.proto that
+# Debian's libonnx-dev installs (the .proto is not copied here).
+ONNX_PROTO ?= /usr/include/onnx/onnx.proto
+ifeq ($(origin ONNX),undefined)
+ONNX := $(if $(and $(wildcard $(ONNX_PROTO)),$(shell command -v protoc-c 2>/dev/null),$(wildcard /usr/include/protobuf-c/protobuf-c.h)),1,0)
+endif
+ifeq ($(ONNX),1)
+ONNX_GEN := $(BUILD)/gen/onnx/onnx.pb-c.c
+ONNX_OBJ := $(BUILD)/obj/gen/onnx.pb-c.o
+CPPFLAGS += -I$(BUILD)/gen/onnx -DPARE_ONNX
+LDLIBS += -lprotobuf-c
+else
+ONNX_OBJ :=
+endif
+
 LIB_SRC := $(sort $(wildcard src/*/*.c))
 ifeq ($(X86),0)
 LIB_SRC := $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC))
 endif
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(ONNX_OBJ)
 TOOL_SRC := $(sort $(wildcard tools/pare/*.c))
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC := $(sort $(wildcard tests/*.c))
@@ -63,7 +78,7 @@ LIBSO := $(BUILD)/libpare.so
 PARE := $(BUILD)/pare
 TESTS := $(BUILD)/pare-tests
 
-.PHONY: all lib check check-isa demo deps install uninstall bench-train bench-prune bench-sparse-step fuzz clean help
+.PHONY: all lib check check-isa demo deps install uninstall bench-train bench-prune bench-sparse-step bench-onnx fuzz clean help
 .DEFAULT_GOAL := all
 
 all: $(LIBA) $(LIBSO) $(PARE) $(EXAMPLES)
@@ -73,6 +88,22 @@ lib: $(LIBA) $(LIBSO)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/gen/onnx/onnx.pb-c.c: $(ONNX_PROTO)
+	@mkdir -p $(dir $@)
+	cp $(ONNX_PROTO) $(BUILD)/gen/onnx/onnx.proto
+	cd $(BUILD)/gen/onnx && protoc-c --c_out=. onnx.proto
+
+$(BUILD)/gen/onnx/onnx.pb-c.h: $(BUILD)/gen/onnx/onnx.pb-c.c
+
+# Generated code: built without the project's warnings.
+$(ONNX_OBJ): $(ONNX_GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -std=c11 -O2 -g -fPIC -w $(SANFLAGS) -c $< -o $@
+
+# Sources that include the generated header wait for it (explicit targets: a
+# pattern rule without a recipe would add no prerequisite).
+$(filter $(BUILD)/obj/src/io/onnx%,$(LIB_OBJ)) $(filter $(BUILD)/obj/tests/test_onnx%,$(TEST_OBJ)): $(ONNX_GEN)
 
 $(BUILD)/obj/src/kernels/%_ref.o: CFLAGS += $(REF_FLAGS)
 $(BUILD)/obj/src/kernels/%_avx2.o: CFLAGS += $(AVX2_FLAGS)
@@ -132,7 +163,8 @@ install: $(LIBA) $(LIBSO) $(PARE)
 	install -m 644 include/pare.h $(DESTDIR)$(PREFIX)/include/pare.h
 	install -m 755 $(PARE) $(DESTDIR)$(PREFIX)/bin/pare
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^#define PARE_VERSION_\(MAJOR\|MINOR\|PATCH\) //p' include/pare.h | paste -sd.)|' \
-	  -e 's|@BLAS_LIBS@|$(BLAS_LIBS)|' scripts/pare.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/pare.pc
+	  -e 's|@BLAS_LIBS@|$(BLAS_LIBS)|' -e 's|@ONNX_LIBS@|$(if $(filter 1,$(ONNX)),-lprotobuf-c,)|' \
+	  scripts/pare.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/pare.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libpare.a $(DESTDIR)$(PREFIX)/lib/libpare.so \
@@ -152,15 +184,20 @@ $(BUILD)/sparse_step: bench/sparse_step.c $(LIBA)
 bench-sparse-step: $(BUILD)/sparse_step
 	env -u OPENBLAS_CORETYPE $(BUILD)/sparse_step step 2
 
+# ONNX figures: pare-exported models under ONNX Runtime against pare, imported torchvision
+# models timed against ONNX Runtime (bench/onnx.sh; THREADS="1 2" RUNS=50).
+bench-onnx: $(PARE)
+	@bench/onnx.sh $(abspath $(PARE))
+
 # libFuzzer targets for every file reader (clang); FUZZ_RUNS iterations each.
 FUZZ_RUNS ?= 20000
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 FUZZ_LIB_SRC := $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC))
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) $(ONNX_GEN)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fopenmp=libgomp $(CPPFLAGS) -DPARE_NO_X86_KERNELS \
-	  -o $@ $< $(FUZZ_LIB_SRC) $(LDLIBS)
+	  -o $@ $< $(FUZZ_LIB_SRC) $(ONNX_GEN) $(LDLIBS)
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do echo "== $$f"; mkdir -p build/fuzz/corpus-$$(basename $$f); \
 	  $$f -runs=$(FUZZ_RUNS) -max_len=65536 build/fuzz/corpus-$$(basename $$f) tests/fuzz/seeds/$$(basename $$f) || exit 1; done

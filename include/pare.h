@@ -76,6 +76,37 @@ int pare_graph_add(pare_graph *g, int a, int b, const char *name);
 int pare_graph_concat(pare_graph *g, const int *xs, int n, const char *name);
 int pare_graph_flatten(pare_graph *g, int x, const char *name);
 int pare_graph_dropout(pare_graph *g, int x, float p, const char *name);
+/* The ops ONNX models bring (docs/ALGORITHMS.md has each one's definition and gradient).
+ * hardsigmoid: max(0, min(1, alpha x + beta)); leakyrelu: x < 0 ? alpha x : x;
+ * clip: min(max(x, lo), hi), lo <= hi (infinities allowed). */
+int pare_graph_sigmoid(pare_graph *g, int x, const char *name);
+int pare_graph_hardsigmoid(pare_graph *g, int x, float alpha, float beta, const char *name);
+int pare_graph_hardswish(pare_graph *g, int x, const char *name);
+int pare_graph_leakyrelu(pare_graph *g, int x, float alpha, const char *name);
+int pare_graph_clip(pare_graph *g, int x, float lo, float hi, const char *name);
+/* a * b; b broadcasts: each of its channels, height and width is a's or 1 (as
+ * the second input of pare_graph_add may also). */
+int pare_graph_mul(pare_graph *g, int a, int b, const char *name);
+/* axis 0 channels, 1 height, 2 width; mode 0: along that axis alone, mode 1: over
+ * that axis and every later one flattened (ONNX before opset 13). */
+int pare_graph_softmax(pare_graph *g, int x, int axis, int mode, const char *name);
+/* channels = groups x k; output channel j*groups + i is input channel i*k + j. */
+int pare_graph_channel_shuffle(pare_graph *g, int x, int groups, const char *name);
+/* pads: top, left, bottom, right (>= 0); mode 0 the constant value, 1 reflect (the
+ * edge not repeated; each pad smaller than the side it mirrors), 2 edge. */
+int pare_graph_pad(pare_graph *g, int x, const int pads[4], int mode, float value,
+                   const char *name);
+/* A c x h x w tensor, the same for every sample: a trainable parameter named
+ * "<name>.weight", zero until set (pare_graph_param_data). Never pruned. */
+int pare_graph_const(pare_graph *g, int c, int h, int w, const char *name);
+/* The same values per sample read as c x h x w (the counts must match). */
+int pare_graph_reshape(pare_graph *g, int x, int c, int h, int w, const char *name);
+/* Output axis i is input axis perm[i], axes numbered 0 c, 1 h, 2 w. */
+int pare_graph_transpose(pare_graph *g, int x, const int perm[3], const char *name);
+/* The values of a parameter by name ("<layer>.<role>": "fc.weight", "k.weight"
+ * for a const k), float32 in row-major order of its dimensions, to read or to
+ * write in place; *n gets their count. NULL when there is no such parameter. */
+float *pare_graph_param_data(pare_graph *g, const char *name, size_t *n);
 /* The graph's output is the last value built unless set here. */
 pare_status pare_graph_set_output(pare_graph *g, int x);
 
@@ -93,6 +124,15 @@ const char *const *pare_zoo_names(void);
 
 pare_status pare_graph_save(const pare_graph *g, const char *path);
 pare_status pare_graph_load(const char *path, pare_graph **out);
+
+/* ONNX (docs/ONNX.md). pare_onnx_load reads a model of opsets 6 to 17: its
+ * initializers become parameters (exact zeros in a conv or linear weight become
+ * its mask), constant subgraphs are folded, and every op pare cannot take is
+ * named in one error. pare_onnx_save writes opset 13, with each tensor's sparsity
+ * scheme in metadata_props. Both fail with PARE_EUNSUPPORTED when pare was built
+ * without protobuf-c. */
+pare_status pare_onnx_load(const char *path, pare_graph **out);
+pare_status pare_onnx_save(const pare_graph *g, const char *path);
 
 /* The shape a graph takes per sample (channels, height, width) and gives. */
 void pare_graph_input_shape(const pare_graph *g, int *c, int *h, int *w);

@@ -3,8 +3,12 @@
 # Usage: scripts/deps.sh [--bench]   (--bench adds the peers used by bench/)
 set -u
 pkgs="gcc make pkg-config libopenblas-dev zlib1g-dev dataset-fashion-mnist"
+# ONNX import/export and its conformance data
+pkgs="$pkgs libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata"
+# oracles of the ONNX tests: ONNX's checker, and PyTorch to export models and their outputs
+pkgs="$pkgs python3-onnx python3-torch python3-torchvision"
 if [ "${1:-}" = "--bench" ]; then
-    pkgs="$pkgs python3-torch python3-torchvision hyperfine time"
+    pkgs="$pkgs hyperfine time"
 fi
 missing=""
 for p in $pkgs; do

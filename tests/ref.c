@@ -49,8 +49,9 @@ static void ref_pool(const pare_node *nd, pare_shape in, int n, const double *x,
                 int wep = we < in.w + a->pad[3] ? we : in.w + a->pad[3];
                 double best = -DBL_MAX, sum = 0;
                 int cnt = 0;
-                for (int h = hs; h < he; h++)
-                    for (int w = ws; w < we; w++) {
+                for (int i = 0; i < a->kernel[0]; i++)
+                    for (int j = 0; j < a->kernel[1]; j++) {
+                        int h = hs + i * a->dilation[0], w = ws + j * a->dilation[1];
                         if (h < 0 || h >= in.h || w < 0 || w >= in.w)
                             continue;
                         double v = x[(p * in.h + h) * in.w + w];
@@ -93,6 +94,75 @@ static void ref_bn(const pare_node *nd, pare_shape in, int n, int training, cons
                 y[k] = (x[k] - mean) * inv * w[0][c] + w[1][c];
             }
     }
+}
+
+/* Element (c, y, x) of sample s of a c x h x w tensor. */
+static size_t at3(pare_shape t, int s, int c, int y, int x)
+{
+    return (((size_t)s * (size_t)t.c + (size_t)c) * (size_t)t.h + (size_t)y) * (size_t)t.w + (size_t)x;
+}
+
+/* a (+ or *) b, where b's axes of size 1 repeat over a's. */
+static void ref_binary(pare_shape a, pare_shape b, int n, int mul, const double *xa, const double *xb,
+                       double *y)
+{
+    for (int s = 0; s < n; s++)
+        for (int c = 0; c < a.c; c++)
+            for (int h = 0; h < a.h; h++)
+                for (int w = 0; w < a.w; w++) {
+                    double u = xa[at3(a, s, c, h, w)];
+                    double v = xb[at3(b, s, b.c == 1 ? 0 : c, b.h == 1 ? 0 : h, b.w == 1 ? 0 : w)];
+                    y[at3(a, s, c, h, w)] = mul ? u * v : u + v;
+                }
+}
+
+/* Softmax by its definition: each value over the values that share its
+ * coordinates on the axes outside the softmax (mode 0: every axis but `axis`;
+ * mode 1: the axes before it). */
+static void ref_softmax(const pare_node *nd, pare_shape t, int n, const double *x, double *y)
+{
+    int axis = nd->a.axis, mode = nd->a.mode;
+    for (int s = 0; s < n; s++)
+        for (int c = 0; c < t.c; c++)
+            for (int h = 0; h < t.h; h++)
+                for (int w = 0; w < t.w; w++) {
+                    int e[3] = {c, h, w};
+                    double m = -INFINITY, sum = 0;
+                    for (int pass = 0; pass < 2; pass++)
+                        for (int c2 = 0; c2 < t.c; c2++)
+                            for (int h2 = 0; h2 < t.h; h2++)
+                                for (int w2 = 0; w2 < t.w; w2++) {
+                                    int f[3] = {c2, h2, w2}, same = 1;
+                                    for (int k = 0; k < 3; k++) {
+                                        int inside = mode == 1 ? k >= axis : k == axis;
+                                        if (!inside && f[k] != e[k])
+                                            same = 0;
+                                    }
+                                    if (!same)
+                                        continue;
+                                    double v = x[at3(t, s, c2, h2, w2)];
+                                    if (pass == 0)
+                                        m = v > m ? v : m;
+                                    else
+                                        sum += exp(v - m);
+                                }
+                    y[at3(t, s, c, h, w)] = exp(x[at3(t, s, c, h, w)] - m) / sum;
+                }
+}
+
+/* numpy.pad's index rules along one axis; -1 for the constant. */
+static int ref_pad_index(int o, int lo, int len, int mode)
+{
+    int i = o - lo;
+    if (i >= 0 && i < len)
+        return i;
+    if (mode == 0)
+        return -1;
+    if (mode == 2)
+        return i < 0 ? 0 : len - 1;
+    if (i < 0)
+        return -i;
+    return (len - 1) - (i - (len - 1));
 }
 
 void ref_forward(const pare_graph *g, int node, int n, int training, const double *const *x,
@@ -145,8 +215,8 @@ void ref_forward(const pare_graph *g, int node, int n, int training, const doubl
         ref_bn(nd, in, n, training && !g->params[nd->param[0]].frozen, x[0], w, y);
         break;
     case PARE_OP_ADD:
-        for (size_t i = 0; i < osz; i++)
-            y[i] = x[0][i] + x[1][i];
+    case PARE_OP_MUL:
+        ref_binary(in, g->nodes[nd->in[1]].out, n, nd->op == PARE_OP_MUL, x[0], x[1], y);
         break;
     case PARE_OP_CONCAT: {
         size_t per = pare_shape_size(nd->out), off = 0;
@@ -167,6 +237,72 @@ void ref_forward(const pare_graph *g, int node, int n, int training, const doubl
             y[i] = (training && keep) ? (keep[i] ? x[0][i] * scale : 0.0) : x[0][i];
         break;
     }
+    case PARE_OP_SIGMOID:
+        for (size_t i = 0; i < osz; i++)
+            y[i] = 1.0 / (1.0 + exp(-x[0][i]));
+        break;
+    case PARE_OP_HARDSIGMOID:
+        for (size_t i = 0; i < osz; i++)
+            y[i] = fmax(0.0, fmin(1.0, nd->a.alpha * x[0][i] + nd->a.beta));
+        break;
+    case PARE_OP_HARDSWISH:
+        for (size_t i = 0; i < osz; i++)
+            y[i] = x[0][i] * fmax(0.0, fmin(1.0, x[0][i] / 6.0 + 0.5));
+        break;
+    case PARE_OP_LEAKYRELU:
+        for (size_t i = 0; i < osz; i++)
+            y[i] = x[0][i] >= 0 ? x[0][i] : nd->a.alpha * x[0][i];
+        break;
+    case PARE_OP_CLIP:
+        for (size_t i = 0; i < osz; i++)
+            y[i] = fmin(fmax(x[0][i], nd->a.alpha), nd->a.beta);
+        break;
+    case PARE_OP_SOFTMAX:
+        ref_softmax(nd, in, n, x[0], y);
+        break;
+    case PARE_OP_CHANNEL_SHUFFLE: {
+        int gr = nd->a.groups, k = in.c / gr;
+        for (int s = 0; s < n; s++)
+            for (int i = 0; i < gr; i++)
+                for (int j = 0; j < k; j++)
+                    for (int h = 0; h < in.h; h++)
+                        for (int q = 0; q < in.w; q++)
+                            y[at3(in, s, j * gr + i, h, q)] = x[0][at3(in, s, i * k + j, h, q)];
+        break;
+    }
+    case PARE_OP_PAD: {
+        pare_shape o = nd->out;
+        for (int s = 0; s < n; s++)
+            for (int c = 0; c < o.c; c++)
+                for (int h = 0; h < o.h; h++)
+                    for (int q = 0; q < o.w; q++) {
+                        int sh = ref_pad_index(h, nd->a.pad[0], in.h, nd->a.mode);
+                        int sw = ref_pad_index(q, nd->a.pad[1], in.w, nd->a.mode);
+                        double v = sh < 0 || sw < 0 ? nd->a.alpha : x[0][at3(in, s, c, sh, sw)];
+                        y[at3(o, s, c, h, q)] = v;
+                    }
+        break;
+    }
+    case PARE_OP_CONST: {
+        size_t per = pare_shape_size(nd->out);
+        for (int s = 0; s < n; s++)
+            for (size_t i = 0; i < per; i++)
+                y[(size_t)s * per + i] = w[0][i];
+        break;
+    }
+    case PARE_OP_RESHAPE:
+        memcpy(y, x[0], osz * sizeof(double));
+        break;
+    case PARE_OP_TRANSPOSE:
+        for (int s = 0; s < n; s++)
+            for (int c = 0; c < in.c; c++)
+                for (int h = 0; h < in.h; h++)
+                    for (int q = 0; q < in.w; q++) {
+                        int e[3] = {c, h, q};
+                        const int *p = nd->a.perm;
+                        y[at3(nd->out, s, e[p[0]], e[p[1]], e[p[2]])] = x[0][at3(in, s, c, h, q)];
+                    }
+        break;
     default:
         break;
     }

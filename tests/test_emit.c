@@ -326,6 +326,65 @@ PARE_TEST(emit_odd_steps)
     }
 }
 
+/* The ops ONNX import brought: the pointwise ones that need no libm become C
+ * (hardswish, hardsigmoid, leakyrelu, clip with finite and infinite bounds, on
+ * planes with a halo and on vectors); the rest are refused in one sentence
+ * naming the op and the layer, as is a pointwise op that reads a flattened
+ * value (its input is laid out unlike its output). */
+PARE_TEST(emit_onnx_ops)
+{
+    pare_graph *g = pare_graph_new("sigmoid gate");
+    int x = pare_graph_input(g, 3, 6, 5);
+    int c = pare_graph_conv2d(g, x, 4, 3, 1, 1, "c");
+    pare_graph_sigmoid(g, c, "gate");
+    pare_plan *p = NULL;
+    pare_plan_options o = {1, 0, 0};
+    CHECK_OK(pare_plan_new(g, &o, &p));
+    const char *path = pare_test_path("gate.c");
+    if (p) {
+        CHECK_STATUS(pare_plan_emit_c(p, path, "m"), PARE_EUNSUPPORTED);
+        CHECKF(!strcmp(pare_last_error(), "pare compile --emit-c has no C kernel for op sigmoid (layer 'gate')"),
+               "message: %s", pare_last_error());
+        CHECK(!pare_file_exists(path));
+        pare_plan_free(p);
+    }
+    pare_graph_free(g);
+    g = pare_graph_new("flat swish");
+    x = pare_graph_input(g, 3, 6, 5);
+    c = pare_graph_conv2d(g, x, 2, 3, 1, 1, "c");
+    pare_graph_hardswish(g, pare_graph_flatten(g, c, "flat"), "hs");
+    p = NULL;
+    CHECK_OK(pare_plan_new(g, &o, &p));
+    if (p) {
+        CHECK_STATUS(pare_plan_emit_c(p, path, "m"), PARE_EUNSUPPORTED);
+        CHECK(strstr(pare_last_error(), "op hardswish (layer 'hs')") != NULL);
+        pare_plan_free(p);
+    }
+    pare_graph_free(g);
+    if (!have_cc())
+        return;
+    g = pare_graph_new("pointwise");
+    x = pare_graph_input(g, 3, 9, 8);
+    /* c1 has 5 channels: with 4, c2's 36 columns make gcc -O2 flag the emitted
+     * conv's (empty) tail loop with -Waggressive-loop-optimizations, an issue of
+     * the conv emitter apart from these ops. */
+    c = pare_graph_conv2d(g, x, 5, 3, 1, 1, "c1");
+    c = pare_graph_hardswish(g, c, "hswish");
+    c = pare_graph_conv2d(g, c, 4, 3, 1, 1, "c2");
+    c = pare_graph_leakyrelu(g, c, 0.1f, "leaky");
+    c = pare_graph_clip(g, c, -0.5f, 0.3f, "clip");
+    c = pare_graph_clip(g, c, -INFINITY, 0.25f, "clip.hi");
+    c = pare_graph_clip(g, c, -0.4f, INFINITY, "clip.lo");
+    c = pare_graph_hardsigmoid(g, c, 0.2f, 0.5f, "hsig");
+    c = pare_graph_global_avgpool(g, c, "gap");
+    c = pare_graph_linear(g, pare_graph_flatten(g, c, "flat"), 5, 1, "fc");
+    pare_graph_leakyrelu(g, c, -0.3f, "fc.leaky");
+    CHECK_OK(pare_graph_status(g));
+    shake_stats(g, 23);
+    emit_and_compare(g, "onnx_pointwise", "hardswish|leakyrelu|clip|hardsigmoid");
+    pare_graph_free(g);
+}
+
 PARE_TEST(emit_bitwise_at_ref)
 {
     if (!have_cc())

@@ -379,6 +379,91 @@ PARE_TEST_ISA(engine_fold_and_fuse_exact)
     pare_graph_free(g);
 }
 
+/* Every op ONNX import brought, at places that test the engine's plumbing:
+ * acts with a halo (copied to plain buffers around the op) and without one
+ * (used in place), a const with no input, a broadcast add straight after a
+ * conv (it must not fuse as a residual), an SE-style gate whose small input
+ * is a conv's output, a reshape and a transpose feeding convs. */
+static pare_graph *onnx_ops_graph(void)
+{
+    pare_graph *g = pare_graph_new("onnx ops");
+    int x = pare_graph_input(g, 4, 7, 6);
+    int c1 = pare_graph_conv2d(g, x, 6, 3, 1, 1, "c1");
+    int bias = pare_graph_const(g, 6, 1, 1, "bias");
+    int a = pare_graph_add(g, c1, bias, "bias.add");
+    a = pare_graph_hardswish(g, a, "hswish");
+    int gp = pare_graph_global_avgpool(g, a, "se.pool");
+    int se = pare_graph_conv2d(g, gp, 6, 1, 1, 0, "se.conv");
+    se = pare_graph_hardsigmoid(g, se, 0.2f, 0.5f, "se.gate");
+    int m = pare_graph_mul(g, a, se, "se.mul");
+    int se2 = pare_graph_conv2d(g, gp, 6, 1, 1, 0, "se2.conv");
+    int m2 = pare_graph_add(g, m, se2, "se2.add"); /* a conv's output as the broadcast input */
+    int p = pare_graph_pad(g, m2, (const int[4]){1, 0, 2, 1}, 1, 0.0f, "reflect");
+    int sh = pare_graph_channel_shuffle(g, p, 3, "shuffle");
+    int t = pare_graph_transpose(g, sh, (const int[3]){0, 2, 1}, "t");
+    int c2 = pare_graph_conv2d(g, t, 6, 3, 1, 1, "c2");
+    int lr = pare_graph_leakyrelu(g, c2, 0.1f, "leaky");
+    int r = pare_graph_reshape(g, lr, 3, 14, 10, "reshape");
+    int c3 = pare_graph_conv2d(g, r, 4, 3, 2, 1, "c3");
+    int cl = pare_graph_clip(g, c3, -0.5f, 0.75f, "clip");
+    int pe = pare_graph_pad(g, cl, (const int[4]){0, 1, 1, 0}, 2, 0.0f, "edge");
+    int pc = pare_graph_pad(g, pe, (const int[4]){1, 1, 0, 0}, 0, -0.25f, "constant");
+    int k = pare_graph_const(g, 1, 9, 7, "plane");
+    int mk = pare_graph_mul(g, pc, k, "plane.mul");
+    int sg = pare_graph_sigmoid(g, mk, "sigmoid");
+    int fc = pare_graph_linear(g, pare_graph_flatten(g, sg, "flat"), 12, 1, "fc");
+    int sm = pare_graph_softmax(g, fc, 0, 0, "sm");       /* a vector act: no halo */
+    int rs = pare_graph_reshape(g, sm, 3, 2, 2, "to3d");
+    int sm2 = pare_graph_softmax(g, rs, 1, 1, "sm2");
+    pare_graph_add(g, sm2, pare_graph_reshape(g, sm, 3, 2, 2, "to3d.again"), "out");
+    return g;
+}
+
+PARE_TEST_ISA(engine_runs_onnx_ops)
+{
+    pare_graph *g = onnx_ops_graph();
+    CHECK_OK(pare_graph_status(g));
+    if (pare_graph_status(g) != PARE_OK) {
+        pare_graph_free(g);
+        return;
+    }
+    random_stats(g, 31);
+    pare_rng r;
+    pare_rng_seed(&r, 32, 0, 0, 0);
+    static const char *const consts[] = {"bias.weight", "plane.weight"};
+    for (int i = 0; i < 2; i++) {
+        size_t n = 0;
+        float *v = pare_graph_param_data(g, consts[i], &n);
+        CHECK(v && n > 0);
+        for (size_t j = 0; v && j < n; j++)
+            v[j] = frand(&r);
+    }
+    double err = plan_error(g, 1, "onnx ops graph");
+    CHECKF(err <= 1e-5, "relative error %.3g", err);
+    err = plan_error(g, 2, "onnx ops graph");
+    CHECKF(err <= 1e-5, "relative error %.3g with 2 threads", err);
+    /* Each new op is its own step; the broadcast adds too, so no conv fused them. */
+    pare_plan *p = NULL;
+    pare_plan_options o = {1, 0, 0};
+    CHECK_OK(pare_plan_new(g, &o, &p));
+    if (p) {
+        pare_plan_info info;
+        pare_plan_get_info(p, &info);
+        int ops = 0, adds = 0, plain_adds = 0;
+        for (int i = 0; i < info.steps; i++) {
+            pare_step_info si;
+            CHECK_OK(pare_plan_step_info(p, i, &si));
+            ops += strstr(si.kernel, "(op forward)") != NULL;
+            adds += !strcmp(si.kernel, "add (op forward)");
+            plain_adds += !strcmp(si.kernel, "add"); /* the equal-shape add keeps its own step */
+        }
+        CHECKF(ops == 21 && adds == 2 && plain_adds == 1, "%d op steps (%d adds), %d add steps", ops, adds,
+               plain_adds);
+        pare_plan_free(p);
+    }
+    pare_graph_free(g);
+}
+
 PARE_TEST(engine_reports_and_refuses)
 {
     pare_graph *g;

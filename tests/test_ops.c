@@ -102,6 +102,41 @@ static double ref_loss(const pare_graph *g, int node, int n, int training, doubl
     return dot(yd, dy, osz);
 }
 
+/* Finite differences straddling a kink measure neither side: inputs within
+ * 0.05 of one (ReLU's 0, the corners of hardsigmoid, hardswish, leakyrelu and
+ * clip) move 0.1 from it. */
+static float away_from_kinks(const pare_node *nd, float v)
+{
+    const pare_attrs *a = &nd->a;
+    float k[2];
+    int nk = 0;
+    switch (nd->op) {
+    case PARE_OP_RELU:
+    case PARE_OP_RELU6:
+    case PARE_OP_LEAKYRELU:
+        k[nk++] = 0.0f;
+        break;
+    case PARE_OP_HARDSIGMOID:
+        k[nk++] = -a->beta / a->alpha;
+        k[nk++] = (1.0f - a->beta) / a->alpha;
+        break;
+    case PARE_OP_HARDSWISH:
+        k[nk++] = -3.0f;
+        k[nk++] = 3.0f;
+        break;
+    case PARE_OP_CLIP:
+        k[nk++] = a->alpha;
+        k[nk++] = a->beta;
+        break;
+    default:
+        break;
+    }
+    for (int i = 0; i < nk; i++)
+        if (fabsf(v - k[i]) < 0.05f)
+            v = v < k[i] ? k[i] - 0.1f : k[i] + 0.1f;
+    return v;
+}
+
 /* The core check of one node: forward vs reference; dx and dw vs finite
  * differences; accumulate mode adds; threads 1 and 2 agree. */
 static void check_node(pare_graph *g, int node, int n, int training, uint64_t seed)
@@ -132,11 +167,10 @@ static void check_node(pare_graph *g, int node, int n, int training, uint64_t se
             run[t].x[j] = pare_guard_alloc(sz);
             run[t].dx[j] = pare_guard_alloc(sz);
         }
+        /* hardswish bends at -3 and 3: reach past them. */
+        double span = nd->op == PARE_OP_HARDSWISH ? 5 : 2;
         for (size_t i = 0; i < sz; i++) {
-            float v = (float)urand(&r, -2, 2);
-            /* Keep ReLU inputs away from the kink and relu6's corners. */
-            if ((nd->op == PARE_OP_RELU || nd->op == PARE_OP_RELU6) && fabsf(v) < 0.05f)
-                v = v < 0 ? -0.1f : 0.1f;
+            float v = away_from_kinks(nd, (float)urand(&r, -span, span));
             run[0].x[j][i] = run[1].x[j][i] = v;
             xd[j][i] = v;
         }
@@ -378,6 +412,8 @@ PARE_TEST_ISA(ops_pooling)
         {1, 2, 2, 2, 2, 0, 0, 1, 1}, {3, 8, 8, 2, 2, 0, 0, 1, 2}, {2, 7, 7, 3, 2, 1, 0, 1, 2},
         {2, 7, 7, 3, 2, 1, 1, 1, 2}, {2, 6, 5, 3, 2, 1, 0, 0, 2}, {2, 5, 5, 2, 1, 0, 0, 1, 3},
         {1, 9, 9, 3, 3, 1, 1, 0, 2}, {2, 1, 1, 1, 1, 0, 0, 1, 2},
+        /* ONNX's wider padding: up to the window less one */
+        {2, 6, 7, 3, 1, 2, 0, 1, 2}, {1, 5, 5, 3, 2, 2, 1, 0, 2}, {2, 4, 4, 2, 1, 1, 0, 0, 2},
     };
     for (int op = 0; op < 2; op++)
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -396,6 +432,51 @@ PARE_TEST_ISA(ops_pooling)
                 check_node(g, y, k[8], 1, 400 + 20 * op + i);
             pare_graph_free(g);
         }
+    /* max pooling: dilation, asymmetric padding, ceil mode; c, h, w, kh, kw, sh, sw, dh, dw,
+     * pads t l b r, ceil */
+    static const int dil[][14] = {
+        {2, 7, 7, 2, 2, 1, 1, 2, 2, 0, 0, 0, 0, 0}, {1, 9, 8, 3, 2, 2, 1, 2, 3, 2, 1, 0, 2, 0},
+        {2, 6, 6, 3, 3, 2, 2, 1, 1, 0, 1, 2, 0, 1}, {1, 8, 8, 2, 2, 3, 3, 3, 3, 1, 1, 1, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof dil / sizeof dil[0]; i++) {
+        const int *k = dil[i];
+        pare_graph *g = pare_graph_new("t");
+        int x = pare_graph_input(g, k[0], k[1], k[2]);
+        pare_attrs a = base_attrs();
+        a.kernel[0] = k[3];
+        a.kernel[1] = k[4];
+        a.stride[0] = k[5];
+        a.stride[1] = k[6];
+        a.dilation[0] = k[7];
+        a.dilation[1] = k[8];
+        for (int j = 0; j < 4; j++)
+            a.pad[j] = k[9 + j];
+        a.ceil_mode = k[13];
+        int y = pare_graph_add_node(g, PARE_OP_MAXPOOL, &x, 1, &a, "pool");
+        CHECKF(y == 1, "dilated case %zu: %s", i, pare_last_error());
+        if (y == 1)
+            check_node(g, y, 2, 1, 470 + i);
+        pare_graph_free(g);
+    }
+    {
+        /* a window may not be all padding, and average pooling is never dilated */
+        pare_graph *g = pare_graph_new("t");
+        int x = pare_graph_input(g, 1, 5, 5);
+        pare_attrs a = base_attrs();
+        a.kernel[0] = a.kernel[1] = 3;
+        a.stride[0] = a.stride[1] = 1;
+        a.pad[0] = 3;
+        CHECK(pare_graph_add_node(g, PARE_OP_MAXPOOL, &x, 1, &a, "p") < 0);
+        CHECK(strstr(pare_last_error(), "padding 3") != NULL);
+        pare_graph_free(g);
+        g = pare_graph_new("t");
+        x = pare_graph_input(g, 1, 5, 5);
+        a.pad[0] = 0;
+        a.dilation[0] = 2;
+        CHECK(pare_graph_add_node(g, PARE_OP_AVGPOOL, &x, 1, &a, "q") < 0);
+        CHECK(strstr(pare_last_error(), "dilated average pooling") != NULL);
+        pare_graph_free(g);
+    }
     for (int s = 0; s < 2; s++) {
         pare_graph *g = pare_graph_new("t");
         int x = pare_graph_input(g, 3, s ? 1 : 5, s ? 1 : 6);
@@ -677,7 +758,7 @@ PARE_TEST(ops_graph_errors)
     x = pare_graph_input(g, 3, 8, 8);
     int y = pare_graph_conv2d(g, x, 4, 3, 1, 1, "c");
     CHECK(pare_graph_add(g, x, y, "add") == -1);
-    CHECK(strstr(pare_last_error(), "shapes must be equal") != NULL);
+    CHECK(strstr(pare_last_error(), "does not broadcast") != NULL);
     pare_graph_free(g);
 
     g = pare_graph_new("bad");
@@ -765,4 +846,409 @@ PARE_TEST(ops_zoo_shapes)
     pare_graph_free(g);
     CHECK_STATUS(pare_zoo_build("resnet1000", 0, 0, &g), PARE_ENOTFOUND);
     CHECK(strstr(pare_last_error(), "lenet") != NULL);
+}
+
+/* ---- the ops ONNX import brought ----------------------------------------- */
+
+/* A builder call that must fail: -1, the status on the graph, the sentence. */
+static void refused_(pare_graph *g, int id, pare_status want, const char *frag, int line)
+{
+    if (id != -1)
+        pare_test_fail(__FILE__, line, "the layer was built (id %d), expected a refusal", id);
+    pare_status s = pare_graph_status(g);
+    if (s != want)
+        pare_test_fail(__FILE__, line, "status %s, wanted %s (%s)", pare_status_name(s),
+                       pare_status_name(want), pare_last_error());
+    if (!strstr(pare_last_error(), frag))
+        pare_test_fail(__FILE__, line, "the message '%s' does not say '%s'", pare_last_error(), frag);
+}
+#define REFUSED(g, id, want, frag) refused_(g, id, want, frag, __LINE__)
+
+PARE_TEST_ISA(ops_onnx_activations)
+{
+    /* c, h, w, batch: a single value, odd planes, one big enough for threads */
+    static const int shapes[][4] = {{1, 1, 1, 1}, {3, 5, 7, 2}, {16, 33, 33, 3}};
+    for (int op = 0; op < 7; op++)
+        for (int s = 0; s < 3; s++) {
+            pare_graph *g = pare_graph_new("t");
+            int x = pare_graph_input(g, shapes[s][0], shapes[s][1], shapes[s][2]), y = -1;
+            switch (op) {
+            case 0: y = pare_graph_sigmoid(g, x, "a"); break;
+            case 1: y = pare_graph_hardsigmoid(g, x, 0.4f, 0.3f, "a"); break;
+            case 2: y = pare_graph_hardsigmoid(g, x, -0.5f, 0.6f, "a"); break;
+            case 3: y = pare_graph_hardswish(g, x, "a"); break;
+            case 4: y = pare_graph_leakyrelu(g, x, 0.125f, "a"); break;
+            case 5: y = pare_graph_leakyrelu(g, x, -1.5f, "a"); break;
+            default: y = pare_graph_clip(g, x, -0.7f, 1.3f, "a"); break;
+            }
+            CHECKF(y == 1, "op case %d: %s", op, pare_last_error());
+            if (y == 1)
+                check_node(g, y, shapes[s][3], 1, 1000 + 10 * op + s);
+            pare_graph_free(g);
+        }
+    /* Exact values at the corners and far out: sigmoid saturates without NaN,
+     * hardswish is 0 below -3 and x above 3, clip takes infinite bounds. */
+    static const float in[8] = {-1000.0f, -4.0f, -3.0f, -1.5f, 0.0f, 1.5f, 3.0f, 1000.0f};
+    float out[8];
+    pare_graph *g = pare_graph_new("t");
+    int x = pare_graph_input(g, 1, 1, 8);
+    pare_graph_sigmoid(g, x, "s");
+    CHECK_OK(pare_graph_forward(g, in, 1, out, 1));
+    CHECK(out[0] == 0.0f && out[7] == 1.0f && out[4] == 0.5f);
+    CHECK_NEAR(out[3], 1.0 / (1.0 + exp(1.5)), 1e-7);
+    pare_graph_free(g);
+    g = pare_graph_new("t");
+    x = pare_graph_input(g, 1, 1, 8);
+    pare_graph_hardswish(g, x, "hs");
+    CHECK_OK(pare_graph_forward(g, in, 1, out, 1));
+    CHECK(out[0] == 0.0f && out[1] == 0.0f && out[2] == 0.0f && out[4] == 0.0f);
+    CHECK(out[5] == 1.5f * 0.75f && out[6] == 3.0f && out[7] == 1000.0f);
+    CHECK_NEAR(out[3], -1.5 * 0.25, 1e-7);
+    pare_graph_free(g);
+    g = pare_graph_new("t");
+    x = pare_graph_input(g, 1, 1, 8);
+    pare_graph_clip(g, x, -INFINITY, 2.0f, "c");
+    CHECK_OK(pare_graph_forward(g, in, 1, out, 1));
+    CHECK(out[0] == -1000.0f && out[5] == 1.5f && out[6] == 2.0f && out[7] == 2.0f);
+    pare_graph_free(g);
+    g = pare_graph_new("t");
+    x = pare_graph_input(g, 1, 1, 8);
+    pare_graph_leakyrelu(g, x, 0.01f, "l");
+    CHECK_OK(pare_graph_forward(g, in, 1, out, 1));
+    CHECK(out[1] == -4.0f * 0.01f && out[4] == 0.0f && out[7] == 1000.0f);
+    pare_graph_free(g);
+    g = pare_graph_new("t");
+    x = pare_graph_input(g, 1, 1, 8);
+    pare_graph_hardsigmoid(g, x, 0.2f, 0.5f, "h");
+    CHECK_OK(pare_graph_forward(g, in, 1, out, 1));
+    CHECK(out[0] == 0.0f && out[4] == 0.5f && out[7] == 1.0f);
+    CHECK_NEAR(out[5], 0.8, 1e-7);
+    pare_graph_free(g);
+
+    /* Attributes that make no function are refused in one sentence. */
+    g = pare_graph_new("bad");
+    x = pare_graph_input(g, 2, 3, 3);
+    REFUSED(g, pare_graph_clip(g, x, 2.0f, 1.0f, "c"), PARE_EINVAL, "min <= max");
+    pare_graph_free(g);
+    g = pare_graph_new("bad");
+    x = pare_graph_input(g, 2, 3, 3);
+    REFUSED(g, pare_graph_clip(g, x, NAN, 1.0f, "c"), PARE_EINVAL, "layer c (clip)");
+    pare_graph_free(g);
+    g = pare_graph_new("bad");
+    x = pare_graph_input(g, 2, 3, 3);
+    REFUSED(g, pare_graph_leakyrelu(g, x, INFINITY, "l"), PARE_EINVAL, "must be finite");
+    pare_graph_free(g);
+    g = pare_graph_new("bad");
+    x = pare_graph_input(g, 2, 3, 3);
+    REFUSED(g, pare_graph_hardsigmoid(g, x, 0.2f, NAN, "h"), PARE_EINVAL, "must be finite");
+    pare_graph_free(g);
+}
+
+PARE_TEST_ISA(ops_add_mul_broadcast)
+{
+    /* b's shape against a 4x5x6 a: every pattern of kept and size-1 axes */
+    static const int bs[][3] = {{4, 5, 6}, {4, 1, 1}, {1, 5, 6}, {1, 1, 1}, {4, 5, 1},
+                                {1, 5, 1}, {4, 1, 6}, {1, 1, 6}};
+    for (int op = 0; op < 2; op++)
+        for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++) {
+            pare_graph *g = pare_graph_new("t");
+            int x = pare_graph_input(g, 4, 5, 6);
+            int b = pare_graph_const(g, bs[i][0], bs[i][1], bs[i][2], "b");
+            int y = op ? pare_graph_mul(g, x, b, "op") : pare_graph_add(g, x, b, "op");
+            CHECKF(y == 2, "%s with b %dx%dx%d: %s", op ? "mul" : "add", bs[i][0], bs[i][1], bs[i][2],
+                   pare_last_error());
+            if (y == 2) {
+                CHECK(g->nodes[y].out.c == 4 && g->nodes[y].out.h == 5 && g->nodes[y].out.w == 6);
+                check_node(g, y, 3, 1, 1100 + 10 * op + i);
+            }
+            pare_graph_free(g);
+        }
+    /* Planes enough for two threads, and a value times itself. */
+    pare_graph *g = pare_graph_new("t");
+    int x = pare_graph_input(g, 16, 40, 41);
+    int b = pare_graph_const(g, 16, 1, 1, "b");
+    int m = pare_graph_mul(g, x, b, "m");
+    check_node(g, m, 2, 1, 1130);
+    int a = pare_graph_add(g, x, b, "a");
+    check_node(g, a, 2, 1, 1131);
+    int sq = pare_graph_mul(g, x, x, "sq");
+    check_node(g, sq, 2, 1, 1132);
+    pare_graph_free(g);
+    /* Only the second input broadcasts, and only from size 1. */
+    g = pare_graph_new("bad");
+    x = pare_graph_input(g, 4, 5, 6);
+    b = pare_graph_const(g, 2, 5, 6, "b");
+    REFUSED(g, pare_graph_mul(g, x, b, "m"), PARE_ESHAPE, "does not broadcast");
+    pare_graph_free(g);
+    g = pare_graph_new("bad");
+    x = pare_graph_input(g, 4, 5, 6);
+    b = pare_graph_const(g, 1, 1, 1, "b");
+    REFUSED(g, pare_graph_add(g, b, x, "a"), PARE_ESHAPE, "does not broadcast to the first 1x1x1");
+    pare_graph_free(g);
+}
+
+PARE_TEST_ISA(ops_softmax)
+{
+    static const int shapes[][4] = {{3, 4, 5, 2}, {2, 1, 7, 3}, {1, 1, 1, 2}};
+    for (int s = 0; s < 3; s++)
+        for (int axis = 0; axis < 3; axis++)
+            for (int mode = 0; mode < 2; mode++) {
+                pare_graph *g = pare_graph_new("t");
+                int x = pare_graph_input(g, shapes[s][0], shapes[s][1], shapes[s][2]);
+                int y = pare_graph_softmax(g, x, axis, mode, "sm");
+                CHECKF(y == 1, "axis %d mode %d: %s", axis, mode, pare_last_error());
+                if (y == 1)
+                    check_node(g, y, shapes[s][3], 1, 1200 + 10 * s + 2 * axis + mode);
+                pare_graph_free(g);
+            }
+    /* Large logits: the maximum is subtracted, so nothing overflows; each
+     * row (mode 1 over h and w: the whole channel plane) sums to 1. */
+    pare_graph *g = pare_graph_new("t");
+    int x = pare_graph_input(g, 2, 3, 4);
+    pare_graph_softmax(g, x, 1, 1, "sm");
+    float in[24], out[24];
+    for (int i = 0; i < 24; i++)
+        in[i] = 1000.0f + 10.0f * (float)(i % 5);
+    CHECK_OK(pare_graph_forward(g, in, 1, out, 1));
+    for (int c = 0; c < 2; c++) {
+        double sum = 0;
+        for (int i = 0; i < 12; i++) {
+            CHECK(isfinite(out[c * 12 + i]));
+            sum += out[c * 12 + i];
+        }
+        CHECK_NEAR(sum, 1.0, 1e-6);
+    }
+    CHECK_NEAR(out[4] / out[0], exp(40.0), exp(40.0) * 1e-5);
+    pare_graph_free(g);
+    g = pare_graph_new("bad");
+    x = pare_graph_input(g, 2, 3, 4);
+    REFUSED(g, pare_graph_softmax(g, x, 3, 0, "sm"), PARE_EINVAL, "axis 3 must be 0");
+    pare_graph_free(g);
+    g = pare_graph_new("bad");
+    x = pare_graph_input(g, 2, 3, 4);
+    REFUSED(g, pare_graph_softmax(g, x, 1, 2, "sm"), PARE_EINVAL, "mode 2 must be 0");
+    pare_graph_free(g);
+}
+
+PARE_TEST_ISA(ops_channel_shuffle)
+{
+    static const int groups[] = {1, 2, 3, 6};
+    for (int i = 0; i < 4; i++) {
+        pare_graph *g = pare_graph_new("t");
+        int x = pare_graph_input(g, 6, 3, 5);
+        int y = pare_graph_channel_shuffle(g, x, groups[i], "cs");
+        CHECKF(y == 1, "groups %d: %s", groups[i], pare_last_error());
+        if (y == 1)
+            check_node(g, y, 2, 1, 1300 + i);
+        pare_graph_free(g);
+    }
+    /* ShuffleNet's reshape(2, 3)-transpose-reshape: channels 0 3 1 4 2 5. */
+    pare_graph *g = pare_graph_new("t");
+    int x = pare_graph_input(g, 6, 1, 1);
+    pare_graph_channel_shuffle(g, x, 2, "cs");
+    float in[6] = {0, 1, 2, 3, 4, 5}, out[6];
+    CHECK_OK(pare_graph_forward(g, in, 1, out, 1));
+    CHECK(out[0] == 0 && out[1] == 3 && out[2] == 1 && out[3] == 4 && out[4] == 2 && out[5] == 5);
+    pare_graph_free(g);
+    g = pare_graph_new("bad");
+    x = pare_graph_input(g, 6, 3, 5);
+    REFUSED(g, pare_graph_channel_shuffle(g, x, 4, "cs"), PARE_EINVAL, "divide the 6 channels");
+    pare_graph_free(g);
+    g = pare_graph_new("bad");
+    x = pare_graph_input(g, 6, 3, 5);
+    REFUSED(g, pare_graph_channel_shuffle(g, x, 0, "cs"), PARE_EINVAL, "must be positive");
+    pare_graph_free(g);
+}
+
+PARE_TEST_ISA(ops_pad)
+{
+    /* top, left, bottom, right on a 4x5 plane (reflect allows up to 3 and 4) */
+    static const int pads[][4] = {{1, 2, 0, 3}, {0, 0, 0, 0}, {3, 4, 3, 4}, {2, 0, 1, 1}};
+    for (int mode = 0; mode < 3; mode++)
+        for (int i = 0; i < 4; i++) {
+            pare_graph *g = pare_graph_new("t");
+            int x = pare_graph_input(g, 2, 4, 5);
+            int y = pare_graph_pad(g, x, pads[i], mode, 0.75f, "pad");
+            CHECKF(y == 1, "mode %d pads %d: %s", mode, i, pare_last_error());
+            if (y == 1) {
+                CHECK(g->nodes[y].out.h == 4 + pads[i][0] + pads[i][2]);
+                CHECK(g->nodes[y].out.w == 5 + pads[i][1] + pads[i][3]);
+                check_node(g, y, 2, 1, 1400 + 10 * mode + i);
+            }
+            pare_graph_free(g);
+        }
+    /* numpy.pad([1, 2, 3], 2): constant 9, reflect, edge */
+    static const float want[3][7] = {
+        {9, 9, 1, 2, 3, 9, 9}, {3, 2, 1, 2, 3, 2, 1}, {1, 1, 1, 2, 3, 3, 3}};
+    for (int mode = 0; mode < 3; mode++) {
+        pare_graph *g = pare_graph_new("t");
+        int x = pare_graph_input(g, 1, 1, 3);
+        const int p[4] = {0, 2, 0, 2};
+        pare_graph_pad(g, x, p, mode, 9.0f, "pad");
+        float in[3] = {1, 2, 3}, out[7];
+        CHECK_OK(pare_graph_forward(g, in, 1, out, 1));
+        CHECKF(!memcmp(out, want[mode], sizeof out), "mode %d: %g %g %g %g %g %g %g", mode, out[0],
+               out[1], out[2], out[3], out[4], out[5], out[6]);
+        pare_graph_free(g);
+    }
+    pare_graph *g = pare_graph_new("bad");
+    int x = pare_graph_input(g, 2, 4, 5);
+    REFUSED(g, pare_graph_pad(g, x, (const int[4]){1, -1, 0, 0}, 0, 0.0f, "pad"), PARE_EINVAL,
+            "must be >= 0");
+    pare_graph_free(g);
+    g = pare_graph_new("bad");
+    x = pare_graph_input(g, 2, 4, 5);
+    REFUSED(g, pare_graph_pad(g, x, (const int[4]){1, 1, 1, 1}, 3, 0.0f, "pad"), PARE_EINVAL,
+            "mode 3 must be");
+    pare_graph_free(g);
+    g = pare_graph_new("bad");
+    x = pare_graph_input(g, 2, 4, 5);
+    REFUSED(g, pare_graph_pad(g, x, (const int[4]){4, 0, 0, 0}, 1, 0.0f, "pad"), PARE_EINVAL,
+            "smaller than the 4x5 input");
+    pare_graph_free(g);
+    g = pare_graph_new("bad");
+    x = pare_graph_input(g, 2, 4, 5);
+    REFUSED(g, pare_graph_pad(g, x, NULL, 0, 0.0f, "pad"), PARE_EINVAL, "four pads");
+    pare_graph_free(g);
+    g = pare_graph_new("bad");
+    x = pare_graph_input(g, 2, 4, 5);
+    REFUSED(g, pare_graph_pad(g, x, (const int[4]){0x7fffffff, 0, 0x7fffffff, 0}, 2, 0.0f, "pad"),
+            PARE_ESHAPE, "too large");
+    pare_graph_free(g);
+}
+
+PARE_TEST_ISA(ops_const)
+{
+    pare_graph *g = pare_graph_new("t");
+    int x = pare_graph_input(g, 3, 2, 5);
+    int k = pare_graph_const(g, 3, 2, 5, "k");
+    CHECK(k == 1 && g->nodes[k].n_param == 1);
+    if (k == 1) {
+        const pare_param *p = &g->params[g->nodes[k].param[0]];
+        CHECK(p->role == PARE_ROLE_WEIGHT && p->trainable && p->t->ndim == 3 && p->t->n == 30);
+        CHECK(p->t->data[0] == 0.0f && p->t->data[29] == 0.0f); /* zeros until set */
+        check_node(g, k, 4, 1, 1500);
+    }
+    /* Its values, set by name, are every sample's output. */
+    size_t n = 0;
+    float *v = pare_graph_param_data(g, "k.weight", &n);
+    CHECK(v && n == 30);
+    if (v)
+        for (size_t i = 0; i < n; i++)
+            v[i] = (float)i - 7.5f;
+    pare_graph_add(g, x, k, "sum"); /* a graph's output must depend on its input */
+    float in[2 * 30] = {0}, out[2 * 30];
+    in[31] = 1.0f;
+    CHECK_OK(pare_graph_forward(g, in, 2, out, 1));
+    CHECK(out[0] == -7.5f && out[29] == 21.5f && out[30] == -7.5f && out[31] == -5.5f &&
+          out[59] == 21.5f);
+    CHECK(pare_graph_param_data(g, "k.bias", &n) == NULL && n == 0);
+    CHECK(strstr(pare_last_error(), "no parameter named 'k.bias'") != NULL);
+    pare_layer_info li;
+    CHECK_OK(pare_graph_layer_info(g, k, &li));
+    CHECK(li.params == 30 && li.weights == 0 && li.zeros == 0 && !strcmp(li.op, "const"));
+    pare_graph_free(g);
+    g = pare_graph_new("bad");
+    pare_graph_input(g, 2, 3, 3);
+    REFUSED(g, pare_graph_const(g, 3, 0, 5, "k"), PARE_EINVAL, "must be positive");
+    pare_graph_free(g);
+    g = pare_graph_new("bad");
+    pare_graph_input(g, 2, 3, 3);
+    REFUSED(g, pare_graph_const(g, 1 << 15, 1 << 15, 2, "k"), PARE_ESHAPE, "more than");
+    pare_graph_free(g);
+    g = pare_graph_new("bad");
+    REFUSED(g, pare_graph_const(g, 3, 2, 5, "k"), PARE_EINVAL, "input must come first");
+    pare_graph_free(g);
+}
+
+PARE_TEST_ISA(ops_reshape_transpose)
+{
+    pare_graph *g = pare_graph_new("t");
+    int x = pare_graph_input(g, 4, 3, 5);
+    int r = pare_graph_reshape(g, x, 6, 10, 1, "r");
+    CHECK(r == 1 && g->nodes[r].out.c == 6 && g->nodes[r].out.h == 10 && g->nodes[r].out.w == 1);
+    if (r == 1)
+        check_node(g, r, 3, 1, 1600);
+    pare_graph_free(g);
+    static const int perms[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+    for (int i = 0; i < 6; i++) {
+        g = pare_graph_new("t");
+        x = pare_graph_input(g, 2, 3, 4);
+        int t = pare_graph_transpose(g, x, perms[i], "t");
+        CHECKF(t == 1, "perm %d: %s", i, pare_last_error());
+        if (t == 1) {
+            int d[3] = {2, 3, 4};
+            CHECK(g->nodes[t].out.c == d[perms[i][0]] && g->nodes[t].out.h == d[perms[i][1]] &&
+                  g->nodes[t].out.w == d[perms[i][2]]);
+            check_node(g, t, 2, 1, 1610 + i);
+        }
+        pare_graph_free(g);
+    }
+    /* (c, h, w) -> (w, c, h): element (1, 2, 3) of a 2x3x4 lands at (3, 1, 2). */
+    g = pare_graph_new("t");
+    x = pare_graph_input(g, 2, 3, 4);
+    pare_graph_transpose(g, x, (const int[3]){2, 0, 1}, "t");
+    float in[24], out[24];
+    for (int i = 0; i < 24; i++)
+        in[i] = (float)i;
+    CHECK_OK(pare_graph_forward(g, in, 1, out, 1));
+    CHECK(out[(3 * 2 + 1) * 3 + 2] == in[(1 * 3 + 2) * 4 + 3]);
+    pare_graph_free(g);
+    g = pare_graph_new("bad");
+    x = pare_graph_input(g, 4, 3, 5);
+    REFUSED(g, pare_graph_reshape(g, x, 6, 10, 2, "r"), PARE_ESHAPE,
+            "cannot read 4x3x5 (60 values) as 6x10x2");
+    pare_graph_free(g);
+    g = pare_graph_new("bad");
+    x = pare_graph_input(g, 4, 3, 5);
+    REFUSED(g, pare_graph_reshape(g, x, -6, -10, 1, "r"), PARE_EINVAL, "must be positive");
+    pare_graph_free(g);
+    g = pare_graph_new("bad");
+    x = pare_graph_input(g, 4, 3, 5);
+    REFUSED(g, pare_graph_transpose(g, x, (const int[3]){0, 0, 1}, "t"), PARE_EINVAL,
+            "permutation of 0, 1, 2");
+    pare_graph_free(g);
+    g = pare_graph_new("bad");
+    x = pare_graph_input(g, 4, 3, 5);
+    REFUSED(g, pare_graph_transpose(g, x, (const int[3]){0, 1, 3}, "t"), PARE_EINVAL, "permutation");
+    pare_graph_free(g);
+}
+
+/* Every new op inside graphs through the executor: parameter gradients (the
+ * consts' among them) against finite differences of the double reference,
+ * with a reshape that shares its input's memory, one whose input has other
+ * readers, and a value multiplied by itself. */
+PARE_TEST_ISA(ops_onnx_graph_gradients)
+{
+    pare_graph *g = pare_graph_new("onnx-ops");
+    int x = pare_graph_input(g, 2, 5, 6);
+    int c1 = pare_graph_conv2d(g, x, 4, 3, 1, 1, "c1");
+    int h = pare_graph_hardswish(g, c1, "hswish");
+    int p = pare_graph_pad(g, h, (const int[4]){1, 2, 2, 1}, 1, 0.0f, "reflect");
+    int c2 = pare_graph_conv2d(g, p, 4, 3, 1, 0, "c2");
+    int sg = pare_graph_sigmoid(g, c2, "sig");
+    int k1 = pare_graph_const(g, 4, 1, 1, "scale");
+    int m = pare_graph_mul(g, sg, k1, "mul");
+    int hs = pare_graph_hardsigmoid(g, m, 0.3f, 0.45f, "hsig");
+    int sq = pare_graph_mul(g, hs, hs, "square");
+    int k2 = pare_graph_const(g, 1, 6, 7, "plane");
+    int a = pare_graph_add(g, sq, k2, "shift");
+    int lr = pare_graph_leakyrelu(g, a, 0.2f, "leaky");
+    int cl = pare_graph_clip(g, lr, -0.8f, 1.1f, "clip");
+    int cs = pare_graph_channel_shuffle(g, cl, 2, "shuffle");
+    int pe = pare_graph_pad(g, cs, (const int[4]){0, 1, 1, 0}, 2, 0.0f, "edge");
+    int pc = pare_graph_pad(g, pe, (const int[4]){1, 0, 0, 2}, 0, 0.5f, "constant");
+    int t = pare_graph_transpose(g, pc, (const int[3]){1, 2, 0}, "t");
+    int r1 = pare_graph_reshape(g, t, 10, 32, 1, "r1");  /* sole reader of t: shares its bytes */
+    int sm = pare_graph_softmax(g, r1, 1, 0, "sm");
+    int r2 = pare_graph_reshape(g, sm, 320, 1, 1, "r2"); /* sm is read twice */
+    int sm2 = pare_graph_softmax(g, sm, 1, 1, "sm2");
+    int f1 = pare_graph_linear(g, r2, 5, 1, "fc1");
+    int f2 = pare_graph_linear(g, pare_graph_flatten(g, sm2, "flat"), 5, 1, "fc2");
+    pare_graph_add(g, f1, f2, "out");
+    CHECK_OK(pare_graph_status(g));
+    CHECK(g->nodes[pc].out.c == 4 && g->nodes[pc].out.h == 8 && g->nodes[pc].out.w == 10);
+    check_graph(g, 3, 1, 1700);
+    check_graph(g, 2, 2, 1701);
+    pare_graph_free(g);
 }

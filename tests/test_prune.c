@@ -113,6 +113,51 @@ PARE_TEST(prune_plan_refusals)
     pare_graph_free(g);
 }
 
+/* A const's values are a weight-role tensor but no layer's weights: neither a
+ * per-layer scheme nor the global ranking nor a ratio file may prune them,
+ * even when they are the smallest values in the model. */
+PARE_TEST(prune_skips_const_weights)
+{
+    pare_graph *g = pare_graph_new("k");
+    int x = pare_graph_input(g, 2, 5, 5);
+    int c = pare_graph_conv2d(g, x, 4, 3, 1, 1, "conv");
+    int k = pare_graph_const(g, 4, 5, 5, "k");
+    int m = pare_graph_mul(g, c, k, "mul");
+    pare_graph_linear(g, pare_graph_flatten(g, m, "flat"), 3, 1, "fc");
+    CHECK_OK(pare_graph_status(g));
+    size_t n = 0;
+    float *kv = pare_graph_param_data(g, "k.weight", &n);
+    CHECK(kv && n == 100);
+    float keep[100];
+    for (size_t i = 0; i < n && i < 100; i++)
+        keep[i] = kv[i] = 1e-4f * (float)i;
+    const pare_param *kp = &g->params[pare_graph_node_param(g, k, PARE_ROLE_WEIGHT)];
+    static const char *const schemes[] = {"unstructured", "unstructured", "auto"};
+    for (int i = 0; i < 3; i++) {
+        pare_prune_options o = {schemes[i], 0.7, i == 1, NULL, 0, 0};
+        pare_prune_plan plan;
+        CHECK_OK(pare_prune_plan_new(g, &o, &plan));
+        for (int j = 0; j < plan.n; j++)
+            CHECKF(g->nodes[plan.l[j].node].op == PARE_OP_CONV2D || g->nodes[plan.l[j].node].op == PARE_OP_LINEAR,
+                   "%s: layer %s is a prune target", schemes[i], g->nodes[plan.l[j].node].name);
+        CHECK(plan.n >= 1 && plan.n <= 2);
+        CHECK_OK(pare_prune_apply(g, &plan, NULL, NULL));
+        CHECK(pare_prune_sparsity(g, &plan) > 0.2);
+        CHECK(kp->mask == NULL && kp->scheme == NULL && !memcmp(kp->t->data, keep, sizeof keep));
+        pare_prune_plan_free(&plan);
+    }
+    FILE *f = fopen(pare_test_path("rk.txt"), "w");
+    fprintf(f, "conv 0.5\nk 0.5\n");
+    fclose(f);
+    char path[1100];
+    snprintf(path, sizeof path, "%s", pare_test_path("rk.txt"));
+    pare_prune_options o = {"unstructured", 0.5, 0, path, 0, 0};
+    pare_prune_plan plan;
+    CHECK_STATUS(pare_prune_plan_new(g, &o, &plan), PARE_ENOTFOUND);
+    CHECK(strstr(pare_last_error(), ": k (not a conv or linear layer)") != NULL);
+    pare_graph_free(g);
+}
+
 static int cmp_f(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;

@@ -41,13 +41,12 @@ static int new_act(pare_plan *p, int C, int H, int W, int P)
 }
 
 /* The halo a value needs: the widest padding of a stride-1 conv reading it, at
- * least 1 for spatial values so convs can run over whole planes. */
+ * least 1 for spatial values so convs can run over whole planes (a 1x1 value
+ * gets one only when a padded conv reads it). */
 static int halo_for(const pare_graph *g, int v, const int *needed)
 {
     pare_shape s = g->nodes[v].out;
-    if (s.h * s.w == 1)
-        return 0;
-    int P = 1;
+    int P = s.h * s.w == 1 ? 0 : 1;
     for (int u = v + 1; u < g->n_nodes; u++) {
         const pare_node *n = &g->nodes[u];
         if (!needed[u] || n->op != PARE_OP_CONV2D || n->in[0] != v)
@@ -110,6 +109,14 @@ static int sole_user(const builder *b, int v, pare_op_type op)
     if (b->users[v] != 1 || b->user[v] < 0)
         return -1;
     return b->g->nodes[b->user[v]].op == op ? b->user[v] : -1;
+}
+
+static int same_shape(pare_shape a, pare_shape b) { return a.c == b.c && a.h == b.h && a.w == b.w; }
+
+/* An add whose second input broadcasts has no kernel of its own (nor a fusion). */
+static int broadcast_add(const pare_graph *g, const pare_node *nd)
+{
+    return nd->op == PARE_OP_ADD && !same_shape(g->nodes[nd->in[0]].out, g->nodes[nd->in[1]].out);
 }
 
 /* ---- conv packing --------------------------------------------------------- */
@@ -581,7 +588,7 @@ static pare_status lower_conv(builder *b, int v, aux_list *aux)
         cur = bn;
     }
     int res = -1, addn = sole_user(b, cur, PARE_OP_ADD);
-    if (addn >= 0) {
+    if (addn >= 0 && !broadcast_add(g, &g->nodes[addn])) {
         const pare_node *an = &g->nodes[addn];
         int other = an->in[0] == cur ? an->in[1] : an->in[0];
         if (other != cur && b->done[other] && b->act_of[other] >= 0) {
@@ -762,6 +769,102 @@ static pare_status lower_linear(builder *b, int v)
     return PARE_OK;
 }
 
+/* The ops the engine runs through their own forward (PARE_STEP_OP): their
+ * forwards read only the node, its inputs and its parameters. */
+static int runs_as_op(const pare_graph *g, const pare_node *nd)
+{
+    switch (nd->op) {
+    case PARE_OP_SIGMOID:
+    case PARE_OP_HARDSIGMOID:
+    case PARE_OP_HARDSWISH:
+    case PARE_OP_LEAKYRELU:
+    case PARE_OP_CLIP:
+    case PARE_OP_MUL:
+    case PARE_OP_SOFTMAX:
+    case PARE_OP_CHANNEL_SHUFFLE:
+    case PARE_OP_PAD:
+    case PARE_OP_CONST:
+    case PARE_OP_RESHAPE:
+    case PARE_OP_TRANSPOSE:
+        return 1;
+    case PARE_OP_MAXPOOL: /* the engine's pooling kernels have no dilation */
+        return nd->a.dilation[0] > 1 || nd->a.dilation[1] > 1;
+    default:
+        return broadcast_add(g, nd);
+    }
+}
+
+/* A step that runs the op's forward on one sample: inputs whose act has a halo
+ * are copied to plain buffers first, and the output back into its act; an act
+ * without a halo is plain already and is used in place. */
+static pare_status lower_op(builder *b, int v)
+{
+    pare_graph *g = b->g;
+    const pare_node *nd = &g->nodes[v];
+    const pare_op_def *def = pare_op_get(nd->op);
+    if (nd->n_in > 8)
+        return pare_fail(PARE_EUNSUPPORTED, "layer %s: the engine runs ops of at most 8 inputs", nd->name);
+    int out = act_for_node(b, v);
+    pare_step *st = new_step(b, PARE_STEP_OP, v);
+    if (!st)
+        return pare_fail(PARE_ENOMEM, "out of memory");
+    snprintf(st->kernel, sizeof st->kernel, "%s (op forward)", def->name);
+    st->op_node = *nd;
+    st->op_node.name = NULL;
+    st->op_node.in = NULL;
+    st->out = out;
+    size_t floats = 0;
+    for (int j = 0; j < nd->n_in; j++) {
+        int a = b->act_of[nd->in[j]];
+        st->in[st->n_in++] = a;
+        st->op_xs[j] = g->nodes[nd->in[j]].out;
+        st->op_off[j] = SIZE_MAX;
+        if (b->p->acts[a].P > 0) {
+            st->op_off[j] = floats;
+            floats += pare_shape_size(st->op_xs[j]);
+        }
+    }
+    st->op_out_off = SIZE_MAX;
+    if (b->p->acts[out].P > 0) {
+        st->op_out_off = floats;
+        floats += pare_shape_size(nd->out);
+    }
+    if (floats) {
+        st->op_buf = pare_alloc_array(floats, sizeof(float), 1);
+        if (!st->op_buf)
+            return pare_fail(PARE_ENOMEM, "out of memory");
+    }
+    /* Parameters (a const's values) are copied with their masks applied. */
+    for (int k = 0; k < nd->n_param; k++) {
+        const pare_param *pp = &g->params[nd->param[k]];
+        st->op_w[k] = pare_alloc_array(pp->t->n ? pp->t->n : 1, sizeof(float), 0);
+        if (!st->op_w[k])
+            return pare_fail(PARE_ENOMEM, "out of memory");
+        for (size_t i = 0; i < pp->t->n; i++)
+            st->op_w[k][i] = pp->mask && !pp->mask[i] ? 0.0f : pp->t->data[i];
+        b->p->weight_bytes += pp->t->n * sizeof(float);
+    }
+    if (def->ws_floats) {
+        st->op_ws_floats = (def->ws_floats(g, nd, 1, 0) + 15) / 16 * 16;
+        if (st->op_ws_floats) {
+            st->op_ws = pare_alloc_array(st->op_ws_floats, sizeof(float) * (size_t)b->p->threads, 0);
+            if (!st->op_ws)
+                return pare_fail(PARE_ENOMEM, "out of memory");
+        }
+    }
+    if (def->aux_bytes) {
+        size_t n = def->aux_bytes(g, nd, 1);
+        if (n) {
+            st->op_aux = pare_alloc(n, 1);
+            if (!st->op_aux)
+                return pare_fail(PARE_ENOMEM, "out of memory");
+        }
+    }
+    st->macs = def->macs ? def->macs(g, nd) : 0;
+    b->done[v] = 1;
+    return PARE_OK;
+}
+
 /* Steps for the ops that do not fuse. */
 static pare_status lower_other(builder *b, int v)
 {
@@ -769,6 +872,8 @@ static pare_status lower_other(builder *b, int v)
     const pare_node *nd = &g->nodes[v];
     pare_step *st;
     int cur = v, act = 0;
+    if (runs_as_op(g, nd))
+        return lower_op(b, v);
     switch (nd->op) {
     case PARE_OP_FLATTEN:
     case PARE_OP_DROPOUT:
@@ -1187,6 +1292,11 @@ void pare_plan_free(pare_plan *p)
         pare_free(s->fc_val);
         pare_free(s->scale);
         pare_free(s->shift);
+        for (int k = 0; k < PARE_NODE_MAX_PARAMS; k++)
+            pare_free(s->op_w[k]);
+        pare_free(s->op_buf);
+        pare_free(s->op_ws);
+        pare_free(s->op_aux);
     }
     free(p->steps);
     free(p->acts);

@@ -1,5 +1,6 @@
 /* Emitting a plan as one standalone C file: the packed weights as static
  * arrays, one function per step over a static arena, no malloc, no libm. */
+#include <float.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include "core/error.h"
 #include "core/fsio.h"
 #include "engine/engine.h"
+#include "graph/op.h"
 
 /* Positions a conv computes at once: the input rows of a tile stay in cache
  * while every filter passes over them, and a filter's output tile stays in
@@ -805,6 +807,82 @@ static int emit_elementwise(emitter *E, int i, const pare_step *st)
     return 0;
 }
 
+/* The pointwise ops that need no libm, as C: out[x] from v = a[x] (the op's own
+ * float steps, so results match the engine's); 0 when the op has no such form
+ * (sigmoid and softmax need expf; the rest move values between positions). */
+static int pointwise_body(const pare_node *nd, char *body, size_t cap)
+{
+    char lo[32], hi[32];
+    const pare_attrs *a = &nd->a;
+    switch (nd->op) {
+    case PARE_OP_HARDSIGMOID:
+        if (!float_lit(lo, a->alpha) || !float_lit(hi, a->beta))
+            return 0;
+        snprintf(body, cap,
+                 "                const float v = %s * a[x] + %s;\n"
+                 "                out[x] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;\n",
+                 lo, hi);
+        return 1;
+    case PARE_OP_HARDSWISH:
+        snprintf(body, cap,
+                 "                const float v = a[x] / 6.0f + 0.5f;\n"
+                 "                out[x] = a[x] * (v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v);\n");
+        return 1;
+    case PARE_OP_LEAKYRELU:
+        if (!float_lit(lo, a->alpha))
+            return 0;
+        snprintf(body, cap, "                out[x] = a[x] >= 0.0f ? a[x] : %s * a[x];\n", lo);
+        return 1;
+    case PARE_OP_CLIP: {
+        /* An infinite bound clips nothing on its side, and C has no literal
+         * for it; a +inf minimum or a -inf maximum clips everything. */
+        if (a->alpha > FLT_MAX || a->beta < -FLT_MAX)
+            return 0;
+        int has_lo = float_lit(lo, a->alpha) != 0, has_hi = float_lit(hi, a->beta) != 0;
+        char upper[96] = "v", expr[224];
+        if (has_hi)
+            snprintf(upper, sizeof upper, "(v > %s ? %s : v)", hi, hi);
+        if (has_lo)
+            snprintf(expr, sizeof expr, "v < %s ? %s : %s", lo, lo, upper);
+        else
+            snprintf(expr, sizeof expr, "%s", upper);
+        snprintf(body, cap,
+                 "                const float v = a[x];\n"
+                 "                out[x] = %s;\n",
+                 expr);
+        return 1;
+    }
+    default:
+        return 0;
+    }
+}
+
+/* An op step as C when it is pointwise and its input is laid out as its output. */
+static pare_status emit_op(emitter *E, int i, const pare_step *st)
+{
+    const char *P = E->pre;
+    const pare_act *dst = &E->p->acts[st->out];
+    const pare_act *a = st->n_in == 1 ? &E->p->acts[st->in[0]] : NULL;
+    char body[512];
+    if (!a || a->C != dst->C || a->H != dst->H || a->W != dst->W ||
+        !pointwise_body(&st->op_node, body, sizeof body))
+        return pare_fail(PARE_EUNSUPPORTED, "pare compile --emit-c has no C kernel for op %s (layer '%s')",
+                         pare_op_get(st->op_node.op)->name, st->name);
+    putf(&E->b,
+         "\nstatic void %s_s%d(void)\n{\n"
+         "    for (int c = 0; c < %d; c++)\n"
+         "        for (int y = 0; y < %d; y++) {\n"
+         "            float *restrict out = %s_arena + %ld + c * %ldL + y * %ldL;\n"
+         "            const float *restrict a = %s_arena + %ld + c * %ldL + y * %ldL;\n"
+         "            for (int x = 0; x < %d; x++) {\n"
+         "%s"
+         "            }\n"
+         "        }\n}\n\n",
+         P, i, dst->C, dst->H, P, act_at(E, st->out, 0, 0, 0), dst->cs, dst->rs, P, act_at(E, st->in[0], 0, 0, 0),
+         a->cs, a->rs, dst->W, body);
+    return PARE_OK;
+}
+
 static void emit_concat(emitter *E, int i, const pare_step *st)
 {
     const char *P = E->pre;
@@ -1050,6 +1128,8 @@ static pare_status emit_step(emitter *E, int i)
     case PARE_STEP_COPY: /* run.c does nothing for it but zero its halo */
         putf(&E->b, "\nstatic void %s_s%d(void)\n{\n}\n\n", E->pre, i);
         break;
+    case PARE_STEP_OP:
+        return emit_op(E, i, st);
     default:
         return pare_fail(PARE_EUNSUPPORTED, "step %d (%s): emitted C has no code for its kind", i, st->name);
     }

@@ -33,7 +33,8 @@ typedef enum pare_step_kind {
     PARE_STEP_ACT,          /* a relu/relu6 not fused */
     PARE_STEP_CONCAT,
     PARE_STEP_PACK,         /* halo layout -> plain vector (before a linear layer) */
-    PARE_STEP_COPY          /* input -> its halo buffer */
+    PARE_STEP_COPY,         /* input -> its halo buffer */
+    PARE_STEP_OP            /* any graph op's own forward, on plain copies of its inputs */
 } pare_step_kind;
 
 typedef enum pare_conv_kind {
@@ -77,6 +78,18 @@ typedef struct pare_step {
     int sh, sw, nphase, phase_of_slot[64];
     /* affine */
     float *scale, *shift;
+    /* op: the node's copy (its name and input list point nowhere, and the op's
+     * forward runs with no graph: the ops run this way read neither), its
+     * input shapes and parameters, and a plain buffer per input and the output
+     * for the acts that have a halo */
+    pare_node op_node;
+    pare_shape op_xs[8];
+    float *op_w[PARE_NODE_MAX_PARAMS];
+    float *op_buf;
+    size_t op_off[8], op_out_off; /* floats into op_buf; SIZE_MAX: the act itself (no halo) */
+    float *op_ws;
+    size_t op_ws_floats;
+    void *op_aux;
     /* timing */
     double seconds;
 } pare_step;

@@ -1,7 +1,8 @@
 /* Running a plan: each step zeroes its output's halo and runs its kernel,
  * threads splitting positions (multiples of 96, the widest tile) or filter
- * groups. The small steps (phases, pooling, adds, packing, linear layers)
- * are here; convs go to the kernels/conv family. */
+ * groups. The small steps (phases, pooling, adds, packing, linear layers, and
+ * the ops run through their own forward) are here; convs go to the
+ * kernels/conv family. */
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "core/error.h"
 #include "core/threads.h"
 #include "engine/engine.h"
+#include "graph/op.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -336,6 +338,60 @@ static void run_fc(pare_plan *p, pare_step *st)
             y[o] = act_fn(y[o], st->act);
 }
 
+/* ---- ops through their own forward ---------------------------------------- */
+
+/* An act's values in plain NCHW order, and back. */
+static void act_gather(pare_plan *p, int a, float *dst)
+{
+    const pare_act *s = &p->acts[a];
+    for (int c = 0; c < s->C; c++)
+        for (int y = 0; y < s->H; y++)
+            memcpy(dst + ((size_t)c * (size_t)s->H + (size_t)y) * (size_t)s->W, at(p, a, c, y, 0),
+                   sizeof(float) * (size_t)s->W);
+}
+
+static void act_scatter(pare_plan *p, int a, const float *src)
+{
+    const pare_act *s = &p->acts[a];
+    for (int c = 0; c < s->C; c++)
+        for (int y = 0; y < s->H; y++)
+            memcpy(at(p, a, c, y, 0), src + ((size_t)c * (size_t)s->H + (size_t)y) * (size_t)s->W,
+                   sizeof(float) * (size_t)s->W);
+}
+
+/* Inference on one sample, threads as planned; the op reads no graph. */
+static void run_op(pare_plan *p, pare_step *st)
+{
+    static const uint8_t *const no_masks[PARE_NODE_MAX_PARAMS] = {NULL};
+    const float *x[8];
+    for (int j = 0; j < st->n_in; j++) {
+        if (st->op_off[j] == SIZE_MAX) {
+            x[j] = pare_engine_act(p, st->in[j]);
+        } else {
+            float *d = st->op_buf + st->op_off[j];
+            act_gather(p, st->in[j], d);
+            x[j] = d;
+        }
+    }
+    float *y = st->op_out_off == SIZE_MAX ? pare_engine_act(p, st->out) : st->op_buf + st->op_out_off;
+    pare_op_ctx c;
+    memset(&c, 0, sizeof c);
+    c.node = &st->op_node;
+    c.n = 1;
+    c.threads = p->threads;
+    c.x = x;
+    c.xs = st->op_xs;
+    c.y = y;
+    c.w = st->op_w;
+    c.mask = no_masks;
+    c.aux = st->op_aux;
+    c.ws = st->op_ws;
+    c.ws_floats = st->op_ws_floats;
+    pare_op_get(st->op_node.op)->forward(&c);
+    if (st->op_out_off != SIZE_MAX)
+        act_scatter(p, st->out, y);
+}
+
 void pare_engine_run_step(pare_plan *p, pare_step *st)
 {
     switch (st->kind) {
@@ -367,6 +423,9 @@ void pare_engine_run_step(pare_plan *p, pare_step *st)
         run_pack(p, st);
         break;
     case PARE_STEP_COPY:
+        break;
+    case PARE_STEP_OP:
+        run_op(p, st);
         break;
     }
 }

@@ -164,6 +164,136 @@ int pare_graph_dropout(pare_graph *g, int x, float p, const char *name)
     return one(g, PARE_OP_DROPOUT, x, &a, name);
 }
 
+int pare_graph_sigmoid(pare_graph *g, int x, const char *name)
+{
+    pare_attrs a = attrs0();
+    return one(g, PARE_OP_SIGMOID, x, &a, name);
+}
+
+int pare_graph_hardsigmoid(pare_graph *g, int x, float alpha, float beta, const char *name)
+{
+    pare_attrs a = attrs0();
+    a.alpha = alpha;
+    a.beta = beta;
+    return one(g, PARE_OP_HARDSIGMOID, x, &a, name);
+}
+
+int pare_graph_hardswish(pare_graph *g, int x, const char *name)
+{
+    pare_attrs a = attrs0();
+    return one(g, PARE_OP_HARDSWISH, x, &a, name);
+}
+
+int pare_graph_leakyrelu(pare_graph *g, int x, float alpha, const char *name)
+{
+    pare_attrs a = attrs0();
+    a.alpha = alpha;
+    return one(g, PARE_OP_LEAKYRELU, x, &a, name);
+}
+
+int pare_graph_clip(pare_graph *g, int x, float lo, float hi, const char *name)
+{
+    pare_attrs a = attrs0();
+    a.alpha = lo;
+    a.beta = hi;
+    return one(g, PARE_OP_CLIP, x, &a, name);
+}
+
+int pare_graph_mul(pare_graph *g, int a_, int b, const char *name)
+{
+    pare_attrs a = attrs0();
+    int in[2] = {a_, b};
+    return pare_graph_add_node(g, PARE_OP_MUL, in, 2, &a, name);
+}
+
+int pare_graph_softmax(pare_graph *g, int x, int axis, int mode, const char *name)
+{
+    pare_attrs a = attrs0();
+    a.axis = axis;
+    a.mode = mode;
+    return one(g, PARE_OP_SOFTMAX, x, &a, name);
+}
+
+int pare_graph_channel_shuffle(pare_graph *g, int x, int groups, const char *name)
+{
+    pare_attrs a = attrs0();
+    a.groups = groups;
+    return one(g, PARE_OP_CHANNEL_SHUFFLE, x, &a, name);
+}
+
+int pare_graph_pad(pare_graph *g, int x, const int pads[4], int mode, float value, const char *name)
+{
+    if (!g)
+        return -1;
+    if (!pads) {
+        if (!g->err)
+            g->err = pare_fail(PARE_EINVAL, "pad %s needs its four pads", name ? name : "");
+        return -1;
+    }
+    pare_attrs a = attrs0();
+    memcpy(a.pad, pads, sizeof a.pad);
+    a.mode = mode;
+    a.alpha = value;
+    return one(g, PARE_OP_PAD, x, &a, name);
+}
+
+int pare_graph_const(pare_graph *g, int c, int h, int w, const char *name)
+{
+    if (!g)
+        return -1;
+    /* pare_graph_input refuses to follow any layer, so a const first would
+     * leave the graph without its input. */
+    if (!g->err && g->n_nodes == 0)
+        g->err = pare_fail(PARE_EINVAL, "const %s: the graph's input must come first",
+                           name ? name : "");
+    pare_attrs a = attrs0();
+    a.shape[0] = c;
+    a.shape[1] = h;
+    a.shape[2] = w;
+    return pare_graph_add_node(g, PARE_OP_CONST, NULL, 0, &a, name);
+}
+
+int pare_graph_reshape(pare_graph *g, int x, int c, int h, int w, const char *name)
+{
+    pare_attrs a = attrs0();
+    a.shape[0] = c;
+    a.shape[1] = h;
+    a.shape[2] = w;
+    return one(g, PARE_OP_RESHAPE, x, &a, name);
+}
+
+int pare_graph_transpose(pare_graph *g, int x, const int perm[3], const char *name)
+{
+    if (!g)
+        return -1;
+    if (!perm) {
+        if (!g->err)
+            g->err = pare_fail(PARE_EINVAL, "transpose %s needs its permutation", name ? name : "");
+        return -1;
+    }
+    pare_attrs a = attrs0();
+    memcpy(a.perm, perm, sizeof a.perm);
+    return one(g, PARE_OP_TRANSPOSE, x, &a, name);
+}
+
+float *pare_graph_param_data(pare_graph *g, const char *name, size_t *n)
+{
+    if (n)
+        *n = 0;
+    if (!g || !name) {
+        pare_fail(PARE_EINVAL, "pare_graph_param_data needs a graph and a parameter name");
+        return NULL;
+    }
+    for (int i = 0; i < g->n_params; i++)
+        if (!strcmp(g->params[i].name, name)) {
+            if (n)
+                *n = g->params[i].t->n;
+            return g->params[i].t->data;
+        }
+    pare_fail(PARE_ENOTFOUND, "graph %s has no parameter named '%s'", g->name, name);
+    return NULL;
+}
+
 pare_status pare_graph_init_params(pare_graph *g, uint64_t seed)
 {
     if (!g)
@@ -225,7 +355,8 @@ pare_status pare_graph_layer_info(const pare_graph *g, int i, pare_layer_info *o
             out->params += (long long)p->t->n;
         if (p->frozen)
             out->frozen = 1;
-        if (p->role == PARE_ROLE_WEIGHT) {
+        /* A const's values are a weight tensor too, but not a layer's weights. */
+        if (p->role == PARE_ROLE_WEIGHT && (n->op == PARE_OP_CONV2D || n->op == PARE_OP_LINEAR)) {
             out->weights = (long long)p->t->n;
             out->masked = p->mask != NULL;
             for (size_t k = 0; k < p->t->n; k++)

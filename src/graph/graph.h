@@ -17,6 +17,12 @@ typedef struct pare_shape {
 
 static inline size_t pare_shape_size(pare_shape s) { return (size_t)s.c * (size_t)s.h * (size_t)s.w; }
 
+/* 1 when b broadcasts to a: each of b's c, h, w equals a's or is 1 (add, mul). */
+static inline int pare_shape_broadcasts(pare_shape b, pare_shape a)
+{
+    return (b.c == a.c || b.c == 1) && (b.h == a.h || b.h == 1) && (b.w == a.w || b.w == 1);
+}
+
 /* The numbering is internal; files store op names, not these numbers. */
 typedef enum pare_op_type {
     PARE_OP_INPUT = 0,
@@ -32,6 +38,21 @@ typedef enum pare_op_type {
     PARE_OP_CONCAT,
     PARE_OP_FLATTEN,
     PARE_OP_DROPOUT,
+    /* Added with ONNX import (file format 1.2). Each reads the attributes named. */
+    PARE_OP_SIGMOID,         /* 1 / (1 + e^-x) */
+    PARE_OP_HARDSIGMOID,     /* max(0, min(1, alpha x + beta)) */
+    PARE_OP_HARDSWISH,       /* x max(0, min(1, x / 6 + 1 / 2)) */
+    PARE_OP_LEAKYRELU,       /* x >= 0 ? x : alpha x */
+    PARE_OP_CLIP,            /* min(max(x, alpha), beta) */
+    PARE_OP_MUL,             /* a * b; b broadcasts to a's shape (pare_shape_broadcasts) */
+    PARE_OP_SOFTMAX,         /* over IR axis `axis` (0 c, 1 h, 2 w), or, mode 1,
+                                over that axis and every later one flattened */
+    PARE_OP_CHANNEL_SHUFFLE, /* groups g, c = g k: output channel j g + i is input
+                                channel i k + j (ShuffleNet's reshape-transpose-reshape) */
+    PARE_OP_PAD,             /* pad[4] on h and w, >= 0; mode 0 constant alpha, 1 reflect, 2 edge */
+    PARE_OP_CONST,           /* no input; one tensor of shape `shape`, the output of every sample */
+    PARE_OP_RESHAPE,         /* the same values per sample, read as shape `shape` */
+    PARE_OP_TRANSPOSE,       /* output axis i is input axis perm[i] (axes c, h, w) */
     PARE_OP__COUNT
 } pare_op_type;
 
@@ -48,6 +69,12 @@ typedef struct pare_attrs {
     int count_include_pad; /* avgpool divides by the full window */
     float eps, momentum;   /* batchnorm */
     float p;               /* dropout probability */
+    /* Format 1.2 (stored after p only when a layer uses them; see FORMAT.md). */
+    float alpha, beta;     /* leakyrelu/hardsigmoid slope, offset; clip min, max; pad value */
+    int axis;              /* softmax */
+    int mode;              /* softmax, pad */
+    int shape[3];          /* const, reshape: per-sample c, h, w */
+    int perm[3];           /* transpose */
 } pare_attrs;
 
 typedef enum pare_param_role {

@@ -405,6 +405,22 @@ static pare_status read_node(pare_rbuf *r, pare_graph *g, uint32_t i)
     a->p = pare_rbuf_f32(r);
     if (r->bad)
         return sec_fail("GRPH", "the record of layer '%s' is cut short", nd->name);
+    /* Format 1.2 fields: present when the writer needed them, else zero. */
+    if (pare_rbuf_left(r) > 0) {
+        a->alpha = pare_rbuf_f32(r);
+        a->beta = pare_rbuf_f32(r);
+        int v12[PARE_FILE_ATTRS_12_INTS];
+        for (int j = 0; j < PARE_FILE_ATTRS_12_INTS; j++)
+            v12[j] = pare_rbuf_i32(r);
+        a->axis = v12[0];
+        a->mode = v12[1];
+        for (int j = 0; j < 3; j++) {
+            a->shape[j] = v12[2 + j];
+            a->perm[j] = v12[5 + j];
+        }
+        if (r->bad)
+            return sec_fail("GRPH", "the 1.2 attributes of layer '%s' are cut short", nd->name);
+    }
     /* Bytes left in the record are fields of a later minor version: skipped. */
     return PARE_OK;
 }

@@ -11,8 +11,9 @@
 
 /* A new field in pare_attrs needs its place in GRPH (and a format version
  * decision, FORMAT.md "Versions") before it can be saved. */
-_Static_assert(sizeof(pare_attrs) ==
-                   PARE_FILE_INT_ATTRS * sizeof(int) + PARE_FILE_FLOAT_ATTRS * sizeof(float),
+_Static_assert(sizeof(pare_attrs) == (PARE_FILE_INT_ATTRS + PARE_FILE_ATTRS_12_INTS) * sizeof(int) +
+                                         (PARE_FILE_FLOAT_ATTRS + PARE_FILE_ATTRS_12_FLOATS) *
+                                             sizeof(float),
                "pare_attrs changed: store the new field in GRPH (io/file_write.c, file_read.c)");
 
 #define N_BUILTIN 4
@@ -133,13 +134,29 @@ overflow:
     return 0;
 }
 
-/* The minor version a file needs: 1.1 only when it uses what 1.1 added, so a
- * graph that 1.0 could store is stored exactly as 1.0 stored it. */
+/* 1 when a layer needs the attribute fields 1.2 added: an op 1.2 added (whose
+ * attributes, even all zero, mean something) or any of those fields set. */
+static int uses_attrs_12(const pare_node *n)
+{
+    const pare_attrs *a = &n->a;
+    if (n->op > PARE_OP_DROPOUT)
+        return 1;
+    int any = a->alpha != 0 || a->beta != 0 || a->axis || a->mode;
+    for (int j = 0; j < 3; j++)
+        any |= a->shape[j] | a->perm[j];
+    return any;
+}
+
+/* The minor version a file needs: the lowest whose fields it uses, so a graph
+ * that 1.0 could store is stored exactly as 1.0 stored it. */
 static uint32_t minor_version(const pare_graph *g, const place *pl)
 {
+    for (int i = 0; i < g->n_nodes; i++)
+        if (uses_attrs_12(&g->nodes[i]))
+            return PARE_FILE_MINOR;
     for (int i = 0; i < g->n_params; i++)
         if (pl[i].enc != PARE_FILE_DATA_DENSE || g->params[i].scheme)
-            return PARE_FILE_MINOR;
+            return PARE_FILE_MINOR_PACKED;
     return PARE_FILE_MINOR_BASE;
 }
 
@@ -197,6 +214,16 @@ static void put_grph(pare_wbuf *b, const pare_graph *g)
         pare_wbuf_f32(b, a->eps);
         pare_wbuf_f32(b, a->momentum);
         pare_wbuf_f32(b, a->p);
+        if (uses_attrs_12(n)) {
+            pare_wbuf_f32(b, a->alpha);
+            pare_wbuf_f32(b, a->beta);
+            const int ints12[PARE_FILE_ATTRS_12_INTS] = {
+                a->axis,     a->mode,    a->shape[0], a->shape[1],
+                a->shape[2], a->perm[0], a->perm[1],  a->perm[2],
+            };
+            for (int j = 0; j < PARE_FILE_ATTRS_12_INTS; j++)
+                pare_wbuf_i32(b, ints12[j]);
+        }
         end_record(b, rec);
     }
 }

@@ -13,10 +13,12 @@
 #define PARE_FILE_MAGIC_LEN 8
 
 /* A reader takes any minor version of its major; see "Versions" in FORMAT.md.
- * The writer says 1.1 only when a file uses something 1.1 added (a packed data
- * encoding or a scheme attribute), so files without them stay 1.0 byte for byte. */
+ * The writer says the lowest minor whose fields the file uses: 1.2 for a layer
+ * with 1.2 attributes (or an op 1.2 added), 1.1 for a packed data encoding or a
+ * scheme attribute, so files without them stay 1.0 byte for byte. */
 #define PARE_FILE_MAJOR 1
-#define PARE_FILE_MINOR 1
+#define PARE_FILE_MINOR 2
+#define PARE_FILE_MINOR_PACKED 1
 #define PARE_FILE_MINOR_BASE 0
 
 #define PARE_FILE_HEADER_SIZE 64
@@ -72,9 +74,13 @@ enum {
 #define PARE_FILE_ATTR_SCHEME "scheme"
 #define PARE_FILE_SCHEME_MAX 64
 
-/* pare_attrs as GRPH stores it: these many int32 fields, then float32 fields. */
+/* pare_attrs as GRPH stores it: these many int32 fields, then float32 fields
+ * (format 1.0), then, in 1.2 and only for a layer that uses them, the float32
+ * fields alpha, beta and the int32 fields axis, mode, shape[3], perm[3]. */
 #define PARE_FILE_INT_ATTRS 15
 #define PARE_FILE_FLOAT_ATTRS 3
+#define PARE_FILE_ATTRS_12_FLOATS 2
+#define PARE_FILE_ATTRS_12_INTS 8
 
 /* Checks what pare_graph_validate does not and a file needs: every parameter
  * belongs to one layer and has exactly its op's dimensions, names are unique and

@@ -17,6 +17,18 @@ extern const pare_op_def pare_op_add;
 extern const pare_op_def pare_op_concat;
 extern const pare_op_def pare_op_flatten;
 extern const pare_op_def pare_op_dropout;
+extern const pare_op_def pare_op_sigmoid;
+extern const pare_op_def pare_op_hardsigmoid;
+extern const pare_op_def pare_op_hardswish;
+extern const pare_op_def pare_op_leakyrelu;
+extern const pare_op_def pare_op_clip;
+extern const pare_op_def pare_op_mul;
+extern const pare_op_def pare_op_softmax;
+extern const pare_op_def pare_op_channel_shuffle;
+extern const pare_op_def pare_op_pad;
+extern const pare_op_def pare_op_const;
+extern const pare_op_def pare_op_reshape;
+extern const pare_op_def pare_op_transpose;
 
 /* Uniform(-b, b) fill keyed by (seed, node, role). */
 void pare_init_uniform(float *x, size_t n, float bound, uint64_t seed, int node, int role);

@@ -14,14 +14,22 @@ static pare_status pool_infer(const pare_graph *g, pare_node *n)
     if (a->kernel[0] <= 0 || a->kernel[1] <= 0 || a->stride[0] <= 0 || a->stride[1] <= 0)
         return pare_fail(PARE_EINVAL, "kernel %dx%d and stride %dx%d must be positive", a->kernel[0],
                          a->kernel[1], a->stride[0], a->stride[1]);
-    if (a->dilation[0] != 1 || a->dilation[1] != 1)
-        return pare_fail(PARE_EUNSUPPORTED, "dilated pooling is not supported");
-    for (int i = 0; i < 4; i++)
-        if (a->pad[i] < 0 || a->pad[i] > a->kernel[i % 2] / 2)
-            return pare_fail(PARE_EINVAL, "padding %d must be between 0 and half the kernel (%d)",
-                             a->pad[i], a->kernel[i % 2]);
-    int oh = pare_window_out(in.h, a->kernel[0], a->stride[0], a->pad[0], a->pad[2], 1, a->ceil_mode);
-    int ow = pare_window_out(in.w, a->kernel[1], a->stride[1], a->pad[1], a->pad[3], 1, a->ceil_mode);
+    if (a->dilation[0] <= 0 || a->dilation[1] <= 0)
+        return pare_fail(PARE_EINVAL, "dilation %dx%d must be positive", a->dilation[0], a->dilation[1]);
+    if (n->op != PARE_OP_MAXPOOL && (a->dilation[0] != 1 || a->dilation[1] != 1))
+        return pare_fail(PARE_EUNSUPPORTED, "dilated average pooling is not supported");
+    /* ONNX allows any padding smaller than the window (PyTorch: half of it);
+     * then every window holds at least one input element. */
+    for (int i = 0; i < 4; i++) {
+        int span = a->dilation[i % 2] * (a->kernel[i % 2] - 1) + 1;
+        if (a->pad[i] < 0 || a->pad[i] >= span)
+            return pare_fail(PARE_EINVAL, "padding %d must be between 0 and the window's size less one (%d)",
+                             a->pad[i], span - 1);
+    }
+    int oh = pare_window_out(in.h, a->kernel[0], a->stride[0], a->pad[0], a->pad[2], a->dilation[0],
+                             a->ceil_mode);
+    int ow = pare_window_out(in.w, a->kernel[1], a->stride[1], a->pad[1], a->pad[3], a->dilation[1],
+                             a->ceil_mode);
     if (oh <= 0 || ow <= 0)
         return pare_fail(PARE_ESHAPE, "a %dx%d window does not fit a %dx%d input", a->kernel[0],
                          a->kernel[1], in.h, in.w);
@@ -72,7 +80,8 @@ static void maxpool_forward(const pare_op_ctx *c)
     int32_t *arg = c->aux;
     long ohw = (long)out.h * out.w;
     if (a->kernel[0] == 2 && a->kernel[1] == 2 && a->stride[0] == 2 && a->stride[1] == 2 &&
-        a->pad[0] == 0 && a->pad[1] == 0 && 2 * out.h <= in.h && 2 * out.w <= in.w) {
+        a->dilation[0] == 1 && a->dilation[1] == 1 && a->pad[0] == 0 && a->pad[1] == 0 &&
+        2 * out.h <= in.h && 2 * out.w <= in.w) {
 #pragma omp parallel for num_threads(c->threads) schedule(static) if (planes * ohw > 16384)
         for (long p = 0; p < planes; p++)
             maxpool_2x2(c->x[0] + p * in.h * in.w, in.w, out.h, out.w, c->y + p * ohw, arg + p * ohw);
@@ -83,32 +92,38 @@ static void maxpool_forward(const pare_op_ctx *c)
         const float *x = c->x[0] + p * in.h * in.w;
         float *y = c->y + p * ohw;
         int32_t *ai = arg + p * ohw;
+        int dh = a->dilation[0], dw = a->dilation[1];
         for (int oh = 0; oh < out.h; oh++) {
-            int h0 = oh * a->stride[0] - a->pad[0];
-            int h1 = h0 + a->kernel[0];
-            if (h0 < 0)
-                h0 = 0;
-            if (h1 > in.h)
-                h1 = in.h;
+            int hs = oh * a->stride[0] - a->pad[0];
             for (int ow = 0; ow < out.w; ow++) {
-                int w0 = ow * a->stride[1] - a->pad[1];
-                int w1 = w0 + a->kernel[1];
-                if (w0 < 0)
-                    w0 = 0;
-                if (w1 > in.w)
-                    w1 = in.w;
+                int ws = ow * a->stride[1] - a->pad[1];
+                /* The first element inside the input starts the search, so the
+                 * argmax always points into the window. */
+                int bi = -1;
                 float best = -FLT_MAX;
-                int bi = h0 * in.w + w0;
-                for (int h = h0; h < h1; h++)
-                    for (int w = w0; w < w1; w++) {
+                for (int i = 0; i < a->kernel[0]; i++) {
+                    int h = hs + i * dh;
+                    if (h < 0 || h >= in.h)
+                        continue;
+                    for (int j = 0; j < a->kernel[1]; j++) {
+                        int w = ws + j * dw;
+                        if (w < 0 || w >= in.w)
+                            continue;
                         float v = x[h * in.w + w];
-                        if (v > best) {
+                        if (bi < 0 || v > best) {
                             best = v;
                             bi = h * in.w + w;
                         }
                     }
-                y[oh * out.w + ow] = x[bi];
-                ai[oh * out.w + ow] = bi;
+                }
+                if (bi < 0) {
+                    /* a dilated window that skips over the whole input */
+                    y[oh * out.w + ow] = -FLT_MAX;
+                    ai[oh * out.w + ow] = -1;
+                } else {
+                    y[oh * out.w + ow] = x[bi];
+                    ai[oh * out.w + ow] = bi;
+                }
             }
         }
     }
@@ -131,7 +146,8 @@ static void maxpool_backward(const pare_op_ctx *c)
         if (!acc)
             memset(dx, 0, sizeof(float) * (size_t)ihw);
         for (long i = 0; i < ohw; i++)
-            dx[ai[i]] += dy[i];
+            if (ai[i] >= 0)
+                dx[ai[i]] += dy[i];
     }
 }
 

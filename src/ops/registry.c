@@ -22,6 +22,18 @@ static const pare_op_def *const table[PARE_OP__COUNT] = {
     [PARE_OP_CONCAT] = &pare_op_concat,
     [PARE_OP_FLATTEN] = &pare_op_flatten,
     [PARE_OP_DROPOUT] = &pare_op_dropout,
+    [PARE_OP_SIGMOID] = &pare_op_sigmoid,
+    [PARE_OP_HARDSIGMOID] = &pare_op_hardsigmoid,
+    [PARE_OP_HARDSWISH] = &pare_op_hardswish,
+    [PARE_OP_LEAKYRELU] = &pare_op_leakyrelu,
+    [PARE_OP_CLIP] = &pare_op_clip,
+    [PARE_OP_MUL] = &pare_op_mul,
+    [PARE_OP_SOFTMAX] = &pare_op_softmax,
+    [PARE_OP_CHANNEL_SHUFFLE] = &pare_op_channel_shuffle,
+    [PARE_OP_PAD] = &pare_op_pad,
+    [PARE_OP_CONST] = &pare_op_const,
+    [PARE_OP_RESHAPE] = &pare_op_reshape,
+    [PARE_OP_TRANSPOSE] = &pare_op_transpose,
 };
 
 const pare_op_def *pare_op_get(pare_op_type t)

@@ -64,5 +64,7 @@ int cmd_run(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
 int cmd_zoo(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_onnx_check(int argc, char **argv);
 
 #endif

@@ -20,13 +20,15 @@ static const sub subs[] = {
     {"bench", cmd_bench, "measure a compiled model: latency, throughput, memory, per layer"},
     {"compile", cmd_compile, "show a model's compiled plan, or write it as one standalone C file"},
     {"zoo", cmd_zoo, "list the model zoo, or write one of its models, freshly initialised"},
+    {"convert", cmd_convert, "convert a model between ONNX and pare's format (by the extensions)"},
+    {"onnx-check", cmd_onnx_check, "run ONNX backend test folders: pass, FAIL or unsupported"},
 };
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: pare COMMAND [options]    (pare COMMAND --help for its options)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
-        fprintf(f, "  %-8s %s\n", subs[i].name, subs[i].about);
+        fprintf(f, "  %-10s %s\n", subs[i].name, subs[i].about);
     fprintf(f, "\n  --version  print the version and the CPU features in use\n"
                "  --help     this help\n\nenvironment: PARE_THREADS (default thread count), "
                "PARE_ISA=ref|avx2|avx512 (cap the kernels), PARE_DATA (dataset folder)\n");
