@@ -78,7 +78,7 @@ LIBSO := $(BUILD)/libpare.so
 PARE := $(BUILD)/pare
 TESTS := $(BUILD)/pare-tests
 
-.PHONY: all lib check check-isa demo deps install uninstall bench-train bench-prune bench-sparse-step bench-onnx fuzz clean help
+.PHONY: all lib check check-isa demo deps install uninstall bench-train bench-prune bench-sparse-step bench-onnx bench-engine fuzz clean help
 .DEFAULT_GOAL := all
 
 all: $(LIBA) $(LIBSO) $(PARE) $(EXAMPLES)
@@ -183,6 +183,11 @@ $(BUILD)/sparse_step: bench/sparse_step.c $(LIBA)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 bench-sparse-step: $(BUILD)/sparse_step
 	env -u OPENBLAS_CORETYPE $(BUILD)/sparse_step step 2
+
+# Inference latency: ResNet-18, MobileNetV2, VGG-16 dense and pruned, beside ONNX Runtime and
+# PyTorch (THREADS="1 2" MODELS=... REUSE=1 keeps the model files).
+bench-engine: $(PARE)
+	@bench/engine.sh $(abspath $(PARE))
 
 # ONNX figures: pare-exported models under ONNX Runtime against pare, imported torchvision
 # models timed against ONNX Runtime (bench/onnx.sh; THREADS="1 2" RUNS=50).
