@@ -78,7 +78,7 @@ LIBSO := $(BUILD)/libpare.so
 PARE := $(BUILD)/pare
 TESTS := $(BUILD)/pare-tests
 
-.PHONY: all lib check check-isa demo deps install uninstall bench-train bench-prune bench-sparse-step bench-onnx bench-engine fuzz clean help
+.PHONY: all lib check check-isa demo deps install uninstall bench-train bench-efficient bench-prune bench-sparse-step bench-onnx bench-engine fuzz clean help
 .DEFAULT_GOAL := all
 
 all: $(LIBA) $(LIBSO) $(PARE) $(EXAMPLES)
@@ -176,6 +176,11 @@ bench-train: $(PARE)
 
 bench-prune: $(PARE)
 	@bench/prune.sh $(abspath $(PARE))
+
+# W1 trained densely and with each efficient-training technique alone and combined
+# (REPEAT=3 for medians; CONFIGS="dense sparse90 ..." a subset; docs/EFFICIENT.md).
+bench-efficient: $(PARE)
+	@bench/efficient.sh $(abspath $(PARE))
 
 # Sparse training products and W1 steps, dense vs sparse (bench/sparse_step.c):
 # `make bench-sparse-step` runs `step`; run $(BUILD)/sparse_step layers for per-product times.

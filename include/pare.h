@@ -206,6 +206,14 @@ typedef struct pare_epoch_stats {
     double seconds;          /* wall time of the training loop of this epoch */
     double images_per_s;
     double lr_end;
+    /* Cost: training FLOPs of this epoch (forward and backward, work that was
+     * skipped not counted), and what dense training of every example with no layer
+     * frozen would have cost. */
+    double flops, flops_dense;
+    long examples;           /* examples trained on this epoch (after sieving and dropping) */
+    long examples_out;       /* examples outside the active set at the epoch's end */
+    int units_frozen, units; /* conv/linear units frozen at the epoch's end, of all */
+    double sparsity;         /* of the prunable weights at the epoch's end */
 } pare_epoch_stats;
 
 typedef struct pare_train_event {
@@ -223,6 +231,57 @@ typedef struct pare_train_event {
 } pare_train_event;
 
 typedef void (*pare_train_callback)(const pare_train_event *ev, void *user);
+
+/* Efficient training (docs/EFFICIENT.md): every field 0 means off, and each
+ * technique composes with the others and with pruning masks already in the model.
+ * "Units" are the conv and linear layers, each with the batch norm that follows it. */
+typedef struct pare_efficiency {
+    /* Sparse training from scratch (MEST / SpFDE): a random mask at `sparse` from
+     * the first step; every `sparse_every` steps (0: once per epoch) the mask grows
+     * to sparse - sparse_grow by gradient magnitude, and half an interval later is
+     * pruned back to `sparse` by weight magnitude; after `sparse_until` of training
+     * (0: 0.75) it stays fixed. */
+    float sparse;
+    const char *sparse_scheme;   /* NULL: "unstructured"; see docs/PRUNING.md */
+    long sparse_every;
+    float sparse_grow;           /* 0: 0.05 */
+    float sparse_until;
+    int sparse_all;              /* 1: the first conv and the last linear too (kept dense otherwise) */
+    /* Progressive freezing (SpFDE): at the start of epoch `freeze_from` (1-based)
+     * and every `freeze_every` epochs after it, the next `freeze_units` units
+     * freeze, front to back, up to `freeze_max` of them (0: all but the last).
+     * When the run ends, units frozen by freezing policies are unfrozen again;
+     * frozen flags the model came with are kept. */
+    int freeze_from;
+    int freeze_every;            /* 0: 1 */
+    int freeze_units;            /* 0: 1 */
+    int freeze_max;
+    /* Automatic freezing (EdgeOL intra-tuning): every `freeze_check` steps (0: each
+     * epoch end) the unfrozen units' activations on a fixed probe batch are
+     * compared with the previous check's by linear CKA; from the first unfrozen
+     * unit on, units freeze while their CKA is >= freeze_cka. */
+    float freeze_cka;
+    long freeze_check;
+    /* Circular data sieving (SpFDE): `sieve` of the data waits outside the active
+     * set; every `sieve_every` epochs (0: 1) the `sieve_swap` (0: 0.1) of the active
+     * set with the fewest forgetting events moves to the queue's tail and as many
+     * return from its head. */
+    float sieve;
+    int sieve_every;
+    float sieve_swap;
+    /* Dynamic data removal (SparCL): the least-forgotten examples leave for good,
+     * linearly over the epochs, until `drop_data` of the data is gone. */
+    float drop_data;
+    /* Stochastic mini-batch dropping (E2-Train): each batch is skipped with this
+     * probability (its step still advances the schedule). */
+    float drop_batch;
+    /* Dynamic gradient masking (SparCL): only the top 1 - grad_mask of |gradient|
+     * among unpruned weights is applied (and computed, in layers on the sparse
+     * path); the selection is refreshed every `grad_mask_every` steps (0: 10), and
+     * after any mask change, from a full gradient. */
+    float grad_mask;
+    long grad_mask_every;
+} pare_efficiency;
 
 typedef struct pare_train_config {
     int epochs;              /* 3 */
@@ -248,6 +307,7 @@ typedef struct pare_train_config {
     pare_train_callback callback;
     void *user;
     volatile const int *cancel;  /* when *cancel turns nonzero: checkpoint and return ECANCELLED */
+    pare_efficiency eff;         /* all zero: plain training */
 } pare_train_config;
 
 void pare_train_config_init(pare_train_config *c);

@@ -18,10 +18,12 @@
 #include "graph/exec.h"
 #include "io/io.h"
 #include "ops/loss.h"
+#include "train/efficient.h"
 #include "train/train.h"
 #include "train/trainer.h"
 
-#define STATE_VERSION 1
+#define STATE_VERSION 2
+#define PARE_CKPT_EFF "EFFS"
 
 struct pare_trainer {
     pare_graph *g;
@@ -33,7 +35,11 @@ struct pare_trainer {
     int32_t *labels;
     long *perm;
     long train_n;           /* size of the training set the schedule was built for */
-    long spe, total;        /* steps per epoch, in all */
+    long spe, total;        /* steps per epoch (of the first epoch, for the schedule), in all */
+    pare_eff *eff;          /* efficient training, or NULL */
+    long *order;            /* the examples of the current epoch, in order */
+    double flops, flops_dense; /* of the current epoch so far (saved in checkpoints) */
+    long examples;          /* trained on in the current epoch */
     /* progress, all saved in checkpoints */
     long global_step;
     int epoch;              /* epochs completed */
@@ -126,7 +132,7 @@ static pare_status check_config(const pare_train_config *c)
         return pare_fail(PARE_EINVAL, "checkpoint interval must be >= 0");
     if ((c->resume || c->checkpoint_every) && !c->checkpoint_path)
         return pare_fail(PARE_EINVAL, "checkpoints and --resume need a checkpoint path");
-    return PARE_OK;
+    return pare_eff_check(&c->eff);
 }
 
 pare_status pare_trainer_new(pare_graph *g, const pare_train_config *c, pare_trainer **out)
@@ -176,6 +182,8 @@ void pare_trainer_free(pare_trainer *t)
         return;
     pare_exec_free(t->exec);
     pare_optim_free(t->opt);
+    pare_eff_free(t->eff);
+    free(t->order);
     free(t->labels);
     free(t->perm);
     free(t->hist);
@@ -203,24 +211,43 @@ int pare_trainer_trace(const pare_trainer *t, const double **epochs, const doubl
     return t->n_trace;
 }
 
-/* One optimizer step on the batch already in the executor's input. */
-static double step_on_input(pare_trainer *t, int n, long *correct)
+/* One optimizer step on the batch already in the executor's input; idx names
+ * its examples (NULL outside pare_trainer_run). Fails only when an
+ * efficient-training update does (a non-finite loss is the caller's to judge). */
+static pare_status step_on_input(pare_trainer *t, int n, const long *idx, long *correct, double *loss_out)
 {
     pare_graph *g = t->g;
     int k = g->nodes[g->output].out.c;
     uint64_t seed = pare_hash64(t->c.seed ^ pare_hash64((uint64_t)t->global_step + 0x57e9));
+    long step = t->global_step;
+    if (t->eff)
+        pare_eff_before_step(t->eff, t->exec, step);
+    double f, fd;
+    pare_train_flops(g, t->eff, n, &f, &fd);
+    t->flops += f;
+    t->examples += n;
     pare_exec_forward(t->exec, n, seed);
+    if (t->eff && idx)
+        pare_eff_after_forward(t->eff, idx, pare_exec_output(t->exec), t->labels, n, k);
     double loss = pare_softmax_xent(pare_exec_output(t->exec), t->labels, n, k,
                                     pare_exec_output_grad(t->exec), correct);
     pare_exec_backward(t->exec, n);
+    if (t->eff)
+        pare_eff_after_backward(t->eff, t->exec, step);
     if (t->hooks.after_backward)
         t->hooks.after_backward(t, t->hooks.user);
     float lr = (float)lr_of(t, t->global_step);
     pare_optim_step(t->opt, g, t->exec, lr, t->threads);
     t->global_step++;
+    *loss_out = loss;
+    if (t->eff) {
+        pare_status s = pare_eff_after_step(t->eff, t->exec, step);
+        if (s != PARE_OK)
+            return s;
+    }
     if (t->hooks.after_step)
         t->hooks.after_step(t, t->hooks.user);
-    return loss;
+    return PARE_OK;
 }
 
 pare_status pare_trainer_step(pare_trainer *t, const float *x, const int32_t *labels, int n,
@@ -234,7 +261,10 @@ pare_status pare_trainer_step(pare_trainer *t, const float *x, const int32_t *la
             return pare_fail(PARE_EINVAL, "label %d of sample %d is outside [0, %d)", labels[i], i, k);
     memcpy(pare_exec_input(t->exec), x, sizeof(float) * pare_shape_size(t->g->nodes[0].out) * (size_t)n);
     memcpy(t->labels, labels, sizeof(int32_t) * (size_t)n);
-    double loss = step_on_input(t, n, NULL);
+    double loss = NAN;
+    pare_status s = step_on_input(t, n, NULL, NULL, &loss);
+    if (s != PARE_OK)
+        return s;
     if (loss_out)
         *loss_out = loss;
     return isfinite(loss) ? PARE_OK
@@ -264,6 +294,29 @@ static void put_fingerprint(pare_wbuf *b, const pare_trainer *t)
     pare_wbuf_u32(b, (uint32_t)c->augment_crop_pad);
     pare_wbuf_u32(b, (uint32_t)c->augment_hflip);
     pare_wbuf_u64(b, (uint64_t)t->train_n);
+    const pare_efficiency *o = &c->eff;
+    pare_wbuf_f32(b, o->sparse);
+    uint64_t h = 0x5c4e;
+    for (const char *q = o->sparse_scheme ? o->sparse_scheme : ""; *q; q++)
+        h = pare_hash64(h ^ (uint8_t)*q);
+    pare_wbuf_u64(b, h);
+    pare_wbuf_u64(b, (uint64_t)o->sparse_every);
+    pare_wbuf_f32(b, o->sparse_grow);
+    pare_wbuf_f32(b, o->sparse_until);
+    pare_wbuf_u32(b, (uint32_t)o->sparse_all);
+    pare_wbuf_u32(b, (uint32_t)o->freeze_from);
+    pare_wbuf_u32(b, (uint32_t)o->freeze_every);
+    pare_wbuf_u32(b, (uint32_t)o->freeze_units);
+    pare_wbuf_u32(b, (uint32_t)o->freeze_max);
+    pare_wbuf_f32(b, o->freeze_cka);
+    pare_wbuf_u64(b, (uint64_t)o->freeze_check);
+    pare_wbuf_f32(b, o->sieve);
+    pare_wbuf_u32(b, (uint32_t)o->sieve_every);
+    pare_wbuf_f32(b, o->sieve_swap);
+    pare_wbuf_f32(b, o->drop_data);
+    pare_wbuf_f32(b, o->drop_batch);
+    pare_wbuf_f32(b, o->grad_mask);
+    pare_wbuf_u64(b, (uint64_t)o->grad_mask_every);
 }
 
 /* Names the first option that differs between the checkpoint and this run. */
@@ -278,7 +331,14 @@ static pare_status check_fingerprint(pare_rbuf *r, const pare_trainer *t, const 
                   {"--momentum", 4}, {"--nesterov", 4},     {"--wd", 4},        {"--beta1", 4},
                   {"--beta2", 4},    {"--adam-eps", 4},     {"--schedule", 4},  {"--warmup", 8},
                   {"--step-epochs", 4}, {"--step-gamma", 4}, {"--seed", 8},     {"--crop", 4},
-                  {"--flip", 4},     {"the training set size (--limit)", 8}};
+                  {"--flip", 4},     {"the training set size (--limit)", 8},
+                  {"--sparse-train", 4}, {"--scheme", 8}, {"--sparse-every", 8},
+                  {"--sparse-grow", 4}, {"--sparse-until", 4}, {"--sparse-all", 4},
+                  {"--freeze-from", 4}, {"--freeze-every", 4}, {"--freeze-units", 4},
+                  {"--freeze-max", 4}, {"--freeze-cka", 4}, {"--freeze-check", 8},
+                  {"--sieve", 4},    {"--sieve-every", 4},  {"--sieve-swap", 4},
+                  {"--drop-data", 4}, {"--drop-batch", 4}, {"--grad-mask", 4},
+                  {"--grad-mask-every", 8}};
     size_t off = 0;
     pare_status s = PARE_OK;
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
@@ -316,6 +376,9 @@ static pare_status save_checkpoint(pare_trainer *t)
     pare_wbuf_f64(&st, t->epoch_seconds);
     pare_wbuf_f64(&st, t->trace_acc);
     pare_wbuf_u64(&st, (uint64_t)t->trace_steps);
+    pare_wbuf_f64(&st, t->flops);
+    pare_wbuf_f64(&st, t->flops_dense);
+    pare_wbuf_u64(&st, (uint64_t)t->examples);
     pare_wbuf_u32(&st, (uint32_t)t->n_hist);
     for (int i = 0; i < t->n_hist; i++) {
         const pare_epoch_stats *h = &t->hist[i];
@@ -327,6 +390,13 @@ static pare_status save_checkpoint(pare_trainer *t)
         pare_wbuf_f64(&st, h->seconds);
         pare_wbuf_f64(&st, h->images_per_s);
         pare_wbuf_f64(&st, h->lr_end);
+        pare_wbuf_f64(&st, h->flops);
+        pare_wbuf_f64(&st, h->flops_dense);
+        pare_wbuf_u64(&st, (uint64_t)h->examples);
+        pare_wbuf_u64(&st, (uint64_t)h->examples_out);
+        pare_wbuf_u32(&st, (uint32_t)h->units_frozen);
+        pare_wbuf_u32(&st, (uint32_t)h->units);
+        pare_wbuf_f64(&st, h->sparsity);
     }
     pare_wbuf_u32(&st, (uint32_t)t->n_trace);
     for (int i = 0; i < t->n_trace; i++) {
@@ -334,21 +404,30 @@ static pare_status save_checkpoint(pare_trainer *t)
         pare_wbuf_f64(&st, t->trace_y[i]);
     }
     pare_optim_save(t->opt, &op);
+    pare_wbuf ef = {0};
+    if (t->eff)
+        pare_eff_save(t->eff, &ef);
     pare_status s = pare_wbuf_status(&st);
     if (s == PARE_OK)
         s = pare_wbuf_status(&op);
+    if (s == PARE_OK)
+        s = pare_wbuf_status(&ef);
     if (s == PARE_OK) {
-        pare_file_section sec[2];
+        pare_file_section sec[3];
         memcpy(sec[0].tag, PARE_CKPT_STATE, 4);
         sec[0].data = st.p;
         sec[0].size = st.len;
         memcpy(sec[1].tag, PARE_CKPT_OPTIM, 4);
         sec[1].data = op.p;
         sec[1].size = op.len;
-        s = pare_file_save(t->ckpt_path, t->g, sec, 2);
+        memcpy(sec[2].tag, PARE_CKPT_EFF, 4);
+        sec[2].data = ef.p;
+        sec[2].size = ef.len;
+        s = pare_file_save(t->ckpt_path, t->g, sec, t->eff ? 3 : 2);
     }
     pare_wbuf_free(&st);
     pare_wbuf_free(&op);
+    pare_wbuf_free(&ef);
     return s;
 }
 
@@ -384,6 +463,19 @@ static int grow_trace(pare_trainer *t, int need)
     t->trace_y = y;
     t->cap_trace = cap;
     return 1;
+}
+
+static long steps_in_epoch(const pare_trainer *t, int epoch)
+{
+    return t->eff ? pare_eff_epoch_steps(t->eff, epoch) : t->spe;
+}
+
+static long steps_before(const pare_trainer *t, int epoch)
+{
+    long s = 0;
+    for (int e = 0; e < epoch; e++)
+        s += steps_in_epoch(t, e);
+    return s;
 }
 
 /* Copies the checkpoint's parameters into the trainer's graph after checking
@@ -451,9 +543,11 @@ static pare_status load_checkpoint(pare_trainer *t)
     long correct = (long)pare_rbuf_u64(&r), seen = (long)pare_rbuf_u64(&r);
     double secs = pare_rbuf_f64(&r), tacc = pare_rbuf_f64(&r);
     long tsteps = (long)pare_rbuf_u64(&r);
+    double flops = pare_rbuf_f64(&r), flops_dense = pare_rbuf_f64(&r);
+    long examples = (long)pare_rbuf_u64(&r);
     uint32_t nh = pare_rbuf_u32(&r);
-    if (r.bad || ep < 0 || ep > t->c.epochs || sie < 0 || sie > t->spe || nh != (uint32_t)ep ||
-        gs != (long)ep * t->spe + sie) {
+    if (r.bad || ep < 0 || ep > t->c.epochs || sie < 0 || sie > steps_in_epoch(t, ep) || nh != (uint32_t)ep ||
+        gs != steps_before(t, ep) + sie) {
         s = pare_fail(PARE_EFORMAT, "checkpoint %s: the trainer state is inconsistent", path);
         goto done;
     }
@@ -471,6 +565,13 @@ static pare_status load_checkpoint(pare_trainer *t)
         h->seconds = pare_rbuf_f64(&r);
         h->images_per_s = pare_rbuf_f64(&r);
         h->lr_end = pare_rbuf_f64(&r);
+        h->flops = pare_rbuf_f64(&r);
+        h->flops_dense = pare_rbuf_f64(&r);
+        h->examples = (long)pare_rbuf_u64(&r);
+        h->examples_out = (long)pare_rbuf_u64(&r);
+        h->units_frozen = (int)pare_rbuf_u32(&r);
+        h->units = (int)pare_rbuf_u32(&r);
+        h->sparsity = pare_rbuf_f64(&r);
     }
     uint32_t nt = pare_rbuf_u32(&r);
     if (r.bad || nt > pare_rbuf_left(&r) / 16 || !grow_trace(t, (int)nt + 1)) {
@@ -495,6 +596,20 @@ static pare_status load_checkpoint(pare_trainer *t)
         pare_error_prefix("checkpoint %s", path);
         goto done;
     }
+    if (t->eff) {
+        const pare_file_section *es = pare_file_extra_find(&ex, PARE_CKPT_EFF);
+        if (!es) {
+            s = pare_fail(PARE_EFORMAT, "checkpoint %s has no efficient-training state", path);
+            goto done;
+        }
+        pare_rbuf re;
+        pare_rbuf_init(&re, es->data, es->size);
+        s = pare_eff_load(t->eff, &re);
+        if (s != PARE_OK) {
+            pare_error_prefix("checkpoint %s", path);
+            goto done;
+        }
+    }
     t->global_step = gs;
     t->epoch = ep;
     t->step_in_epoch = sie;
@@ -504,6 +619,9 @@ static pare_status load_checkpoint(pare_trainer *t)
     t->epoch_seconds = secs;
     t->trace_acc = tacc;
     t->trace_steps = tsteps;
+    t->flops = flops;
+    t->flops_dense = flops_dense;
+    t->examples = examples;
     t->n_hist = (int)nh;
     t->n_trace = (int)nt;
 done:
@@ -527,7 +645,7 @@ static void base_event(const pare_trainer *t, pare_train_event *ev, pare_event_k
     ev->epoch = t->epoch + 1;
     ev->epochs = t->c.epochs;
     ev->step = t->step_in_epoch;
-    ev->steps_per_epoch = t->spe;
+    ev->steps_per_epoch = t->epoch < t->c.epochs ? steps_in_epoch(t, t->epoch) : t->spe;
     ev->global_step = t->global_step;
     ev->total_steps = t->total;
 }
@@ -547,12 +665,41 @@ pare_status pare_trainer_run(pare_trainer *t, const pare_dataset *train, const p
     t->train_n = train->n;
     t->spe = (train->n + t->c.batch - 1) / t->c.batch;
     t->total = t->spe * t->c.epochs;
+    if (pare_eff_any(&t->c.eff) && !t->eff) {
+        s = pare_eff_new(g, &t->c, train->n, &t->eff);
+        if (s != PARE_OK)
+            return s;
+        t->spe = pare_eff_epoch_steps(t->eff, 0);
+        t->total = pare_eff_total_steps(t->eff);
+    }
     long resumed = 0;
     if (t->c.resume && pare_file_exists(t->ckpt_path) && t->global_step == 0) {
         s = load_checkpoint(t);
         if (s != PARE_OK)
             return s;
         resumed = t->global_step;
+    }
+    if (t->eff && t->global_step == 0 && t->epoch == 0) {
+        s = pare_eff_start(t->eff);
+        if (s != PARE_OK)
+            return s;
+    }
+    if (t->eff) {
+        const long *pidx;
+        int pn = pare_eff_probe(t->eff, &pidx);
+        if (pn > 0) {
+            float *px = malloc(sizeof(float) * pare_shape_size(g->nodes[0].out) * (size_t)pn);
+            int32_t *pl = malloc(sizeof(int32_t) * (size_t)pn);
+            if (!px || !pl) {
+                free(px);
+                free(pl);
+                return pare_fail(PARE_ENOMEM, "out of memory for the probe batch");
+            }
+            pare_data_batch(train, pidx, pn, px, pl, NULL, t->c.seed, 0, t->threads);
+            pare_eff_set_probe_data(t->eff, px);
+            free(px);
+            free(pl);
+        }
     }
     if (train->norm_channels > 0)
         pare_graph_norm_set(g, train->norm_channels, train->mean, train->std);
@@ -569,30 +716,44 @@ pare_status pare_trainer_run(pare_trainer *t, const pare_dataset *train, const p
     emit(t, &ev);
 
     while (t->epoch < t->c.epochs) {
-        pare_data_permutation(train->n, t->c.seed, (uint64_t)t->epoch, t->perm);
+        long n_epoch = train->n;
+        if (t->eff)
+            n_epoch = pare_eff_epoch_begin(t->eff, t->epoch, t->step_in_epoch == 0, t->perm);
+        else
+            pare_data_permutation(train->n, t->c.seed, (uint64_t)t->epoch, t->perm);
+        long spe = steps_in_epoch(t, t->epoch);
         double t0 = now_s(), prev_secs = t->epoch_seconds;
         long seen_at_start = t->seen;
-        while (t->step_in_epoch < t->spe) {
+        while (t->step_in_epoch < spe) {
             long start = t->step_in_epoch * t->c.batch;
-            int m = (int)(train->n - start < t->c.batch ? train->n - start : t->c.batch);
-            pare_data_batch(train, t->perm + start, m, pare_exec_input(t->exec), t->labels, augp,
-                            t->c.seed, (uint64_t)t->epoch, t->threads);
-            long right = 0;
-            double loss = step_on_input(t, m, &right);
-            if (!isfinite(loss))
-                return pare_fail(PARE_EINVAL,
-                                 "the loss became %g at step %ld (epoch %d); lower the learning rate",
-                                 loss, t->global_step, t->epoch + 1);
+            int m = (int)(n_epoch - start < t->c.batch ? n_epoch - start : t->c.batch);
+            if (t->eff && pare_eff_skip_batch(t->eff, t->global_step)) {
+                /* a dropped batch: the schedule moves on, nothing is computed */
+                t->global_step++;
+                m = 0;
+            } else {
+                pare_data_batch(train, t->perm + start, m, pare_exec_input(t->exec), t->labels, augp,
+                                t->c.seed, (uint64_t)t->epoch, t->threads);
+                long right = 0;
+                double loss = NAN;
+                s = step_on_input(t, m, t->perm + start, &right, &loss);
+                if (s != PARE_OK)
+                    return s;
+                if (!isfinite(loss))
+                    return pare_fail(PARE_EINVAL,
+                                     "the loss became %g at step %ld (epoch %d); lower the learning rate",
+                                     loss, t->global_step, t->epoch + 1);
+                t->loss_sum += loss * m;
+                t->correct += right;
+                t->seen += m;
+                t->trace_acc += loss;
+                t->trace_steps++;
+            }
             t->step_in_epoch++;
-            t->loss_sum += loss * m;
-            t->correct += right;
-            t->seen += m;
-            t->trace_acc += loss;
-            t->trace_steps++;
-            if (t->trace_steps == trace_every || t->step_in_epoch == t->spe) {
+            if (t->trace_steps > 0 && (t->trace_steps == trace_every || t->step_in_epoch == spe)) {
                 if (!grow_trace(t, t->n_trace + 1))
                     return pare_fail(PARE_ENOMEM, "out of memory");
-                t->trace_x[t->n_trace] = t->epoch + (double)t->step_in_epoch / (double)t->spe;
+                t->trace_x[t->n_trace] = t->epoch + (double)t->step_in_epoch / (double)spe;
                 t->trace_y[t->n_trace] = t->trace_acc / (double)t->trace_steps;
                 t->n_trace++;
                 t->trace_acc = 0;
@@ -600,14 +761,14 @@ pare_status pare_trainer_run(pare_trainer *t, const pare_dataset *train, const p
             }
             t->epoch_seconds = prev_secs + (now_s() - t0);
             base_event(t, &ev, PARE_EV_STEP);
-            ev.loss = t->loss_sum / (double)t->seen;
+            ev.loss = t->seen ? t->loss_sum / (double)t->seen : 0;
             ev.lr = lr_of(t, t->global_step - 1);
             ev.seconds = t->epoch_seconds;
             ev.images_per_s = t->epoch_seconds > 0 ? (double)(t->seen - seen_at_start) / (now_s() - t0) : 0;
             emit(t, &ev);
             int cancel = t->c.cancel && *t->c.cancel;
             if (t->ckpt_path && ((t->c.checkpoint_every && t->global_step % t->c.checkpoint_every == 0 &&
-                                  t->step_in_epoch < t->spe) || cancel)) {
+                                  t->step_in_epoch < spe) || cancel)) {
                 s = save_checkpoint(t);
                 if (s != PARE_OK)
                     return s;
@@ -628,6 +789,17 @@ pare_status pare_trainer_run(pare_trainer *t, const pare_dataset *train, const p
         st.images_per_s = t->epoch_seconds > 0 ? (double)t->seen / t->epoch_seconds : 0;
         st.lr_end = lr_of(t, t->global_step - 1);
         st.test_loss = st.test_acc = -1;
+        if (t->eff) {
+            s = pare_eff_epoch_end(t->eff, t->exec, t->epoch);
+            if (s != PARE_OK)
+                return s;
+        }
+        double f1, d1;
+        pare_train_flops(g, NULL, 1, &f1, &d1);
+        st.flops = t->flops;
+        st.flops_dense = d1 * (double)train->n;
+        st.examples = t->examples;
+        pare_train_stats(g, t->eff, &st.examples_out, &st.units_frozen, &st.units, &st.sparsity);
         if (test) {
             pare_eval_result er;
             pare_train_event proto;
@@ -646,6 +818,8 @@ pare_status pare_trainer_run(pare_trainer *t, const pare_dataset *train, const p
         t->loss_sum = 0;
         t->correct = t->seen = 0;
         t->epoch_seconds = 0;
+        t->flops = t->flops_dense = 0;
+        t->examples = 0;
         base_event(t, &ev, PARE_EV_EPOCH);
         ev.epoch = st.epoch;
         ev.stats = &t->hist[t->n_hist - 1];
@@ -663,5 +837,7 @@ pare_status pare_trainer_run(pare_trainer *t, const pare_dataset *train, const p
             return pare_fail(PARE_ECANCELLED, "interrupted after epoch %d%s", t->epoch,
                              t->ckpt_path ? "; the checkpoint holds the state" : "");
     }
+    if (t->eff)
+        pare_eff_end(t->eff);
     return PARE_OK;
 }

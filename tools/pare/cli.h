@@ -57,6 +57,7 @@ pare_status cli_load_data(const char *spec, const char *images, const char *labe
 void cli_apply_model_norm(const pare_graph *g, pare_dataset *ds);
 
 int cmd_train(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_prune(int argc, char **argv);

@@ -26,6 +26,7 @@ typedef struct run_ui {
     pare_progress *bar;
     pare_json *json;
     int quiet;
+    int efficient;
     char label[64];
 } run_ui;
 
@@ -64,6 +65,12 @@ static void on_event(const pare_train_event *ev, void *user)
             else
                 pare_progress_line(ui->bar, "epoch %d/%d  train loss %.4f  acc %.2f%%  %.1f s  %s img/s",
                                    s->epoch, ev->epochs, s->train_loss, 100 * s->train_acc, s->seconds, rate);
+            if (ui->efficient && s->flops_dense > 0)
+                pare_progress_line(ui->bar,
+                                   "  cost: %.3g TFLOP (%.1f%% of dense)  %ld examples, %ld out of the set  "
+                                   "%d/%d units frozen  sparsity %.1f%%",
+                                   s->flops * 1e-12, 100 * s->flops / s->flops_dense, s->examples, s->examples_out,
+                                   s->units_frozen, s->units, 100 * s->sparsity);
         }
         if (ui->json) {
             pare_json_begin_object(ui->json);
@@ -78,6 +85,13 @@ static void on_event(const pare_train_event *ev, void *user)
             pare_json_kv_double(ui->json, "seconds", s->seconds);
             pare_json_kv_double(ui->json, "images_per_s", s->images_per_s);
             pare_json_kv_double(ui->json, "lr", s->lr_end);
+            pare_json_kv_double(ui->json, "flops", s->flops);
+            pare_json_kv_double(ui->json, "flops_dense", s->flops_dense);
+            pare_json_kv_int(ui->json, "examples", s->examples);
+            pare_json_kv_int(ui->json, "examples_out", s->examples_out);
+            pare_json_kv_int(ui->json, "units_frozen", s->units_frozen);
+            pare_json_kv_int(ui->json, "units", s->units);
+            pare_json_kv_double(ui->json, "sparsity", s->sparsity);
             pare_json_end_object(ui->json);
             fflush(stdout);
         }
@@ -136,12 +150,18 @@ done:
     return s;
 }
 
-int cmd_train(int argc, char **argv)
+static int train_main(int argc, char **argv, int finetune)
 {
+    const char *cname = finetune ? "finetune" : "train";
     static const char *const optimizers[] = {"sgd", "adamw", NULL};
     static const char *const schedules[] = {"constant", "step", "cosine", NULL};
     pare_train_config cfg;
     pare_train_config_init(&cfg);
+    if (finetune) {
+        cfg.epochs = 1;
+        cfg.lr = 0.01f;
+    }
+    pare_efficiency *ef = &cfg.eff;
     const char *model = NULL, *from = NULL, *data = "fashion-mnist", *out = NULL, *plot = NULL;
     const char *ckpt = NULL, *tr_img = NULL, *tr_lab = NULL, *te_img = NULL, *te_lab = NULL;
     int opt_i = 0, sched_i = 2, json = 0, quiet = 0, no_test = 0, classes = 0;
@@ -182,26 +202,62 @@ int cmd_train(int argc, char **argv)
         {"--json", CLI_FLAG, &json, NULL, "JSON lines on stdout (one per epoch, then a summary)", NULL, 0, 0, 0},
         {"--plot", CLI_STRING, &plot, "FILE.svg", "write loss and accuracy curves as SVG", NULL, 0, 0, 0},
         {"--quiet", CLI_FLAG, &quiet, NULL, "no progress output", NULL, 0, 0, 0},
+        /* efficient training (docs/EFFICIENT.md) */
+        {"--sparse-train", CLI_FLOAT, &ef->sparse, "F", "sparse training: weights at sparsity F from the first step", NULL, 0, 0.9999, 0},
+        {"--scheme", CLI_STRING, &ef->sparse_scheme, "S", "sparse training's scheme (unstructured)", NULL, 0, 0, 0},
+        {"--sparse-every", CLI_LONG, &ef->sparse_every, "STEPS", "steps between prune-and-grow updates (an epoch)", NULL, 0, 1e12, 0},
+        {"--sparse-grow", CLI_FLOAT, &ef->sparse_grow, "F", "each update grows the density by F (0.05)", NULL, 0, 0.9999, 0},
+        {"--sparse-until", CLI_FLOAT, &ef->sparse_until, "F", "the mask is fixed after this fraction of training (0.75)", NULL, 0, 1, 0},
+        {"--sparse-all", CLI_FLAG, &ef->sparse_all, NULL, "make the first conv and the last linear sparse too", NULL, 0, 0, 0},
+        {"--freeze-from", CLI_INT, &ef->freeze_from, "EPOCH", "progressive freezing from this epoch (1-based)", NULL, 0, 100000, 0},
+        {"--freeze-every", CLI_INT, &ef->freeze_every, "N", "epochs between freezing steps (1)", NULL, 0, 100000, 0},
+        {"--freeze-units", CLI_INT, &ef->freeze_units, "N", "units (conv/linear + BN) frozen per step (1)", NULL, 0, 100000, 0},
+        {"--freeze-max", CLI_INT, &ef->freeze_max, "N", "at most N units frozen (all but the last)", NULL, 0, 100000, 0},
+        {"--freeze-cka", CLI_FLOAT, &ef->freeze_cka, "T", "freeze a unit once the CKA of its activations reaches T", NULL, 0, 1, 0},
+        {"--freeze-check", CLI_LONG, &ef->freeze_check, "STEPS", "steps between CKA checks (each epoch end)", NULL, 0, 1e12, 0},
+        {"--sieve", CLI_FLOAT, &ef->sieve, "F", "circular data sieving: F of the data waits outside the active set", NULL, 0, 0.9999, 0},
+        {"--sieve-every", CLI_INT, &ef->sieve_every, "N", "epochs between sieving swaps (1)", NULL, 0, 100000, 0},
+        {"--sieve-swap", CLI_FLOAT, &ef->sieve_swap, "F", "fraction of the active set swapped each time (0.1)", NULL, 0, 1, 0},
+        {"--drop-data", CLI_FLOAT, &ef->drop_data, "F", "remove the least-forgotten examples, F of the data by the end", NULL, 0, 0.9999, 0},
+        {"--drop-batch", CLI_FLOAT, &ef->drop_batch, "P", "skip each mini-batch with probability P", NULL, 0, 0.9999, 0},
+        {"--grad-mask", CLI_FLOAT, &ef->grad_mask, "F", "drop the smallest F of the weight gradients", NULL, 0, 0.9999, 0},
+        {"--grad-mask-every", CLI_LONG, &ef->grad_mask_every, "STEPS", "steps between gradient-mask refreshes (10)", NULL, 0, 1e12, 0},
     };
     cli_cmd cmd = {"train", "--model NAME --out FILE [options]",
                    "Trains a model with SGD or AdamW, evaluates it after every epoch, writes a checkpoint at\n"
                    "each epoch end (and every --checkpoint-every steps), and writes the final model to --out.\n"
                    "Ctrl-C saves a checkpoint; run the same command with --resume to continue: the result is\n"
-                   "bit-identical to an uninterrupted run with the same seed and thread count.",
+                   "bit-identical to an uninterrupted run with the same seed and thread count.\n"
+                   "The efficient-training options (sparse training, freezing, sieving, dropping, gradient\n"
+                   "masks) compose; the epoch report then shows the FLOPs spent beside dense training's.",
                    opts, (int)(sizeof opts / sizeof opts[0]), 0, 0};
+    if (finetune) {
+        cmd.name = "finetune";
+        cmd.usage = "MODEL.pare --out FILE [options]";
+        cmd.about = "Fine-tunes a model (masks, frozen flags and schemes kept) with the options of pare train;\n"
+                    "defaults: 1 epoch, lr 0.01, cosine. The efficient-training options apply as in train.";
+        cmd.min_pos = cmd.max_pos = 1;
+        /* the model is the argument: no --model, no --from (the first two options) */
+        cmd.opts += 2;
+        cmd.nopts -= 2;
+    }
     const char *pos[1];
     int npos;
     int r = cli_parse(&cmd, argc, argv, pos, &npos);
     if (r)
         return r < 0 ? 0 : r;
+    if (finetune)
+        from = pos[0];
     if (!out)
-        return cli_error("train", EXIT_USAGE, "--out FILE is required (where the trained model goes)");
+        return cli_error(cname, EXIT_USAGE, "--out FILE is required (where the trained model goes)");
     if (!model == !from)
-        return cli_error("train", EXIT_USAGE, "give either --model NAME (a zoo model) or --from FILE (a model to continue)");
+        return cli_error(cname, EXIT_USAGE, "give either --model NAME (a zoo model) or --from FILE (a model to continue)");
+    if (ef->sparse_scheme && !(ef->sparse > 0))
+        return cli_error(cname, EXIT_USAGE, "--scheme belongs to sparse training: give --sparse-train F too");
     if (!tr_img != !tr_lab || !te_img != !te_lab)
-        return cli_error("train", EXIT_USAGE, "--train-images/--train-labels and --test-images/--test-labels come in pairs");
+        return cli_error(cname, EXIT_USAGE, "--train-images/--train-labels and --test-images/--test-labels come in pairs");
     if (te_img && !tr_img)
-        return cli_error("train", EXIT_USAGE, "--test-images needs --train-images too");
+        return cli_error(cname, EXIT_USAGE, "--test-images needs --train-images too");
     cfg.optimizer = (pare_optimizer)opt_i;
     cfg.schedule = (pare_schedule)sched_i;
     if (cfg.optimizer == PARE_OPT_ADAMW && !cli_find(&cmd, "--wd")->set)
@@ -209,7 +265,7 @@ int cmd_train(int argc, char **argv)
     char ckpt_buf[4096];
     if (!ckpt) {
         if (snprintf(ckpt_buf, sizeof ckpt_buf, "%s.ckpt", out) >= (int)sizeof ckpt_buf)
-            return cli_error("train", EXIT_USAGE, "--out path is too long");
+            return cli_error(cname, EXIT_USAGE, "--out path is too long");
         ckpt = ckpt_buf;
     }
     cfg.checkpoint_path = ckpt;
@@ -246,6 +302,8 @@ int cmd_train(int argc, char **argv)
     run_ui ui = {0};
     ui.bar = pare_progress_new(stderr, quiet ? 0 : -1);
     ui.quiet = quiet;
+    ui.efficient = ef->sparse > 0 || ef->freeze_from > 0 || ef->freeze_cka > 0 || ef->sieve > 0 ||
+                   ef->drop_data > 0 || ef->drop_batch > 0 || ef->grad_mask > 0;
     ui.json = json ? pare_json_new(stdout, 0) : NULL;
     cfg.callback = on_event;
     cfg.user = &ui;
@@ -260,17 +318,17 @@ int cmd_train(int argc, char **argv)
         s = pare_trainer_run(t, train, test);
     pare_progress_done(ui.bar);
     if (s == PARE_ECANCELLED) {
-        code = cli_error("train", EXIT_INTERRUPTED, "%s; continue with the same command and --resume",
+        code = cli_error(cname, EXIT_INTERRUPTED, "%s; continue with the same command and --resume",
                          pare_last_error());
         goto done_ui;
     }
     if (s != PARE_OK) {
-        code = cli_fail("train", s);
+        code = cli_fail(cname, s);
         goto done_ui;
     }
     s = pare_graph_save(g, out);
     if (s != PARE_OK) {
-        code = cli_fail("train", s);
+        code = cli_fail(cname, s);
         goto done_ui;
     }
     if (plot) {
@@ -278,7 +336,7 @@ int cmd_train(int argc, char **argv)
         snprintf(title, sizeof title, "%s on %s", pare_graph_name(g), data);
         s = write_plot(t, plot, title);
         if (s != PARE_OK) {
-            code = cli_fail("train", s);
+            code = cli_fail(cname, s);
             goto done_ui;
         }
     }
@@ -311,7 +369,7 @@ done_ui:
     pare_progress_free(ui.bar);
     goto done;
 fail_status:
-    code = cli_fail("train", s);
+    code = cli_fail(cname, s);
 done:
     pare_trainer_free(t);
     pare_dataset_free(train);
@@ -319,3 +377,6 @@ done:
     pare_graph_free(g);
     return code;
 }
+
+int cmd_train(int argc, char **argv) { return train_main(argc, argv, 0); }
+int cmd_finetune(int argc, char **argv) { return train_main(argc, argv, 1); }

@@ -13,6 +13,7 @@ typedef struct sub {
 
 static const sub subs[] = {
     {"train", cmd_train, "train a model from the zoo (or continue a model) on a dataset"},
+    {"finetune", cmd_finetune, "fine-tune a model, with the efficient-training options"},
     {"eval", cmd_eval, "evaluate a model on a dataset: loss and accuracy"},
     {"info", cmd_info, "show a model's layers: shapes, parameters, MACs, sparsity"},
     {"prune", cmd_prune, "prune a model to a sparsity scheme, fine-tune it, shrink it"},
