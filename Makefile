@@ -78,7 +78,7 @@ LIBSO := $(BUILD)/libpare.so
 PARE := $(BUILD)/pare
 TESTS := $(BUILD)/pare-tests
 
-.PHONY: all lib check check-isa demo deps install uninstall bench-train bench-efficient bench-prune bench-sparse-step bench-onnx bench-engine fuzz clean help
+.PHONY: all lib check check-isa demo deps install uninstall bench-train bench-efficient bench-prune bench-sparse-step bench-onnx bench-engine bench-online fuzz clean help
 .DEFAULT_GOAL := all
 
 all: $(LIBA) $(LIBSO) $(PARE) $(EXAMPLES)
@@ -198,6 +198,11 @@ bench-engine: $(PARE)
 # models timed against ONNX Runtime (bench/onnx.sh; THREADS="1 2" RUNS=50).
 bench-onnx: $(PARE)
 	@bench/onnx.sh $(abspath $(PARE))
+
+# Online fine-tuning on drifting Fashion-MNIST streams: edgeol vs immediate vs never
+# (MODEL=lenet|fmnist-cnn THREADS=1 SEEDS="1 2 3" DRIFTS="rotate contrast"; docs/ONLINE.md).
+bench-online: $(PARE)
+	@bench/online.sh $(abspath $(PARE))
 
 # libFuzzer targets for every file reader (clang); FUZZ_RUNS iterations each.
 FUZZ_RUNS ?= 20000

@@ -388,6 +388,123 @@ void pare_plan_profile(pare_plan *p, int enable);
  * `void <prefix>_run(const float *in, float *out)` (one sample). */
 pare_status pare_plan_emit_c(const pare_plan *p, const char *path, const char *prefix);
 
+/* Online fine-tuning (docs/ONLINE.md) */
+
+/* A stream interleaves inference requests and labelled samples (docs/ONLINE.md has
+ * the byte layout). Pixels are uint8, CHW, normalised as the model records. */
+typedef enum pare_record_kind {
+    PARE_REC_INFER = 0,     /* an inference request: predict, never learn from it */
+    PARE_REC_LABELLED = 1,  /* a labelled sample: predict first (test), then keep to train on */
+    PARE_REC_SEGMENT = 2    /* a marker: a new segment begins (e.g. the simulator's drift points) */
+} pare_record_kind;
+
+typedef struct pare_stream_info {
+    int channels, height, width;   /* each 1..4096, at most 16 Mi values a sample */
+    int classes;                   /* 1..65535 */
+} pare_stream_info;
+
+typedef struct pare_record {
+    pare_record_kind kind;
+    /* LABELLED: the class; INFER: the true class when the stream knows it (to
+     * measure the served accuracy; never trained on), else -1; SEGMENT: its number. */
+    int label;
+    const uint8_t *pixels;         /* channels x height x width (not for SEGMENT) */
+} pare_record;
+
+typedef struct pare_stream pare_stream;
+
+/* Opens a stream file ("-": standard input) and checks its header. */
+pare_status pare_stream_open(const char *path, pare_stream **out);
+void pare_stream_get_info(const pare_stream *s, pare_stream_info *out);
+/* The next record: *got = 1 and rec (valid until the next call), or *got = 0 at a
+ * clean end. A truncated or corrupt record is PARE_EFORMAT naming the stream and
+ * the record's number; the records before it were returned whole. */
+pare_status pare_stream_next(pare_stream *s, pare_record *rec, int *got);
+/* Records returned so far. */
+long pare_stream_count(const pare_stream *s);
+void pare_stream_close(pare_stream *s);
+
+typedef struct pare_stream_writer pare_stream_writer;
+
+/* Records are kept in memory; finish writes the file atomically ("-": standard
+ * output) and frees the writer, as free does without writing. */
+pare_status pare_stream_writer_new(const char *path, const pare_stream_info *info,
+                                   pare_stream_writer **out);
+pare_status pare_stream_write(pare_stream_writer *w, const pare_record *rec);
+pare_status pare_stream_writer_finish(pare_stream_writer *w);
+void pare_stream_writer_free(pare_stream_writer *w);
+
+typedef enum pare_online_policy {
+    PARE_ONLINE_EDGEOL = 0,    /* rounds by new data x inference load, forced by a drift; CKA freezing */
+    PARE_ONLINE_IMMEDIATE = 1, /* a round on every `batch` new labels */
+    PARE_ONLINE_NEVER = 2      /* serve only */
+} pare_online_policy;
+
+typedef struct pare_online_options {
+    pare_online_policy policy;  /* EDGEOL */
+    /* A round: `epochs` passes of SGD (constant lr, momentum, L2 decay) in
+     * mini-batches of `batch` over the replay buffer, the `buffer` latest labels. */
+    float lr;                   /* 0.01 */
+    float momentum;             /* 0.9 */
+    float weight_decay;         /* 5e-4 */
+    int batch;                  /* 32 */
+    int epochs;                 /* 4 */
+    int buffer;                 /* 512 */
+    /* EDGEOL: a round once min_new * (1 + load_scale * s) new labels arrived, s the
+     * share of inference requests among recent records; the three rounds after a
+     * drift come at a quarter of that. */
+    int min_new;                /* 64 */
+    float load_scale;           /* 1 */
+    /* Drift (a scenario change): the prequential accuracy of the last `window`
+     * labels falls more than drift_drop below its running reference. Counted by
+     * every policy; under EDGEOL it forces a round at once, unfreezes every layer
+     * and drops the replay samples older than the window. */
+    int window;                 /* 100 */
+    float drift_drop;           /* 0.15 */
+    /* Freezing at round ends: units (conv/linear + BN) freeze front to back while
+     * the linear CKA of their activations on a fixed probe batch against the
+     * previous round's is >= freeze_cka; 0: off. Honoured by every policy. */
+    float freeze_cka;           /* 0.999 */
+    int probe;                  /* 32 */
+    uint64_t seed;              /* 0: the order of samples in rounds, dropout */
+    int threads;                /* 0: PARE_THREADS or all cores */
+} pare_online_options;
+
+void pare_online_options_init(pare_online_options *o);
+
+typedef struct pare_online_stats {
+    long records, inferences, labelled, segments;
+    long rounds, forced_rounds, drifts;
+    long steps, samples_trained;    /* SGD steps and the samples they processed */
+    double finetune_seconds;        /* wall time inside rounds */
+    double flops;                   /* training FLOPs of the rounds (frozen work not counted) */
+    long correct;                   /* labelled samples predicted right before training on them */
+    double accuracy;                /* prequential: correct / labelled (-1 when none) */
+    long served_known, served_correct; /* inference requests whose true class was known */
+    double served_accuracy;         /* -1 when none */
+    int units, units_frozen;        /* now */
+} pare_online_stats;
+
+/* Per segment (segment 0 runs until the first marker). */
+typedef struct pare_online_segment {
+    int id;                         /* the marker's number (0 for the first) */
+    long first_record, records, labelled, correct, served_known, served_correct, rounds;
+} pare_online_segment;
+
+typedef struct pare_online pare_online;
+
+/* The learner updates g in place; g must outlive it. */
+pare_status pare_online_new(pare_graph *g, const pare_online_options *o, pare_online **out);
+void pare_online_free(pare_online *ol);
+/* One record (pixels of the graph's input size): *pred gets the predicted class
+ * (-1 for a marker). A labelled sample may run a round before returning. */
+pare_status pare_online_feed(pare_online *ol, const pare_record *rec, int *pred);
+void pare_online_get_stats(const pare_online *ol, pare_online_stats *out);
+int pare_online_segment_count(const pare_online *ol);
+pare_status pare_online_segment_get(const pare_online *ol, int i, pare_online_segment *out);
+/* The record numbers (0-based) at which drifts were detected; returns their count. */
+int pare_online_drifts(const pare_online *ol, const long **records);
+
 #ifdef __cplusplus
 }
 #endif

@@ -67,5 +67,7 @@ int cmd_compile(int argc, char **argv);
 int cmd_zoo(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_onnx_check(int argc, char **argv);
+int cmd_online(int argc, char **argv);
+int cmd_stream_sim(int argc, char **argv);
 
 #endif

@@ -22,6 +22,8 @@ static const sub subs[] = {
     {"compile", cmd_compile, "show a model's compiled plan, or write it as one standalone C file"},
     {"zoo", cmd_zoo, "list the model zoo, or write one of its models, freshly initialised"},
     {"convert", cmd_convert, "convert a model between ONNX and pare's format (by the extensions)"},
+    {"online", cmd_online, "serve a stream of requests and fine-tune on its labels (EdgeOL policy)"},
+    {"stream-sim", cmd_stream_sim, "build a drifting stream of requests and labels from a dataset"},
     {"onnx-check", cmd_onnx_check, "run ONNX backend test folders: pass, FAIL or unsupported"},
 };
 
