@@ -57,13 +57,15 @@ if ! "$py" -c "import torch, torchvision" 2>/dev/null; then
     echo "bench-onnx: no python3-torch/python3-torchvision: part 2 skipped" >&2
     exit 0
 fi
-"$py" "$here/peers/export_onnx.py" "$out" resnet18 mobilenetv2-224 > /dev/null
+tv=$out/torchvision
+mkdir -p "$tv"
+"$py" "$here/peers/export_onnx.py" "$tv" resnet18 mobilenetv2-224 > /dev/null
 for m in resnet18 mobilenetv2-224; do
-    "$pare" convert "$out/$m.onnx" "$out/$m.tv.pare" --quiet
+    "$pare" convert "$tv/$m.onnx" "$tv/$m.pare" --quiet
     for t in $THREADS; do
-        o1=$(node "$here/peers/ort_bench.js" "$out/$m.onnx" "$t" "$RUNS" 10 3 "$m")
-        p=$("$pare" bench "$out/$m.tv.pare" --threads "$t" --runs "$RUNS" --json)
-        o2=$(node "$here/peers/ort_bench.js" "$out/$m.onnx" "$t" "$RUNS" 10 3 "$m")
+        o1=$(node "$here/peers/ort_bench.js" "$tv/$m.onnx" "$t" "$RUNS" 10 3 "$m")
+        p=$("$pare" bench "$tv/$m.pare" --threads "$t" --runs "$RUNS" --json)
+        o2=$(node "$here/peers/ort_bench.js" "$tv/$m.onnx" "$t" "$RUNS" 10 3 "$m")
         "$py" - "$m" "$t" "$o1" "$p" "$o2" >> "$res" <<'PY'
 import json, sys
 m, t = sys.argv[1], int(sys.argv[2])

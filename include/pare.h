@@ -242,7 +242,7 @@ typedef struct pare_efficiency {
      * pruned back to `sparse` by weight magnitude; after `sparse_until` of training
      * (0: 0.75) it stays fixed. */
     float sparse;
-    const char *sparse_scheme;   /* NULL: "unstructured"; see docs/PRUNING.md */
+    const char *sparse_scheme;   /* NULL: "unstructured"; docs/ALGORITHMS.md lists the schemes */
     long sparse_every;
     float sparse_grow;           /* 0: 0.05 */
     float sparse_until;

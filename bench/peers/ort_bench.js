@@ -11,28 +11,11 @@
 
 const path = require('path');
 const ort = require('onnxruntime-node');
+const { normals } = require('./normals');
 
 function nearestRank(sorted, frac) {
   const i = Math.floor(frac * (sorted.length - 1) + 0.5);
   return sorted[Math.min(Math.max(i, 0), sorted.length - 1)];
-}
-
-// A small deterministic generator (xorshift32 + Box-Muller) so every run feeds the same input.
-function normals(n, seed) {
-  let s = seed >>> 0 || 1;
-  const uniform = () => {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    return (s + 1) / 4294967297;
-  };
-  const v = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(uniform())), a = 2 * Math.PI * uniform();
-    v[i] = r * Math.cos(a);
-    if (i + 1 < n) v[i + 1] = r * Math.sin(a);
-  }
-  return v;
 }
 
 function inputDims(session) {

@@ -10,23 +10,7 @@
 
 const fs = require('fs');
 const ort = require('onnxruntime-node');
-
-function normals(n, seed) {
-  let s = seed >>> 0 || 1;
-  const uniform = () => {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    return (s + 1) / 4294967297;
-  };
-  const v = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(uniform())), a = 2 * Math.PI * uniform();
-    v[i] = r * Math.cos(a);
-    if (i + 1 < n) v[i + 1] = r * Math.sin(a);
-  }
-  return v;
-}
+const { normals } = require('./normals');
 
 async function main() {
   const [model, inPath, outPath, batchArg, seedArg] = process.argv.slice(2);

@@ -234,30 +234,33 @@ static long sync_weight_lists(cache_view *v, const pare_sp_layer *l, const uint8
     return nnz;
 }
 
-long pare_sp_fwd(void *aux, const pare_sp_layer *l, const uint8_t *m, const float *w, long limit,
-                 pare_sp_rows *out)
+/* The forward rows (transposed = 0) or the input-gradient rows (1), values from w. */
+static long weight_rows(void *aux, const pare_sp_layer *l, const uint8_t *m, const float *w, long limit,
+                        pare_sp_rows *out, int transposed)
 {
     cache_view v = open_cache(aux, l);
     long nnz = sync_weight_lists(&v, l, m);
     if (nnz > v.h->cap || nnz > limit)
         return nnz;
+    const int32_t *idx = transposed ? v.bidx : v.fidx;
+    float *val = transposed ? v.bval : v.fval;
     for (long k = 0; k < nnz; k++)
-        v.fval[k] = w[v.fidx[k]];
-    *out = (pare_sp_rows){l->rows, v.fstart, v.foff, v.fval};
+        val[k] = w[idx[k]];
+    *out = transposed ? (pare_sp_rows){(int)l->rows_b, v.bstart, v.boff, v.bval}
+                      : (pare_sp_rows){l->rows, v.fstart, v.foff, v.fval};
     return nnz;
+}
+
+long pare_sp_fwd(void *aux, const pare_sp_layer *l, const uint8_t *m, const float *w, long limit,
+                 pare_sp_rows *out)
+{
+    return weight_rows(aux, l, m, w, limit, out, 0);
 }
 
 long pare_sp_bwd(void *aux, const pare_sp_layer *l, const uint8_t *m, const float *w, long limit,
                  pare_sp_rows *out)
 {
-    cache_view v = open_cache(aux, l);
-    long nnz = sync_weight_lists(&v, l, m);
-    if (nnz > v.h->cap || nnz > limit)
-        return nnz;
-    for (long k = 0; k < nnz; k++)
-        v.bval[k] = w[v.bidx[k]];
-    *out = (pare_sp_rows){(int)l->rows_b, v.bstart, v.boff, v.bval};
-    return nnz;
+    return weight_rows(aux, l, m, w, limit, out, 1);
 }
 
 long pare_sp_dw(void *aux, const pare_sp_layer *l, const uint8_t *m, long limit, pare_sp_rows *out,
