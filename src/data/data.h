@@ -34,6 +34,12 @@ typedef struct pare_augment {
 void pare_data_batch(const pare_dataset *ds, const long *idx, int n, float *out, int32_t *labels,
                      const pare_augment *aug, uint64_t seed, uint64_t epoch, int threads);
 
+/* The float of each pixel value v of channels [0, c): (v/255 - mean)/std with
+ * the statistics of channel ch (channel 0's past norm_channels; 0 and 1 when
+ * norm_channels is 0). Every path that turns pixels into inputs uses it, so
+ * the same value always gives the same float. */
+void pare_data_norm_lut(int norm_channels, const float *mean, const float *std, int c, float (*lut)[256]);
+
 /* The order of epoch `epoch`: a permutation of [0, n) from (seed, epoch). */
 void pare_data_permutation(long n, uint64_t seed, uint64_t epoch, long *perm);
 

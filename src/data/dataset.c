@@ -416,6 +416,16 @@ static void augment_sample(const uint8_t *src, float *dst, int c, int h, int w, 
     }
 }
 
+void pare_data_norm_lut(int norm_channels, const float *mean, const float *std, int c, float (*lut)[256])
+{
+    for (int ch = 0; ch < c; ch++) {
+        int k = ch < norm_channels ? ch : 0;
+        double m = norm_channels > 0 ? mean[k] : 0.0, sd = norm_channels > 0 ? std[k] : 1.0;
+        for (int v = 0; v < 256; v++)
+            lut[ch][v] = (float)(((double)v / 255.0 - m) / sd);
+    }
+}
+
 void pare_data_batch(const pare_dataset *ds, const long *idx, int n, float *out, int32_t *labels,
                      const pare_augment *aug, uint64_t seed, uint64_t epoch, int threads)
 {
@@ -426,13 +436,7 @@ void pare_data_batch(const pare_dataset *ds, const long *idx, int n, float *out,
     /* A table per channel turns normalisation into one load per pixel and
      * makes every path (plain, cropped, padded) give the same float for a value. */
     float lut[PARE_DATA_MAX_CH][256];
-    for (int ch = 0; ch < c && ch < PARE_DATA_MAX_CH; ch++) {
-        int k = ch < ds->norm_channels ? ch : 0;
-        double mean = ds->norm_channels > 0 ? ds->mean[k] : 0.0;
-        double sd = ds->norm_channels > 0 ? ds->std[k] : 1.0;
-        for (int v = 0; v < 256; v++)
-            lut[ch][v] = (float)(((double)v / 255.0 - mean) / sd);
-    }
+    pare_data_norm_lut(ds->norm_channels, ds->mean, ds->std, c < PARE_DATA_MAX_CH ? c : PARE_DATA_MAX_CH, lut);
     const long pad = aug && aug->crop_pad > 0 ? aug->crop_pad : 0;
     const int hflip = aug && aug->hflip;
     int nt = pare_threads_resolve(threads);

@@ -950,6 +950,25 @@ static pare_status lower_other(builder *b, int v)
 
 static void mkdir_p_one(const char *dir) { mkdir(dir, 0755); }
 
+static void cache_put(tune_cache *c, const char *key, int kind)
+{
+    if (c->n == c->cap) {
+        int cap = c->cap ? c->cap * 2 : 64;
+        char **k = realloc(c->keys, sizeof *k * (size_t)cap);
+        if (!k)
+            return;
+        c->keys = k;
+        int *kd = realloc(c->kinds, sizeof *kd * (size_t)cap);
+        if (!kd)
+            return;
+        c->kinds = kd;
+        c->cap = cap;
+    }
+    c->keys[c->n] = pare_strdup(key);
+    c->kinds[c->n++] = kind;
+    c->dirty = 1;
+}
+
 static void cache_load(tune_cache *c)
 {
     const char *env = getenv("PARE_TUNE_CACHE");
@@ -972,22 +991,10 @@ static void cache_load(tune_cache *c)
         int kind;
         if (sscanf(line, "%399s %d", key, &kind) != 2 || kind < 0 || kind >= PARE_CK__COUNT + 2)
             continue;
-        if (c->n == c->cap) {
-            int cap = c->cap ? c->cap * 2 : 64;
-            char **k = realloc(c->keys, sizeof *k * (size_t)cap);
-            if (!k)
-                break;
-            c->keys = k;
-            int *kd = realloc(c->kinds, sizeof *kd * (size_t)cap);
-            if (!kd)
-                break;
-            c->kinds = kd;
-            c->cap = cap;
-        }
-        c->keys[c->n] = pare_strdup(key);
-        c->kinds[c->n++] = kind;
+        cache_put(c, key, kind);
     }
     fclose(f);
+    c->dirty = 0; /* what was read needs no writing back */
 }
 
 static int cache_get(const tune_cache *c, const char *key)
@@ -996,25 +1003,6 @@ static int cache_get(const tune_cache *c, const char *key)
         if (c->keys[i] && !strcmp(c->keys[i], key))
             return c->kinds[i];
     return -1;
-}
-
-static void cache_put(tune_cache *c, const char *key, int kind)
-{
-    if (c->n == c->cap) {
-        int cap = c->cap ? c->cap * 2 : 64;
-        char **k = realloc(c->keys, sizeof *k * (size_t)cap);
-        if (!k)
-            return;
-        c->keys = k;
-        int *kd = realloc(c->kinds, sizeof *kd * (size_t)cap);
-        if (!kd)
-            return;
-        c->kinds = kd;
-        c->cap = cap;
-    }
-    c->keys[c->n] = pare_strdup(key);
-    c->kinds[c->n++] = kind;
-    c->dirty = 1;
 }
 
 /* Best effort: a cache that cannot be written only costs a re-measurement. */

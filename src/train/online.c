@@ -509,13 +509,8 @@ pare_status pare_online_new(pare_graph *g, const pare_online_options *o, pare_on
         goto nomem;
     float mean[PARE_DATA_MAX_CH], sd[PARE_DATA_MAX_CH];
     int nn = pare_graph_norm_get(g, mean, sd, PARE_DATA_MAX_CH);
-    for (int ch = 0; ch < in.c; ch++) {
-        /* as the dataset readers do, so served inputs equal `pare run`'s */
-        int k = ch < nn ? ch : 0;
-        double m = nn > 0 ? mean[k] : 0.0, d = nn > 0 ? sd[k] : 1.0;
-        for (int v = 0; v < 256; v++)
-            ol->lut[ch][v] = (float)(((double)v / 255.0 - m) / d);
-    }
+    /* as the dataset readers do, so served inputs equal `pare run`'s */
+    pare_data_norm_lut(nn > 0 ? nn : 0, mean, sd, in.c, ol->lut);
     s = pare_exec_new(g, 1, 0, ol->threads, &ol->infer);
     if (s != PARE_OK)
         goto fail;
