@@ -78,7 +78,7 @@ LIBSO := $(BUILD)/libpare.so
 PARE := $(BUILD)/pare
 TESTS := $(BUILD)/pare-tests
 
-.PHONY: all lib check check-isa demo deps install uninstall bench-train bench-efficient bench-prune bench-sparse-step bench-onnx bench-engine bench-online fuzz clean help
+.PHONY: all lib check check-isa demo deps install uninstall bench-train bench-efficient bench-prune bench-share bench-quant bench-sparse-step bench-onnx bench-qdq bench-engine bench-int8 bench-online fuzz clean help
 .DEFAULT_GOAL := all
 
 all: $(LIBA) $(LIBSO) $(PARE) $(EXAMPLES)
@@ -108,6 +108,10 @@ $(filter $(BUILD)/obj/src/io/onnx%,$(LIB_OBJ)) $(filter $(BUILD)/obj/tests/test_
 $(BUILD)/obj/src/kernels/%_ref.o: CFLAGS += $(REF_FLAGS)
 $(BUILD)/obj/src/kernels/%_avx2.o: CFLAGS += $(AVX2_FLAGS)
 $(BUILD)/obj/src/kernels/%_avx512.o: CFLAGS += $(AVX512_FLAGS)
+# VNNI only in the files named for it (the int8 kernels dispatch to them when the CPU has
+# it): with the flag on a whole level, gcc could emit VNNI where no one checks for it.
+$(BUILD)/obj/src/kernels/%_vnni_avx2.o: CFLAGS += -mavxvnni
+$(BUILD)/obj/src/kernels/%_vnni_avx512.o: CFLAGS += -mavx512vnni
 
 $(LIBA): $(LIB_OBJ)
 	@rm -f $@
@@ -177,6 +181,17 @@ bench-train: $(PARE)
 bench-prune: $(PARE)
 	@bench/prune.sh $(abspath $(PARE))
 
+# W1 shared with 16 and 4 centroids per layer (k-means, + fine-tuning, + the Deep k-Means
+# regulariser), scalar sharing and SmartExchange: accuracy and file size
+# (BASE=w1.pare to start from a trained W1, LAMBDA=20, CONFIGS="k16 k4-ft ..."; docs/ALGORITHMS.md).
+bench-share: $(PARE)
+	@bench/share.sh $(abspath $(PARE))
+
+# W1 float, PTQ int8 (each calibration method), QAT int8 and 4-bit, ADMM binary: accuracy and
+# file size (bench/quant.sh; ROWS="..." a subset, QAT_EPOCHS=2 ADMM_EPOCHS=2 FINETUNE=2).
+bench-quant: $(PARE)
+	@bench/quant.sh $(abspath $(PARE))
+
 # W1 trained densely and with each efficient-training technique alone and combined
 # (REPEAT=3 for medians; CONFIGS="dense sparse90 ..." a subset; docs/EFFICIENT.md).
 bench-efficient: $(PARE)
@@ -194,10 +209,24 @@ bench-sparse-step: $(BUILD)/sparse_step
 bench-engine: $(PARE)
 	@bench/engine.sh $(abspath $(PARE))
 
+# int8 latency: ResNet-18 and MobileNetV2 quantized (bench/int8_quant.c), dense and 90% block
+# and pattern sparse, beside float32 in pare and ONNX Runtime (bench/int8.sh; THREADS="1 2").
+$(BUILD)/int8_quant: bench/int8_quant.c $(LIBA)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIBA) $(LDFLAGS) $(LDLIBS)
+bench-int8: $(PARE) $(BUILD)/int8_quant
+	@bench/int8.sh $(abspath $(PARE)) $(abspath $(BUILD)/int8_quant)
+
 # ONNX figures: pare-exported models under ONNX Runtime against pare, imported torchvision
 # models timed against ONNX Runtime (bench/onnx.sh; THREADS="1 2" RUNS=50).
 bench-onnx: $(PARE)
 	@bench/onnx.sh $(abspath $(PARE))
+
+# ONNX Runtime float32 against its int8 (QDQ) on ResNet-18 and MobileNetV2 that
+# bench/qdq_model.c quantizes with the tests' hand quantizer (bench/qdq.sh; THREADS="1 2" RUNS=50).
+$(BUILD)/qdq_model: bench/qdq_model.c tests/qdq_fixture.c tests/qdq_fixture.h $(LIBA)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -o $@ bench/qdq_model.c tests/qdq_fixture.c $(LIBA) $(LDLIBS)
+bench-qdq: $(PARE) $(BUILD)/qdq_model
+	@bench/qdq.sh $(abspath $(PARE)) $(abspath $(BUILD)/qdq_model)
 
 # Online fine-tuning on drifting Fashion-MNIST streams: edgeol vs immediate vs never
 # (MODEL=lenet|fmnist-cnn THREADS=1 SEEDS="1 2 3" DRIFTS="rotate contrast"; docs/ONLINE.md).

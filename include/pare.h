@@ -103,6 +103,12 @@ int pare_graph_const(pare_graph *g, int c, int h, int w, const char *name);
 int pare_graph_reshape(pare_graph *g, int x, int c, int h, int w, const char *name);
 /* Output axis i is input axis perm[i], axes numbered 0 c, 1 h, 2 w. */
 int pare_graph_transpose(pare_graph *g, int x, const int perm[3], const char *name);
+/* Fake quantization (QAT, and the activation scales of a quantized model):
+ * x -> (clamp(rint(x / scale) + zero_point, 0, 2^bits - 1) - zero_point) * scale,
+ * rounding half to even as ONNX's QuantizeLinear does; bits 1 to 8, zero point
+ * in [0, 2^bits - 1]. Its gradient passes unchanged where x was not clamped. */
+int pare_graph_fakequant(pare_graph *g, int x, float scale, int zero_point, int bits,
+                         const char *name);
 /* The values of a parameter by name ("<layer>.<role>": "fc.weight", "k.weight"
  * for a const k), float32 in row-major order of its dimensions, to read or to
  * write in place; *n gets their count. NULL when there is no such parameter. */
@@ -339,6 +345,183 @@ typedef struct pare_eval_result {
 pare_status pare_evaluate(pare_graph *g, const pare_dataset *ds, int batch, int threads,
                           pare_eval_result *out);
 
+/* ---- quantization (docs/QUANT.md) ---------------------------------------- */
+
+/* A quantized model keeps float values that are exactly scale x integer code
+ * (per output channel for weights, symmetric; an int32 grid for biases) and a
+ * fakequant node (uint8, asymmetric) on the input of every quantized conv and
+ * linear layer, so training, evaluation and the float engine read it as it is. */
+
+typedef enum pare_calib_method {
+    PARE_CALIB_MINMAX = 0,     /* the observed range */
+    PARE_CALIB_PERCENTILE = 1, /* the percentile's value (and 100 - it below 0) */
+    PARE_CALIB_MSE = 2         /* the clipped range with the least expected quantization error */
+} pare_calib_method;
+
+typedef struct pare_quant_config {
+    int weight_bits;            /* 8; 1 binary, 2 ternary, up to 8; 0: weights stay float */
+    int act_bits;               /* 8; 1 to 8; 0: activations stay float (no fakequant nodes) */
+    int per_tensor;             /* 0: a weight scale per output channel; 1: one per layer */
+    pare_calib_method calib;    /* MSE */
+    double percentile;          /* 99.99 (PERCENTILE), in (50, 100] */
+    long calib_samples;         /* 1000: the first samples of the calibration set */
+    long report_samples;        /* 500: of those, the ones the per-layer errors are measured on */
+    int keep_float_auto;        /* 1: a layer whose own SQNR is below keep_float_db stays float */
+    double keep_float_db;       /* 25 */
+    const char *keep_float;     /* comma-separated conv/linear layer names that stay float, or NULL */
+    int bias_int32;             /* 1: biases of quantized layers on their int32 grid */
+    int threads;                /* 0: PARE_THREADS or all cores */
+} pare_quant_config;
+
+void pare_quant_config_init(pare_quant_config *c);
+
+typedef struct pare_quant_layer {
+    const char *name;           /* the conv or linear layer */
+    const char *op;
+    int bits;                   /* its weights' bits; 0 when it stayed float */
+    int kept_float;             /* 0 quantized, 1 named in keep_float, 2 by keep_float_auto */
+    int bias_int32;             /* its bias is on the int32 grid */
+    float act_lo, act_hi;       /* its input's clipping range (both 0: no fakequant) */
+    float act_scale;
+    int act_zero_point;
+    /* Relative error ||y_q - y|| / ||y|| of the layer's output and SQNR
+     * 10 log10(||y||^2 / ||y_q - y||^2), on the report samples: the layer alone
+     * (its float input, quantized, through its quantized weights: what
+     * keep_float_auto judges), and in the whole quantized model against the float
+     * model (errors of earlier layers included). */
+    double rel_error, sqnr_db;
+    double model_rel_error, model_sqnr_db;
+} pare_quant_layer;
+
+typedef struct pare_quant_report {
+    int n;
+    pare_quant_layer *layers;   /* one per conv/linear layer, in graph order */
+    int quantized, kept_float, fakequant_nodes;
+    long calib_samples, report_samples;
+    double output_rel_error, output_sqnr_db;   /* the model's output, quantized vs float */
+    char *names_;               /* storage of the layer names (freed with the report) */
+} pare_quant_report;
+
+void pare_quant_report_free(pare_quant_report *r);
+
+/* Post-training quantization: calibrates the activations that enter each conv
+ * and linear layer on calib (float model, evaluation mode), quantizes the
+ * weights and biases, inserts the fakequant nodes and builds *out; g is not
+ * changed. rep (may be NULL) gets the per-layer errors. A model that is
+ * already quantized, a calibration set of another sample shape or an
+ * impossible bit width is one sentence. */
+pare_status pare_quantize(const pare_graph *g, const pare_quant_config *c, const pare_dataset *calib,
+                          pare_graph **out, pare_quant_report *rep);
+
+/* Quantization-aware training of a quantized model (pare_quantize's output),
+ * in place: each quantized weight keeps a latent float copy that the
+ * optimizer's steps update (straight-through estimator), and the weight is the
+ * latent's projection onto its grid after every step (masks kept, pruned
+ * weights exactly 0). The latents start from float_weights' values (the
+ * float model g was quantized from) or, when it is NULL, from g's. act_ema > 0
+ * lets the activation ranges follow the training batches (that momentum); 0
+ * keeps the calibrated ones. */
+pare_status pare_qat_train(pare_graph *g, const pare_graph *float_weights, const pare_train_config *c,
+                           float act_ema, const pare_dataset *train, const pare_dataset *test);
+
+typedef struct pare_admm_quant_config {
+    int stages;                 /* 1 to 8: bits[0..stages) in order, e.g. 8, 4, 2, 1 */
+    int bits[8];                /* the weights end at bits[stages - 1] */
+    int per_channel;            /* 0: one q per layer (ADMM-NN); 1: per output channel */
+    pare_train_config train;    /* every training phase; lr 0.01 by default */
+    int admm_epochs;            /* 2, per stage */
+    float rho;                  /* 1e-2, x10 for each of rho_steps periods */
+    int rho_steps;              /* 4 */
+    int finetune_epochs;        /* 2: QAT with the weights on the final grid */
+} pare_admm_quant_config;
+
+void pare_admm_quant_config_init(pare_admm_quant_config *c);
+
+/* ADMM quantization of a quantized model (pare_quantize's output; its
+ * quantized layers are the ones constrained) in place: for each stage, ADMM
+ * training towards the levels {0, ±q, ..., ±Mq} of its bits ({-q, +q} at 1
+ * bit), q refitted in every projection; then the weights are projected and
+ * fine-tuned with QAT. float_weights (may be NULL) is the float model the
+ * quantized one came from: ADMM starts from its weights instead. */
+pare_status pare_quant_admm(pare_graph *g, const pare_graph *float_weights,
+                            const pare_admm_quant_config *c, const pare_dataset *train,
+                            const pare_dataset *test);
+
+/* A float copy: quantization parameters dropped (values kept) and fakequant
+ * nodes removed. */
+pare_status pare_graph_dequantize(const pare_graph *g, pare_graph **out);
+/* Quantized tensors plus fakequant nodes (0: a float model); each count may be NULL. */
+int pare_graph_quantized(const pare_graph *g, int *tensors, int *fakequant_nodes);
+
+/* ---- weight sharing (docs/ALGORITHMS.md, "Weight sharing") --------------- */
+
+/* Each chosen conv and linear weight is cut into runs of d consecutive values
+ * along its last axis; k-means (k-means++ seeding) finds k centroids per layer
+ * and every run becomes its centroid, so the file stores a k x d codebook and
+ * a ceil(log2 k)-bit index per run (quantization scheme 3). Pruned weights
+ * stay exactly 0 (left out of the clustering). Optionally, before clustering,
+ * training with the Deep k-Means regulariser pulls the runs towards k
+ * clusters, and after it, fine-tuning trains the centroids themselves.
+ * SmartExchange instead writes each weight as Ce B (B d x d dense, Ce sparse
+ * with power-of-two entries); its file keeps float values. */
+typedef struct pare_share_options {
+    int k;                      /* 16: centroids per layer, 1 to 256 */
+    int sub;                    /* 0: d = a conv's kernel width, 1 for linear; else d = sub (1 to 16) */
+    const char *layers;         /* comma-separated layer names; NULL: every conv and linear */
+    int max_iters;              /* 50: Lloyd iterations at most */
+    uint64_t seed;              /* 0: k-means++ */
+    /* The Deep k-Means regulariser: reg_epochs of training with lambda/2 [Tr(W^T W) -
+     * Tr(F^T W^T W F)] per layer added to the loss, F refreshed every reg_every steps. */
+    float reg;                  /* lambda; 0: off */
+    int reg_epochs;             /* 1 */
+    int reg_every;              /* 50 */
+    /* After sharing: epochs of fine-tuning the centroids (each centroid moves by the
+     * mean of its members' gradients; assignments fixed). SmartExchange: training
+     * with the weights projected back onto Ce B after every epoch. */
+    int finetune_epochs;        /* 0 */
+    pare_train_config train;    /* the recipe of both training phases: lr 0.01, cosine */
+    /* SmartExchange instead of k-means. */
+    int smartexchange;
+    int se_exp_bits;            /* 3: Ce's nonzeros are +-2^p, p in 8 consecutive values */
+    float se_sparsity;          /* 0.5: the share of Ce's smallest entries zeroed */
+    int se_iters;               /* 10 alternations */
+} pare_share_options;
+
+void pare_share_options_init(pare_share_options *o);
+
+typedef struct pare_share_layer {
+    const char *name;           /* the layer (valid while the graph is) */
+    int k, d, bits;             /* centroids (capped to the runs there are), run length, code bits;
+                                 * SmartExchange: k 0, d the basis size, bits 0 */
+    long long weights;          /* values of the weight */
+    double rel_error;           /* ||W' - W|| / ||W||: the weights before and right after sharing */
+    double bits_per_weight;     /* (index bits + codebook bits) / weights; SmartExchange: its
+                                 * compact form's (B, Ce positions, signs and exponents) */
+    long long bytes_before;     /* the weight's values as floats (kept ones when masked) */
+    long long bytes_after;      /* codes + codebook; SmartExchange: the compact form (the
+                                 * file keeps floats) */
+    long long nonzeros;         /* SmartExchange: of Ce */
+} pare_share_layer;
+
+typedef struct pare_share_result {
+    int n;
+    pare_share_layer *layers;
+    /* Test accuracy (-1 without test data): before, after the regulariser's
+     * training, right after sharing, after fine-tuning. */
+    double acc_before, acc_reg, acc_shared, acc_final;
+    double seconds_reg, seconds_share, seconds_finetune;
+} pare_share_result;
+
+void pare_share_result_free(pare_share_result *r);
+
+/* Shares the weights of g in place (train may be NULL when no training phase
+ * is asked; test may be NULL). A layer that is already quantized, a run length
+ * that does not divide a layer's last dimension or an unknown layer name is
+ * one sentence, found before anything changes; r is filled on success only
+ * (free it with pare_share_result_free). */
+pare_status pare_share(pare_graph *g, const pare_share_options *o, const pare_dataset *train,
+                       const pare_dataset *test, pare_share_result *r);
+
 /* ---- the compiled engine ------------------------------------------------- */
 
 typedef struct pare_plan pare_plan;
@@ -349,6 +532,11 @@ typedef struct pare_plan_options {
                       * (cached in $PARE_TUNE_CACHE or ~/.cache/pare/tune.txt);
                       * 0: choose by the layer's sparsity alone (deterministic) */
     int keep_dense;  /* 1: dense kernels everywhere (a baseline) */
+    int float32;     /* a quantized model (fakequant nodes before conv and linear inputs,
+                      * weights with 8-bit or narrower qparams) runs in int8 by default;
+                      * 1: in float32, its fakequant nodes computed exactly as float steps;
+                      * 2: in float32 with its fakequant nodes skipped (the float baseline
+                      * that pare bench prints beside int8) */
 } pare_plan_options;
 
 /* Compiles a model for inference: channel-pruned layers shrink, batch norms
@@ -368,6 +556,7 @@ typedef struct pare_plan_info {
     double macs, dense_macs;   /* per sample: done, and what the dense model does */
     int in_c, in_h, in_w, out_size;
     const char *isa;
+    int int8_layers;           /* conv and linear layers that run in int8 */
 } pare_plan_info;
 
 void pare_plan_get_info(const pare_plan *p, pare_plan_info *out);

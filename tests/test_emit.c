@@ -138,7 +138,7 @@ static int write_floats(const char *path, const float *x, size_t n)
 static void emit_and_compare_tol(pare_graph *g, const char *tag, const char *kernels, double tol)
 {
     pare_plan *p = NULL;
-    pare_plan_options o = {1, 0, 0};
+    pare_plan_options o = {1, 0, 0, 0};
     CHECK_OK(pare_plan_new(g, &o, &p));
     if (!p)
         return;
@@ -338,7 +338,7 @@ PARE_TEST(emit_onnx_ops)
     int c = pare_graph_conv2d(g, x, 4, 3, 1, 1, "c");
     pare_graph_sigmoid(g, c, "gate");
     pare_plan *p = NULL;
-    pare_plan_options o = {1, 0, 0};
+    pare_plan_options o = {1, 0, 0, 0};
     CHECK_OK(pare_plan_new(g, &o, &p));
     const char *path = pare_test_path("gate.c");
     if (p) {
@@ -424,7 +424,7 @@ PARE_TEST(emit_other_compilers)
         printf("  (no clang here: gcc only)\n");
     for (int k = 0; k < 3; k++) {
         pare_plan *p = NULL;
-        pare_plan_options o = {1, 0, 0};
+        pare_plan_options o = {1, 0, 0, 0};
         pare_graph *g = odd_graph(schemes[k]);
         CHECK_OK(pare_plan_new(g, &o, &p));
         pare_graph_free(g);
@@ -464,7 +464,7 @@ PARE_TEST(emit_refuses)
     if (!g)
         return;
     pare_plan *p = NULL;
-    pare_plan_options o = {1, 0, 0};
+    pare_plan_options o = {1, 0, 0, 0};
     CHECK_OK(pare_plan_new(g, &o, &p));
     if (!p) {
         pare_graph_free(g);

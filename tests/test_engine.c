@@ -270,7 +270,7 @@ static double plan_error(pare_graph *g, int threads, const char *what)
     pare_test_fill(x, isz * 2, -1, 1, 5);
     double err = 1e30;
     pare_plan *p = NULL;
-    pare_plan_options o = {threads, 0, 0};
+    pare_plan_options o = {threads, 0, 0, 0};
     if (pare_graph_forward(g, x, 2, y1, 1) == PARE_OK && pare_plan_new(g, &o, &p) == PARE_OK &&
         pare_plan_run(p, x, 2, y2) == PARE_OK) {
         double m = 0, d = 0;
@@ -444,7 +444,7 @@ PARE_TEST_ISA(engine_runs_onnx_ops)
     CHECKF(err <= 1e-5, "relative error %.3g with 2 threads", err);
     /* Each new op is its own step; the broadcast adds too, so no conv fused them. */
     pare_plan *p = NULL;
-    pare_plan_options o = {1, 0, 0};
+    pare_plan_options o = {1, 0, 0, 0};
     CHECK_OK(pare_plan_new(g, &o, &p));
     if (p) {
         pare_plan_info info;
@@ -470,7 +470,7 @@ PARE_TEST(engine_reports_and_refuses)
     CHECK_OK(pare_zoo_build("resnet20", 0, 1, &g));
     prune_to(g, "pattern", 0.9);
     pare_plan *p;
-    pare_plan_options o = {1, 0, 0};
+    pare_plan_options o = {1, 0, 0, 0};
     CHECK_OK(pare_plan_new(g, &o, &p));
     pare_plan_info info;
     pare_plan_get_info(p, &info);
@@ -485,7 +485,7 @@ PARE_TEST(engine_reports_and_refuses)
     CHECK_STATUS(pare_plan_step_info(p, info.steps, &(pare_step_info){0}), PARE_EINVAL);
     /* dense plans as a baseline */
     pare_plan *q;
-    pare_plan_options od = {1, 0, 1};
+    pare_plan_options od = {1, 0, 1, 0};
     CHECK_OK(pare_plan_new(g, &od, &q));
     pare_plan_info qi;
     pare_plan_get_info(q, &qi);

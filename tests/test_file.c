@@ -1992,8 +1992,8 @@ PARE_TEST(file_rejects_unknown_data_encoding)
     CHECK(tens_enc(a, w) == 1 && tens_enc(a, tensor_index(g, "fc.weight")) == 2);
     tfield f = tens_fields(a, w);
     edit e = copy(a, na);
-    pare_put_le32(e.p + f.enc, 3);
-    REJECT(e, "m.pare: section TENS: tensor 'conv.weight' uses data encoding 3, which this pare "
+    pare_put_le32(e.p + f.enc, 5); /* 3 and 4 are 1.3's codes */
+    REJECT(e, "m.pare: section TENS: tensor 'conv.weight' uses data encoding 5, which this pare "
               "does not know (written by a newer pare?)");
     e = copy(a, na);
     pare_put_le32(e.p + f.enc, 0xFFFFFFFFu);
@@ -2290,4 +2290,453 @@ PARE_TEST(file_reads_committed_1_1_file)
     free(again);
     free(file);
     pare_graph_free(g);
+}
+
+/* ---- format 1.3: tensors stored as integer codes ----------------------------- */
+
+/* FORMAT.md's affine value, written out here independently of the library. */
+static float affine_value(float scale, int32_t zp, int32_t code)
+{
+    return scale * (float)((int64_t)code - (int64_t)zp);
+}
+
+/* Affine quantization of p (scheme 1, or 2 along axis 0) with values that are
+ * exactly codes: random codes in the bits' signed range (-1 and +1 at 1 bit),
+ * zero points in [-2, 2]; pruned values +0.0. */
+static void set_affine(pare_param *p, int bits, int scheme, uint64_t seed)
+{
+    free(p->q.scale);
+    free(p->q.zero_point);
+    memset(&p->q, 0, sizeof p->q);
+    int n = scheme == 2 ? p->t->dims[0] : 1;
+    set_quant(p, bits, scheme, 0, n, seed);
+    pare_rng r;
+    pare_rng_seed(&r, seed, 9, (uint64_t)bits, (uint64_t)scheme);
+    for (int c = 0; c < n; c++)
+        p->q.zero_point[c] = (int32_t)pare_rng_below(&r, 5) - 2;
+    size_t per = p->t->n / (size_t)n;
+    int32_t lo = bits == 1 ? -1 : -(1 << (bits - 1)), span = bits == 1 ? 2 : 1 << bits;
+    for (size_t e = 0; e < p->t->n; e++) {
+        int32_t code = lo + (int32_t)pare_rng_below(&r, (uint64_t)span);
+        if (bits == 1 && code == 0)
+            code = 1;
+        size_t c = e / per;
+        p->t->data[e] = affine_value(p->q.scale[c], p->q.zero_point[c], code);
+        if (p->mask && !p->mask[e])
+            set_bits(&p->t->data[e], 0);
+    }
+}
+
+/* Weight sharing of p: a k x d codebook of random floats (row 1 repeated as
+ * row 3 when k > 3, so two rows give the same values), every run one of its
+ * rows; pruned values +0.0. */
+static void set_codebook(pare_param *p, int k, int d, uint64_t seed)
+{
+    free(p->q.scale);
+    free(p->q.zero_point);
+    free(p->q.codebook);
+    memset(&p->q, 0, sizeof p->q);
+    pare_rng r;
+    pare_rng_seed(&r, seed, 10, (uint64_t)k, (uint64_t)d);
+    p->q.scheme = 3;
+    p->q.k = k;
+    p->q.d = d;
+    p->q.bits = 1;
+    while ((1 << p->q.bits) < k)
+        p->q.bits++;
+    p->q.codebook = malloc(sizeof(float) * (size_t)k * (size_t)d);
+    for (int i = 0; i < k * d; i++)
+        p->q.codebook[i] = pare_rng_uniform(&r) - 0.5f;
+    if (k > 3)
+        memcpy(p->q.codebook + 3 * d, p->q.codebook + d, sizeof(float) * (size_t)d);
+    for (size_t u = 0; u < p->t->n / (size_t)d; u++) {
+        int row = (int)pare_rng_below(&r, (uint64_t)k);
+        for (int j = 0; j < d; j++) {
+            size_t e = u * (size_t)d + (size_t)j;
+            p->t->data[e] = p->q.codebook[row * d + j];
+            if (p->mask && !p->mask[e])
+                set_bits(&p->t->data[e], 0);
+        }
+    }
+}
+
+static int same_codebook(const pare_param *a, const pare_param *b)
+{
+    if (a->q.k != b->q.k || a->q.d != b->q.d || !a->q.codebook != !b->q.codebook)
+        return 0;
+    return !a->q.codebook ||
+           !memcmp(a->q.codebook, b->q.codebook, sizeof(float) * (size_t)a->q.k * (size_t)a->q.d);
+}
+
+/* Encodes, checks the encoding of `name` and its data length, decodes, and
+ * checks that every field and every value came back bit for bit and that
+ * the loaded graph is written back byte for byte. */
+static void codes_roundtrip(pare_graph *g, const char *name, uint32_t want_enc, uint64_t want_len,
+                            const char *ctx)
+{
+    uint8_t *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    encode(g, NULL, 0, &a, &na);
+    if (!a)
+        return;
+    int i = tensor_index(g, name);
+    tfield f = tens_fields(a, i);
+    CHECKF(tens_enc(a, i) == want_enc, "%s: %s has data encoding %u, not %u", ctx, name,
+           tens_enc(a, i), want_enc);
+    CHECKF(pare_le64(a + f.dlen) == want_len, "%s: %s has %llu data bytes, not %llu", ctx, name,
+           (unsigned long long)pare_le64(a + f.dlen), (unsigned long long)want_len);
+    /* 1.3 for codes or a codebook; quantized floats are 1.0's. */
+    int shared = 0;
+    for (int k = 0; k < g->n_params; k++)
+        shared |= g->params[k].q.scheme == 3;
+    if (want_enc >= 3 || shared)
+        CHECKF(pare_le32(a + 12) == 3, "%s: the file says minor %u", ctx, pare_le32(a + 12));
+    pare_graph *h = decode_ok(a, na, NULL);
+    if (h) {
+        CHECKF(graphs_differ(g, h) == 0, "%s: a round trip changed the graph", ctx);
+        for (int k = 0; k < g->n_params; k++)
+            CHECKF(same_codebook(&g->params[k], &h->params[k]), "%s: the codebook of %s changed",
+                   ctx, g->params[k].name);
+        encode(h, NULL, 0, &b, &nb);
+        CHECKF(nb == na && b && !memcmp(a, b, na), "%s: the loaded graph is written differently",
+               ctx);
+        free(b);
+        pare_graph_free(h);
+    }
+    free(a);
+}
+
+PARE_TEST(file_codes_affine_roundtrip)
+{
+    for (int bits = 1; bits <= 8; bits++)
+        for (int scheme = 1; scheme <= 2; scheme++)
+            for (int masked = 0; masked <= 1; masked++) {
+                pare_graph *g = tiny();
+                pare_param *w = param(g, "conv.weight"), *fw = param(g, "fc.weight");
+                if (!masked) {
+                    free(w->mask);
+                    w->mask = NULL;
+                }
+                set_affine(w, bits, scheme, (uint64_t)(bits * 7 + scheme));
+                set_affine(fw, bits, 1, 99);
+                size_t units = masked ? kept(w) : w->t->n;
+                char ctx[64];
+                snprintf(ctx, sizeof ctx, "%d bits, scheme %d, %s", bits, scheme,
+                         masked ? "masked" : "dense");
+                codes_roundtrip(g, "conv.weight", masked ? 4 : 3, (units * (size_t)bits + 7) / 8,
+                                ctx);
+                codes_roundtrip(g, "fc.weight", 3, (fw->t->n * (size_t)bits + 7) / 8, ctx);
+                pare_graph_free(g);
+            }
+}
+
+/* Codes are chosen only when they give back every value bit for bit; else the
+ * floats stay, and still round-trip exactly. */
+PARE_TEST(file_codes_only_when_exact)
+{
+    pare_graph *g = tiny();
+    pare_param *w = param(g, "conv.weight");
+    free(w->mask);
+    w->mask = NULL;
+    set_affine(w, 4, 2, 5);
+    codes_roundtrip(g, "conv.weight", 3, (54 * 4 + 7) / 8, "exact");
+    /* One value a ulp away from its code. */
+    uint32_t u = bits_of(w->t->data[7]);
+    set_bits(&w->t->data[7], u + 1);
+    codes_roundtrip(g, "conv.weight", 0, 54 * 4, "one ulp off");
+    set_bits(&w->t->data[7], u);
+    /* -0.0 where a code gives +0.0 (scale * 0). */
+    w->q.zero_point[0] = 0;
+    set_bits(&w->t->data[0], 0x80000000u);
+    codes_roundtrip(g, "conv.weight", 0, 54 * 4, "-0.0");
+    /* A NaN and an infinity: no code. */
+    set_bits(&w->t->data[0], 0x7fc00001u);
+    codes_roundtrip(g, "conv.weight", 0, 54 * 4, "NaN");
+    set_affine(w, 4, 2, 5);
+    set_bits(&w->t->data[3], 0xff800000u);
+    codes_roundtrip(g, "conv.weight", 0, 54 * 4, "infinity");
+    /* A scale that is not a number: nothing matches. */
+    set_affine(w, 4, 2, 5);
+    set_bits(&w->q.scale[1], 0x7fc00000u);
+    codes_roundtrip(g, "conv.weight", 0, 54 * 4, "NaN scale");
+    /* More than 8 bits: floats. */
+    set_affine(w, 8, 1, 6);
+    w->q.bits = 16;
+    codes_roundtrip(g, "conv.weight", 0, 54 * 4, "16 bits");
+    /* A pruned value that is not +0.0. */
+    set_mask(w, 4);
+    set_affine(w, 3, 1, 8);
+    size_t e0 = 0;
+    while (w->mask[e0])
+        e0++;
+    w->t->data[e0] = 0.5f;
+    codes_roundtrip(g, "conv.weight", 0, 54 * 4, "pruned value kept");
+    pare_graph_free(g);
+}
+
+PARE_TEST(file_codes_codebook_roundtrip)
+{
+    static const int ks[] = {1, 2, 5, 16, 256};
+    for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
+        for (int d = 1; d <= 3; d += 2)
+            for (int masked = 0; masked <= 1; masked++) {
+                pare_graph *g = tiny();
+                pare_param *w = param(g, "conv.weight"), *fw = param(g, "fc.weight");
+                if (!masked) {
+                    free(w->mask);
+                    w->mask = NULL;
+                }
+                int k = ks[ki], fd = d == 1 ? 9 : 3;
+                set_codebook(w, k, d, (uint64_t)(k * 3 + d));
+                set_codebook(fw, k, fd, 17);
+                size_t runs = 0;
+                for (size_t u = 0; u < w->t->n / (size_t)d; u++) {
+                    int any = !masked;
+                    for (int j = 0; masked && j < d; j++)
+                        any |= w->mask[u * (size_t)d + (size_t)j] != 0;
+                    runs += any;
+                }
+                char ctx[64];
+                snprintf(ctx, sizeof ctx, "k %d, d %d, %s", k, d, masked ? "masked" : "dense");
+                size_t bits = (size_t)w->q.bits;
+                codes_roundtrip(g, "conv.weight", masked ? 4 : 3, (runs * bits + 7) / 8, ctx);
+                if (k <= 16)
+                    codes_roundtrip(g, "fc.weight", 3, (fw->t->n / (size_t)fd * bits + 7) / 8,
+                                    ctx);
+                pare_graph_free(g);
+            }
+    /* Values that are not rows of the codebook keep floats (and the codebook). */
+    pare_graph *g = tiny();
+    pare_param *w = param(g, "conv.weight");
+    free(w->mask);
+    w->mask = NULL;
+    set_codebook(w, 5, 3, 1);
+    w->t->data[4] = 0.25f;
+    codes_roundtrip(g, "conv.weight", 0, 54 * 4, "not a row");
+    pare_graph_free(g);
+}
+
+/* The issue's figure: fmnist-cnn with 16 (and 4) centroids per layer against
+ * the float file. */
+PARE_TEST(file_codes_size_fmnist_cnn)
+{
+    static const int ks[2] = {16, 4};
+    size_t nd = 0;
+    pare_graph *g = NULL;
+    CHECK_OK(pare_zoo_build("fmnist-cnn", 0, 7, &g));
+    if (!g)
+        return;
+    uint8_t *dense = NULL;
+    encode(g, NULL, 0, &dense, &nd);
+    free(dense);
+    pare_graph_free(g);
+    for (int t = 0; t < 2; t++) {
+        g = NULL;
+        CHECK_OK(pare_zoo_build("fmnist-cnn", 0, 7, &g));
+        pare_share_options o;
+        pare_share_options_init(&o);
+        o.k = ks[t];
+        o.max_iters = 10; /* the size does not depend on how well k-means converged */
+        pare_share_result r;
+        CHECK_OK(pare_share(g, &o, NULL, NULL, &r));
+        pare_share_result_free(&r);
+        uint8_t *a = NULL, *b = NULL;
+        size_t na = 0, nb = 0;
+        encode(g, NULL, 0, &a, &na);
+        printf("fmnist-cnn, %d centroids per layer (runs of 3 in convs, scalars in linears): %zu "
+               "bytes, %.1f%% of the float file's %zu\n",
+               ks[t], na, 100.0 * (double)na / (double)nd, nd);
+        /* 4 bits (16) or 2 bits (4) per linear weight, a third of that per conv weight. */
+        CHECKF(na * 100 <= nd * (t == 0 ? 13 : 7), "%zu bytes of %zu", na, nd);
+        pare_graph *h = a ? decode_ok(a, na, NULL) : NULL;
+        if (h) {
+            CHECK(graphs_differ(g, h) == 0);
+            for (int k = 0; k < g->n_params; k++)
+                CHECK(same_codebook(&g->params[k], &h->params[k]));
+            encode(h, NULL, 0, &b, &nb);
+            CHECK(nb == na && b && !memcmp(a, b, na));
+            pare_graph_free(h);
+        }
+        free(a);
+        free(b);
+        pare_graph_free(g);
+    }
+}
+
+/* A small graph with one tensor of each kind of codes: conv.weight affine
+ * per channel (4 bits, zero points, masked: encoding 4), fc.weight shared
+ * (k 5, d 3: encoding 3). */
+static pare_graph *tiny_codes(void)
+{
+    pare_graph *g = tiny();
+    pare_param *w = param(g, "conv.weight"), *fw = param(g, "fc.weight");
+    set_affine(w, 4, 2, 21);
+    set_codebook(fw, 5, 3, 22);
+    return g;
+}
+
+PARE_TEST(file_rejects_damaged_codes)
+{
+    pare_graph *g = tiny_codes();
+    uint8_t *a;
+    size_t na;
+    encode(g, NULL, 0, &a, &na);
+    if (!a)
+        return;
+    int wi = tensor_index(g, "conv.weight"), fi = tensor_index(g, "fc.weight");
+    CHECK(tens_enc(a, wi) == 4 && tens_enc(a, fi) == 3);
+    tfield f = tens_fields(a, wi), ff = tens_fields(a, fi);
+    size_t cbk = ff.enc + 20, cbd = cbk + 4, cboff = cbd + 4, cblen = cboff + 8;
+    CHECK(ff.end == cblen + 8 && pare_le32(a + cbk) == 5 && pare_le32(a + cbd) == 3);
+    const pare_param *w = param(g, "conv.weight");
+    size_t wlen = (kept(w) * 4 + 7) / 8, flen = (36 * 3 + 7) / 8;
+    CHECK(pare_le64(a + f.dlen) == wlen && pare_le64(a + ff.dlen) == flen);
+    edit e;
+
+    /* Truncated or overlong code arrays. */
+    e = copy(a, na);
+    pare_put_le64(e.p + f.dlen, wlen - 1);
+    REJECT(e, "tensor 'conv.weight' stores");
+    e = copy(a, na);
+    pare_put_le64(e.p + ff.dlen, flen - 1);
+    REJECT(e, "tensor 'fc.weight' stores 36 codes of 3 bits, which take 14 bytes, but has 13 "
+              "data bytes");
+    e = copy(a, na);
+    pare_put_le64(e.p + ff.dlen, flen + 1);
+    REJECT(e, "which take 14 bytes, but has 15 data bytes");
+    /* A code past the codebook's 5 rows: set every bit of the first code. */
+    e = copy(a, na);
+    e.p[pare_le64(a + ff.doff)] |= 0x07;
+    REJECT(e, "tensor 'fc.weight': the code of run 0 is 7, but its codebook has 5 rows");
+    /* Bits past the last code (36 x 3 = 108 bits: 4 spare in byte 13). */
+    e = copy(a, na);
+    e.p[pare_le64(a + ff.doff) + 13] |= 0x80;
+    REJECT(e, "tensor 'fc.weight' has bits set past its last code");
+    /* The codebook: rows, row length, size, place. */
+    e = copy(a, na);
+    pare_put_le64(e.p + cblen, 56);
+    REJECT(e, "tensor 'fc.weight' has a codebook of 5 rows of 3 values, which takes 60 bytes, but "
+              "its codebook array has 56");
+    e = copy(a, na);
+    pare_put_le32(e.p + cbk, 4);
+    REJECT(e, "has a codebook of 4 rows of 3 values, which takes 48 bytes");
+    e = copy(a, na);
+    pare_put_le32(e.p + cbk, 0);
+    REJECT(e, "is shared through a codebook of 0 rows; 1 to 256 are allowed");
+    e = copy(a, na);
+    pare_put_le32(e.p + cbk, 257);
+    REJECT(e, "is shared through a codebook of 257 rows");
+    e = copy(a, na);
+    pare_put_le32(e.p + cbd, 17);
+    REJECT(e, "has codebook rows of 17 values; 1 to 16 are allowed");
+    e = copy(a, na);
+    pare_put_le32(e.p + cbd, 2);
+    pare_put_le64(e.p + cblen, 40);
+    REJECT(e, "has codebook rows of 2 values, which do not divide its last dimension 27");
+    e = copy(a, na);
+    pare_put_le64(e.p + cboff, pare_le64(a + cboff) + 4);
+    REJECT(e, "tensor 'fc.weight': its codebook array starts at offset");
+    e = copy(a, na);
+    pare_put_le64(e.p + cboff, 0);
+    REJECT(e, "its codebook array (60 bytes at offset 0) is not inside the DATA section");
+    /* Bits: 0, more than 8, and not what the codebook needs. */
+    e = copy(a, na);
+    pare_put_le32(e.p + ff.qbits, 0);
+    REJECT(e, "tensor 'fc.weight' has a codebook of 5 rows, whose codes take 3 bits, but says 0 "
+              "bits");
+    e = copy(a, na);
+    pare_put_le32(e.p + ff.qbits, 4);
+    REJECT(e, "has a codebook of 5 rows, whose codes take 3 bits, but says 4 bits");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.qbits, 9);
+    REJECT(e, "tensor 'conv.weight' is stored as codes (data encoding 4) but is quantized to 9 "
+              "bits; codes take 1 to 8");
+    e = copy(a, na);
+    pare_put_le32(e.p + f.qbits, 0);
+    REJECT(e, "tensor 'conv.weight' is stored as codes (data encoding 4) but is quantized to 0 "
+              "bits; codes take 1 to 8");
+    /* Codes need a quantized tensor, encoding 4 a mask. */
+    tfield fb = tens_fields(a, tensor_index(g, "fc.bias"));
+    uint8_t tail[20] = {3};
+    e = splice_tens(a, na, fb.name, fb.end, fb.end, tail, sizeof tail);
+    REJECT(e, "tensor 'fc.bias' is stored as codes (data encoding 3) but is quantized to 0 bits");
+    e = copy(a, na);
+    pare_put_le32(e.p + ff.enc, 4);
+    REJECT(e, "tensor 'fc.weight' stores codes packed by its mask (data encoding 4) but has no "
+              "mask");
+    /* The record of a shared tensor: its codebook fields cut, or missing. */
+    e = splice_tens(a, na, ff.name, ff.end - 4, ff.end, NULL, 0);
+    REJECT(e, "the record of tensor 'fc.weight' ends 20 bytes into its codebook fields, which "
+              "take 24");
+    e = splice_tens(a, na, ff.name, ff.enc, ff.end, NULL, 0);
+    REJECT(e, "the record of tensor 'fc.weight' has quantization scheme 3 (a codebook) but no "
+              "codebook fields");
+    /* Another scheme: the codebook fields are then a later version's, and the
+     * codes are one per value. */
+    e = copy(a, na);
+    pare_put_le32(e.p + ff.qscheme, 1);
+    REJECT(e, "tensor 'fc.weight' stores 108 codes of 3 bits, which take 41 bytes, but has 14 "
+              "data bytes");
+    /* A huge tensor claimed by a few code bytes is refused before it is made. */
+    e = copy(a, na);
+    pare_put_le32(e.p + ff.dims, 40000);
+    REJECT(e, "tensor 'fc.weight' stores 360000 codes of 3 bits, which take 135000 bytes, but has "
+              "14 data bytes");
+    free(a);
+    pare_graph_free(g);
+}
+
+/* What a later minor version appends after the codebook fields is skipped. */
+PARE_TEST(file_codes_forward_compatible)
+{
+    pare_graph *g = tiny_codes();
+    uint8_t *a;
+    size_t na;
+    encode(g, NULL, 0, &a, &na);
+    if (!a)
+        return;
+    uint8_t later[12];
+    memset(later, 0xCD, sizeof later);
+    const char *names[2] = {"conv.weight", "fc.weight"};
+    for (int k = 0; k < 2; k++) {
+        tfield f = tens_fields(a, tensor_index(g, names[k]));
+        edit e = splice_tens(a, na, f.name, f.end, f.end, later, sizeof later);
+        pare_graph *h = decode_ok(e.p, e.len, NULL);
+        CHECKF(h && graphs_differ(g, h) == 0, "later fields on %s", names[k]);
+        if (h)
+            CHECK(same_codebook(param(g, names[k]), param(h, names[k])));
+        pare_graph_free(h);
+        free(e.p);
+    }
+    free(a);
+    pare_graph_free(g);
+}
+
+/* The committed 1.3 seed (tiny_codes as pare saved it): it loads, and is
+ * written back byte for byte. */
+PARE_TEST(file_reads_committed_1_3_file)
+{
+    const char *path = "tests/fuzz/seeds/fuzz_pare_file/codes-affine-codebook.pare";
+    if (!pare_file_exists(path)) {
+        printf("skipped: %s is not here; run from the repository root\n", path);
+        return;
+    }
+    uint8_t *file = NULL, *again = NULL;
+    size_t n = 0, m = 0;
+    CHECK_OK(pare_read_file(path, SIZE_MAX, &file, &n));
+    pare_graph *g = NULL, *want = tiny_codes();
+    CHECK_OK(pare_file_decode(file, n, path, &g, NULL));
+    if (g) {
+        CHECK(pare_le32(file + 12) == 3);
+        CHECK(graphs_differ(want, g) == 0);
+        CHECK(same_codebook(param(want, "fc.weight"), param(g, "fc.weight")));
+        CHECK(tens_enc(file, tensor_index(g, "conv.weight")) == 4);
+        CHECK(tens_enc(file, tensor_index(g, "fc.weight")) == 3);
+        CHECK_OK(pare_file_encode(g, NULL, 0, &again, &m));
+        CHECKF(m == n && !memcmp(file, again, n), "%s is no longer written the same", path);
+    }
+    free(again);
+    free(file);
+    pare_graph_free(g);
+    pare_graph_free(want);
 }

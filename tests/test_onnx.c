@@ -1,6 +1,7 @@
 /* ONNX import: ONNX's own backend tests (node and pytorch-converted) as a
  * conformance floor, small models built here with protobuf-c for every op
- * mapping, constant folding, channel shuffles and sparsity recognition, and
+ * mapping, constant folding, channel shuffles, sparsity recognition and
+ * quantized (QDQ) models, and
  * every kind of bad input (truncation, sizes that lie, unsupported ops listed at
  * once, external data outside the model's folder); `pare convert` and
  * `pare onnx-check` end to end. */
@@ -383,7 +384,7 @@ static int conformance(const char *dir, int floor_pass, int floor_plan)
 
 static void body_onnx_conformance_node(void)
 {
-    conformance(ONNX_DATA "/node", 92, 84);
+    conformance(ONNX_DATA "/node", 94, 86);
 }
 
 static void body_onnx_conformance_pytorch_converted(void)
@@ -1517,6 +1518,431 @@ static void body_onnx_cli_check(void)
     CHECK(code == 2);
 }
 
+
+/* ---- quantized (QDQ) models ------------------------------------------------------------ */
+
+/* An int8, uint8 or int32 initializer (raw little-endian data); rank 0 is a scalar. */
+static Onnx__TensorProto *mb_init_q(mb *b, const char *name, int dtype, int rank,
+                                    const int64_t *dims, const int32_t *v)
+{
+    Onnx__TensorProto *t = mb_mem(b, sizeof *t);
+    onnx__tensor_proto__init(t);
+    t->name = mb_str(b, name);
+    t->has_data_type = 1;
+    t->data_type = dtype;
+    t->n_dims = (size_t)rank;
+    t->dims = mb_mem(b, sizeof(int64_t) * (size_t)(rank ? rank : 1));
+    size_t n = 1, es = dtype == 6 ? 4 : 1;
+    for (int k = 0; k < rank; k++) {
+        t->dims[k] = dims[k];
+        n *= (size_t)dims[k];
+    }
+    uint8_t *raw = mb_mem(b, n * es);
+    for (size_t k = 0; k < n; k++) {
+        uint32_t u = (uint32_t)v[k];
+        for (size_t j = 0; j < es; j++)
+            raw[k * es + j] = (uint8_t)(u >> (8 * j));
+    }
+    t->has_raw_data = 1;
+    t->raw_data.len = n * es;
+    t->raw_data.data = raw;
+    b->init[b->graph.n_initializer++] = t;
+    return t;
+}
+
+static void mb_scalar_f(mb *b, const char *name, float v) { mb_init_f(b, name, 0, NULL, &v); }
+
+static void mb_scalar_q(mb *b, const char *name, int dtype, int32_t v)
+{
+    mb_init_q(b, name, dtype, 0, NULL, &v);
+}
+
+/* ONNX's QuantizeLinear then DequantizeLinear on one value (codes in [lo, hi]). */
+static float qdq_ref(float x, float s, int zp, int lo, int hi)
+{
+    float q = rintf(x / s) + (float)zp;
+    q = q < (float)lo ? (float)lo : q > (float)hi ? (float)hi : q;
+    return s * (float)((int)q - zp);
+}
+
+static int fq_is(const pare_graph *g, const char *name, float alpha, int beta, int bits)
+{
+    int i = pare_graph_find_node(g, name);
+    if (i < 0 || g->nodes[i].op != PARE_OP_FAKEQUANT)
+        return 0;
+    const pare_attrs *a = &g->nodes[i].a;
+    return !memcmp(&a->alpha, &alpha, sizeof alpha) && a->beta == (float)beta && a->mode == bits;
+}
+
+/* Every prefix of a QDQ model and every byte changed two ways: a status with
+ * a sentence, or a graph that runs; never a crash (the sanitizer build says). */
+static void qdq_damage(mb *b)
+{
+    size_t len;
+    uint8_t *buf = mb_pack(b, &len);
+    int loaded = 0;
+    float x[64] = {0}, y[4096];
+    for (size_t k = 0; k < 64; k++)
+        x[k] = 0.1f * (float)k - 3.0f;
+    for (size_t i = 0; i <= 2 * len; i++) {
+        if (i > len)
+            buf[i - len - 1] ^= i % 2 ? 0x01 : 0xff;
+        pare_graph *g = NULL;
+        pare_status s = pare_onnx_decode(buf, i < len ? i : len, "d.onnx", NULL, NULL, &g);
+        if (s == PARE_OK) {
+            int c, h, w;
+            pare_graph_input_shape(g, &c, &h, &w);
+            pare_graph_output_shape(g, &c, &h, &w);
+            loaded++;
+            if ((size_t)c * h * w <= 2048 && pare_graph_forward(g, x, 1, y, 1) != PARE_OK)
+                CHECK(pare_last_error()[0] != 0);
+        } else {
+            CHECK(g == NULL && strstr(pare_last_error(), "d.onnx") && !strchr(pare_last_error(), '\n'));
+        }
+        pare_graph_free(g);
+        if (i > len)
+            buf[i - len - 1] ^= i % 2 ? 0x01 : 0xff;
+    }
+    CHECK(loaded >= 1);
+    free(buf);
+}
+
+/* input -> Q/DQ (uint8) -> Gemm with a per-channel int8 weight and an int32 bias. */
+static void qdq_gemm_case(void)
+{
+    mb *b = mb_new(13);
+    static const int64_t d3[] = {3}, dw[] = {3, 4};
+    const float xs = 0.05f, ws[3] = {0.01f, 0.02f, 0.5f};
+    const int32_t wc[12] = {-127, 0, 5, 127, 1, -2, 3, -4, 100, -100, 50, -50},
+                  bc[3] = {1000, -2000, 30}, z3[3] = {0, 0, 0};
+    float bs[3];
+    for (int o = 0; o < 3; o++)
+        bs[o] = xs * ws[o];
+    mb_input(b, "x", 2, D_N4);
+    mb_scalar_f(b, "xs", xs);
+    mb_scalar_q(b, "xz", 2, 10);
+    mb_init_q(b, "Wq", 3, 2, dw, wc);
+    mb_init_f(b, "ws", 1, d3, ws);
+    mb_init_q(b, "wz", 3, 1, d3, z3);
+    mb_init_q(b, "Bq", 6, 1, d3, bc);
+    mb_init_f(b, "bs", 1, d3, bs);
+    mb_node(b, "QuantizeLinear", "q", "x,xs,xz", "xq");
+    mb_node(b, "DequantizeLinear", "fq", "xq,xs,xz", "xd");
+    mb_attr_i(b, mb_node(b, "DequantizeLinear", "wdq", "Wq,ws,wz", "W"), "axis", 0);
+    mb_attr_i(b, mb_node(b, "DequantizeLinear", "bdq", "Bq,bs", "B"), "axis", 0);
+    mb_attr_i(b, mb_node(b, "Gemm", "fc", "xd,W,B", "y"), "transB", 1);
+    mb_output(b, "y");
+    qdq_damage(b);
+    pare_graph *g = NULL;
+    CHECK_OK(mb_load(b, &g));
+    mb_free(b);
+    if (!g)
+        return;
+    CHECKF(!strcmp(ops_of(g), "input fakequant linear"), "ops: %s", ops_of(g));
+    CHECK(fq_is(g, "fq", xs, 10, 8));
+    const pare_param *w = param_named(g, "W"), *bias = param_named(g, "B");
+    CHECK(w && w->q.bits == 8 && w->q.scheme == 2 && w->q.axis == 0 && w->q.n == 3 &&
+          !memcmp(w->q.scale, ws, sizeof ws) && !w->q.zero_point[0] && !w->q.zero_point[2]);
+    CHECK(bias && bias->q.bits == 32 && bias->q.scheme == 2 && bias->q.n == 3 &&
+          !memcmp(bias->q.scale, bs, sizeof bs));
+    for (int k = 0; w && k < 12; k++)
+        CHECK(w->t->data[k] == ws[k / 4] * (float)wc[k]);
+    for (int o = 0; bias && o < 3; o++)
+        CHECK(bias->t->data[o] == bs[o] * (float)bc[o]);
+    /* Values past both ends of the codes, ties, and ordinary ones. */
+    float x[20] = {-1.0f, 0.025f, 0.075f, -0.025f, 13.0f, -0.6f, 0.3f, 0.0f, 0.124f, 7.0f,
+                   -7.0f, 0.5f,   -0.51f, 1.0f,    2.0f,  0.0251f, -0.4f, 0.9f, 0.11f, -0.2f};
+    float y[15];
+    CHECK_OK(pare_graph_forward(g, x, 5, y, 1));
+    double worst = 0;
+    for (int n = 0; n < 5; n++)
+        for (int o = 0; o < 3; o++) {
+            double r = bs[o] * (float)bc[o];
+            for (int k = 0; k < 4; k++)
+                r += (double)(ws[o] * (float)wc[o * 4 + k]) * qdq_ref(x[n * 4 + k], xs, 10, 0, 255);
+            worst = fmax(worst, fabs(r - y[n * 3 + o]));
+        }
+    CHECKF(worst <= 1e-5, "the graph differs from ONNX's QDQ arithmetic by %g", worst);
+    pare_graph_free(g);
+}
+
+/* int8 zero points, a Clip of the codes (PyTorch's 7-bit range) and a Clip of
+ * the floats on the grid (pare's export of 4 bits): three fake quantizations,
+ * no clip layer. */
+static void qdq_ranges_case(void)
+{
+    mb *b = mb_new(13);
+    mb_input(b, "x", 2, D_N6);
+    mb_scalar_f(b, "s1", 0.1f);
+    mb_scalar_q(b, "z1", 3, -3);
+    mb_scalar_f(b, "s2", 0.2f);
+    mb_scalar_q(b, "z2", 2, 5);
+    mb_scalar_q(b, "lo2", 2, 0);
+    mb_scalar_q(b, "hi2", 2, 127);
+    mb_scalar_f(b, "s3", 0.25f);
+    mb_scalar_q(b, "z3", 2, 3);
+    mb_scalar_f(b, "lo3", 0.25f * (float)(0 - 3));
+    mb_scalar_f(b, "hi3", 0.25f * (float)(15 - 3));
+    mb_node(b, "QuantizeLinear", "q1", "x,s1,z1", "c1");
+    mb_node(b, "DequantizeLinear", "a", "c1,s1,z1", "a");
+    mb_node(b, "QuantizeLinear", "q2", "a,s2,z2", "c2");
+    mb_node(b, "Clip", "clip2", "c2,lo2,hi2", "c2c");
+    mb_node(b, "DequantizeLinear", "b", "c2c,s2,z2", "b");
+    mb_node(b, "Clip", "clip3", "b,lo3,hi3", "b3");
+    mb_node(b, "QuantizeLinear", "q3", "b3,s3,z3", "c3");
+    mb_node(b, "DequantizeLinear", "c", "c3,s3,z3", "c");
+    mb_output(b, "c");
+    pare_graph *g = NULL;
+    CHECK_OK(mb_load(b, &g));
+    mb_free(b);
+    if (!g)
+        return;
+    CHECKF(!strcmp(ops_of(g), "input fakequant fakequant fakequant"), "ops: %s", ops_of(g));
+    CHECK(fq_is(g, "a", 0.1f, 125, 8));
+    CHECK(fq_is(g, "b", 0.2f, 5, 7));
+    CHECK(fq_is(g, "c", 0.25f, 3, 4));
+    float x[18], y[18];
+    for (int k = 0; k < 18; k++)
+        x[k] = -14.0f + 1.73f * (float)k;
+    x[3] = 0.05f; /* a tie */
+    CHECK_OK(pare_graph_forward(g, x, 3, y, 1));
+    double worst = 0;
+    for (int k = 0; k < 18; k++) {
+        float v = qdq_ref(x[k], 0.1f, -3, -128, 127);
+        v = qdq_ref(v, 0.2f, 5, 0, 127);
+        v = fminf(fmaxf(v, 0.25f * (float)(0 - 3)), 0.25f * (float)(15 - 3));
+        v = qdq_ref(v, 0.25f, 3, 0, 255);
+        worst = fmax(worst, fabs((double)v - y[k]));
+    }
+    CHECKF(worst == 0, "the fake quantizations differ from ONNX's by %g", worst);
+    pare_graph_free(g);
+}
+
+/* MatMul by a [K, M] weight quantized along axis 1 (the outputs) with the Add
+ * of an int32 bias: pare's weight is [M, K], quantized along axis 0. A weight
+ * quantized per tensor is scheme 1. Codes pare's int8 does not use (-128, a
+ * zero point) keep their values and come in as float. */
+static void qdq_matmul_case(void)
+{
+    for (int variant = 0; variant < 3; variant++) {
+        mb *b = mb_new(13);
+        static const int64_t d3[] = {3}, dw[] = {4, 3};
+        const float ws[3] = {0.5f, 0.25f, 0.125f};
+        int32_t wc[12] = {1, 2, 3, -4, -5, -6, 7, 8, 9, 127, -127, 0}, z3[3] = {0, 0, 0};
+        if (variant == 2)
+            wc[4] = -128;
+        const int32_t bc[3] = {4, -8, 16};
+        mb_input(b, "x", 2, D_N4);
+        mb_init_q(b, "Wq", 3, 2, dw, wc);
+        if (variant == 1) {
+            mb_scalar_f(b, "ws", 0.5f);
+            mb_scalar_q(b, "wz", 3, 0);
+        } else {
+            mb_init_f(b, "ws", 1, d3, ws);
+            mb_init_q(b, "wz", 3, 1, d3, z3);
+        }
+        mb_init_q(b, "Bq", 6, 1, d3, bc);
+        mb_init_f(b, "bs", 1, d3, ws);
+        mb_attr_i(b, mb_node(b, "DequantizeLinear", "wdq", "Wq,ws,wz", "W"), "axis", 1);
+        mb_attr_i(b, mb_node(b, "DequantizeLinear", "bdq", "Bq,bs", "B"), "axis", 0);
+        mb_node(b, "MatMul", "mm", "x,W", "p");
+        mb_node(b, "Add", "add", "p,B", "y");
+        mb_output(b, "y");
+        pare_graph *g = NULL;
+        CHECK_OK(mb_load(b, &g));
+        mb_free(b);
+        if (!g)
+            continue;
+        CHECKF(!strcmp(ops_of(g), "input linear"), "ops: %s", ops_of(g));
+        const pare_param *w = param_named(g, "W"), *bias = param_named(g, "B");
+        if (!w || !bias)
+            continue;
+        for (int o = 0; o < 3; o++)
+            for (int k = 0; k < 4; k++)
+                CHECK(w->t->data[o * 4 + k] == (variant == 1 ? 0.5f : ws[o]) * (float)wc[k * 3 + o]);
+        if (variant == 0)
+            CHECK(w->q.bits == 8 && w->q.scheme == 2 && w->q.axis == 0 && w->q.n == 3 &&
+                  !memcmp(w->q.scale, ws, sizeof ws));
+        if (variant == 1)
+            CHECK(w->q.bits == 8 && w->q.scheme == 1 && w->q.n == 1 && w->q.scale[0] == 0.5f);
+        if (variant == 2)
+            CHECK(w->q.bits == 0 && w->q.scheme == 0);
+        CHECK(bias->q.bits == 32 && bias->q.scheme == 2 && bias->t->data[1] == -8.0f * 0.25f);
+        pare_graph_free(g);
+    }
+}
+
+/* A lone DequantizeLinear of uint8 model input, per channel: (x - zp) * s, as
+ * ONNX's backend test test_dequantizelinear_axis has it. */
+static void qdq_input_case(void)
+{
+    mb *b = mb_new(13);
+    static const int64_t dx[] = {-1, 3, 2, 2}, d3[] = {3};
+    const float s[3] = {2.0f, 4.0f, 0.5f};
+    const int32_t z[3] = {84, 24, 196};
+    b->in[b->graph.n_input++] = mb_value(b, "x", 2, 4, dx);
+    mb_init_f(b, "s", 1, d3, s);
+    mb_init_q(b, "z", 2, 1, d3, z);
+    mb_attr_i(b, mb_node(b, "DequantizeLinear", "dq", "x,s,z", "y"), "axis", 1);
+    mb_output(b, "y");
+    pare_graph *g = NULL;
+    CHECK_OK(mb_load(b, &g));
+    mb_free(b);
+    if (!g)
+        return;
+    float x[24], y[24];
+    for (int k = 0; k < 24; k++)
+        x[k] = (float)((k * 37) % 256);
+    CHECK_OK(pare_graph_forward(g, x, 2, y, 1));
+    int ok = 1;
+    for (int k = 0; k < 24; k++)
+        ok &= y[k] == (x[k] - (float)z[(k / 4) % 3]) * s[(k / 4) % 3];
+    CHECK(ok);
+    pare_graph_free(g);
+}
+
+/* Opset 10's forms: per tensor only. */
+static void qdq_opset10_case(void)
+{
+    for (int per_axis = 0; per_axis < 2; per_axis++) {
+        mb *b = mb_new(10);
+        static const int64_t d3[] = {3}, dw[] = {3, 4};
+        const float ws[3] = {0.5f, 0.25f, 0.125f};
+        const int32_t wc[12] = {1, 2, 3, -4, -5, -6, 7, 8, 9, 127, -127, 0};
+        mb_input(b, "x", 2, D_N4);
+        mb_scalar_f(b, "xs", 0.5f);
+        mb_scalar_q(b, "xz", 2, 128);
+        mb_init_q(b, "Wq", 3, 2, dw, wc);
+        if (per_axis)
+            mb_init_f(b, "ws", 1, d3, ws);
+        else
+            mb_scalar_f(b, "ws", 0.5f);
+        mb_node(b, "QuantizeLinear", "q", "x,xs,xz", "xq");
+        mb_node(b, "DequantizeLinear", "fq", "xq,xs,xz", "xd");
+        mb_node(b, "DequantizeLinear", "wdq", "Wq,ws", "W");
+        mb_attr_i(b, mb_node(b, "Gemm", "fc", "xd,W", "y"), "transB", 1);
+        mb_output(b, "y");
+        pare_graph *g = NULL;
+        pare_status s = mb_load(b, &g);
+        mb_free(b);
+        if (!per_axis) {
+            CHECK_OK(s);
+            CHECK(g && fq_is(g, "fq", 0.5f, 128, 8));
+            const pare_param *w = g ? param_named(g, "W") : NULL;
+            CHECK(w && w->q.bits == 8 && w->q.scheme == 1);
+        } else {
+            CHECK_STATUS(s, PARE_EFORMAT);
+            CHECKF(strstr(pare_last_error(), "node 'wdq' (DequantizeLinear)") &&
+                       strstr(pare_last_error(), "needs opset 13"),
+                   "%s", pare_last_error());
+        }
+        pare_graph_free(g);
+    }
+}
+
+/* One model per refusal: x [N, 4] -> Q -> DQ -> output, edited. */
+static mb *qdq_model(int opset)
+{
+    mb *b = mb_new(opset);
+    mb_input(b, "x", 2, D_N4);
+    mb_scalar_f(b, "s", 0.5f);
+    mb_scalar_q(b, "z", 2, 7);
+    mb_node(b, "QuantizeLinear", "q", "x,s,z", "c");
+    mb_node(b, "DequantizeLinear", "dq", "c,s,z", "y");
+    mb_output(b, "y");
+    return b;
+}
+
+static void qdq_refused(mb *b, pare_status want, const char *node, const char *phrase)
+{
+    pare_graph *g = NULL;
+    pare_status s = mb_load(b, &g);
+    mb_free(b);
+    CHECKF(s == want && !g, "%s: %s, wanted %s", phrase, pare_status_name(s), pare_status_name(want));
+    const char *e = pare_last_error();
+    CHECKF(strstr(e, node) && strstr(e, phrase) && !strchr(e, '\n'), "wanted %s and '%s': %s",
+           node, phrase, e);
+}
+
+static void qdq_refusals_case(void)
+{
+    static const int64_t d4[] = {4};
+    const float s4[4] = {0.5f, 0.5f, 0.25f, 0.25f};
+    mb *b = mb_new(13);
+    mb_input(b, "x", 2, D_N4);
+    mb_scalar_q(b, "z", 2, 7);
+    mb_node(b, "Relu", "r", "x", "sa");
+    mb_node(b, "QuantizeLinear", "q", "x,sa,z", "c");
+    mb_node(b, "DequantizeLinear", "dq", "c,sa,z", "y");
+    mb_output(b, "y");
+    qdq_refused(b, PARE_EUNSUPPORTED, "QuantizeLinear (node 'q'",
+                "its scale 'sa' is computed from the input; pare needs it constant");
+    b = mb_new(13);
+    static const int64_t dw[] = {2, 4};
+    const int32_t wc[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    mb_input(b, "x", 2, D_N4);
+    mb_init_q(b, "Wq", 3, 2, dw, wc);
+    mb_node(b, "Relu", "r", "x", "sa");
+    mb_node(b, "DequantizeLinear", "wdq", "Wq,sa", "W");
+    mb_attr_i(b, mb_node(b, "Gemm", "fc", "x,W", "y"), "transB", 1);
+    mb_output(b, "y");
+    qdq_refused(b, PARE_EUNSUPPORTED, "DequantizeLinear (node 'wdq'",
+                "its scale 'sa' is computed from the input; pare needs it constant");
+    b = qdq_model(13);
+    mb_attr_i(b, b->node[0], "block_size", 2);
+    qdq_refused(b, PARE_EUNSUPPORTED, "QuantizeLinear (node 'q'", "it quantizes in blocks");
+    b = qdq_model(13);
+    b->init[1]->data_type = 5; /* INT16 */
+    qdq_refused(b, PARE_EUNSUPPORTED, "QuantizeLinear (node 'q'", "INT16");
+    b = qdq_model(13);
+    b->init[1]->data_type = 17; /* FLOAT8E4M3FN (opset 19) */
+    qdq_refused(b, PARE_EUNSUPPORTED, "QuantizeLinear (node 'q'", "FLOAT8E4M3FN");
+    b = qdq_model(13);
+    mb_attr_i(b, b->node[0], "output_dtype", 5);
+    qdq_refused(b, PARE_EUNSUPPORTED, "QuantizeLinear (node 'q'", "its output type is INT16");
+    b = qdq_model(13);
+    const int32_t z4[4] = {7, 7, 7, 7};
+    b->init[0] = mb_tensor(b, "s", 1, 1, d4, s4);
+    b->init[1] = mb_tensor(b, "z", 2, 1, d4, NULL);
+    b->graph.n_initializer = 1;
+    mb_init_q(b, "z", 2, 1, d4, z4);
+    qdq_refused(b, PARE_EUNSUPPORTED, "QuantizeLinear (node 'q'",
+                "quantizes an activation per channel");
+    b = qdq_model(13);
+    b->graph.n_node = 1;
+    b->out[0]->name = mb_str(b, "c");
+    qdq_refused(b, PARE_EUNSUPPORTED, "the output 'c'", "holds the integer codes");
+    b = qdq_model(13);
+    b->node[1]->op_type = mb_str(b, "Relu");
+    b->node[1]->name = mb_str(b, "relu");
+    b->node[1]->n_input = 1;
+    qdq_refused(b, PARE_EUNSUPPORTED, "Relu (node 'relu'", "holds the integer codes");
+    b = qdq_model(13);
+    mb_scalar_f(b, "s2", 0.25f);
+    b->node[1]->input[1] = mb_str(b, "s2");
+    qdq_refused(b, PARE_EUNSUPPORTED, "DequantizeLinear (node 'dq'",
+                "differs from those of the QuantizeLinear");
+    b = qdq_model(13);
+    b->node[1]->input[0] = mb_str(b, "x");
+    qdq_refused(b, PARE_EUNSUPPORTED, "DequantizeLinear (node 'dq'", "its input is float32 data");
+    b = qdq_model(9);
+    qdq_refused(b, PARE_EUNSUPPORTED, "QuantizeLinear (node 'q'", "needs opset 10");
+    b = qdq_model(13);
+    mb_scalar_f(b, "neg", -0.5f);
+    b->node[0]->input[1] = b->node[1]->input[1] = mb_str(b, "neg");
+    qdq_refused(b, PARE_EUNSUPPORTED, "QuantizeLinear (node 'q'", "is not a positive number");
+}
+
+static void body_onnx_import_qdq(void)
+{
+    qdq_gemm_case();
+    qdq_ranges_case();
+    qdq_matmul_case();
+    qdq_input_case();
+    qdq_opset10_case();
+    qdq_refusals_case();
+}
+
 #endif
 
 #ifdef PARE_ONNX
@@ -1601,6 +2027,11 @@ PARE_TEST(onnx_import_truncation_and_damage)
 PARE_TEST(onnx_import_external_data)
 {
     RUN(body_onnx_import_external_data);
+}
+
+PARE_TEST(onnx_import_qdq)
+{
+    RUN(body_onnx_import_qdq);
 }
 
 PARE_TEST(onnx_import_names)

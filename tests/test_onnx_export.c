@@ -1,17 +1,21 @@
 /* ONNX export: the model pare writes (read back with protobuf-c, and by ONNX's own
- * checker), round trips pare -> ONNX -> pare (zoo models dense and pruned, a graph
- * of every op), PyTorch-exported models against PyTorch's outputs, `pare convert`,
- * and a sentence for every failure. */
+ * checker), round trips pare -> ONNX -> pare (zoo models dense, pruned and
+ * quantized, a graph of every op), PyTorch-exported models against PyTorch's
+ * outputs, quantized (QDQ) models under ONNX Runtime and from elsewhere, `pare
+ * convert`, and a sentence for every failure. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "compress/compress.h"
 #include "compress/prune.h"
 #include "core/fsio.h"
 #include "core/rng.h"
 #include "graph/graph.h"
+#include "io/format.h"
+#include "qdq_fixture.h"
 #include "test.h"
 
 #ifdef PARE_ONNX
@@ -1006,6 +1010,656 @@ PARE_TEST(onnx_torch_models)
     CHECKF(cases >= 15, "only %d models exported", cases);
     if (onnx_check(list, n_back) == 1)
         printf("  ONNX's checker (full_check) accepts pare's export of all %d\n", n_back);
+#endif
+}
+
+/* ---- quantized models: QuantizeLinear / DequantizeLinear ------------------------------ */
+
+#ifdef PARE_ONNX
+/* A zoo model quantized by hand (tests/qdq_fixture.c): batch norms folded,
+ * weights per channel at wbits, fakequant at abits before every conv and
+ * linear (everywhere 0) or after every layer (1; 2: the output too). */
+static pare_graph *qdq_zoo(const char *name, int wbits, int abits, int everywhere)
+{
+    pare_graph *g = NULL, *q = NULL;
+    CHECK_OK(pare_zoo_build(name, 0, 3, &g));
+    if (!g)
+        return NULL;
+    perturb_bn(g, 5);
+    int n = 4;
+    float *x = malloc(in_size(g) * (size_t)n * sizeof *x);
+    if (x) {
+        pare_test_fill(x, in_size(g) * (size_t)n, -1.0f, 1.0f, 11);
+        qdq_fix_options o = {wbits, abits, 1, everywhere, 1};
+        CHECK_OK(qdq_fix_quantize(g, x, n, &o, &q));
+    }
+    free(x);
+    pare_graph_free(g);
+    return q;
+}
+
+/* Layer v seen past flatten and reshape layers that keep its shape: the import
+ * makes no layer of those. */
+static const char *base_layer(const pare_graph *g, int v)
+{
+    while ((g->nodes[v].op == PARE_OP_FLATTEN || g->nodes[v].op == PARE_OP_RESHAPE) &&
+           !memcmp(&g->nodes[v].out, &g->nodes[g->nodes[v].in[0]].out, sizeof(pare_shape)))
+        v = g->nodes[v].in[0];
+    return g->nodes[v].name;
+}
+
+static int same_qparams(const pare_qparams *a, const pare_qparams *b)
+{
+    if (a->bits != b->bits || a->scheme != b->scheme || a->n != b->n ||
+        (a->scheme == 2 && a->axis != b->axis))
+        return 0;
+    if (a->n > 0 && (memcmp(a->scale, b->scale, sizeof(float) * (size_t)a->n) ||
+                     memcmp(a->zero_point, b->zero_point, sizeof(int32_t) * (size_t)a->n)))
+        return 0;
+    if (a->scheme == 3 && (a->k != b->k || a->d != b->d ||
+                           memcmp(a->codebook, b->codebook, sizeof(float) * (size_t)a->k * a->d)))
+        return 0;
+    return 1;
+}
+
+/* The quantization came back whole: every tensor bit for bit with its qparams,
+ * every fakequant layer under its name with its scale, zero point, bits and input. */
+static void same_quant(pare_graph *a, pare_graph *b, const char *what)
+{
+    int bad = 0, fa = 0, fb = 0, qa = 0;
+    for (int i = 0; i < a->n_params && bad < 5; i++) {
+        const pare_param *p = &a->params[i];
+        const pare_param *q = find_param(b, p->name);
+        qa += p->q.bits > 0;
+        if (!q || q->t->n != p->t->n || memcmp(q->t->data, p->t->data, p->t->n * sizeof(float)) ||
+            !same_qparams(&p->q, &q->q)) {
+            bad++;
+            pare_test_fail(__FILE__, __LINE__, "%s: tensor %s (%d bits, scheme %d) came back %s",
+                           what, p->name, p->q.bits, p->q.scheme,
+                           !q ? "missing" : q->q.bits != p->q.bits ? "with other bits"
+                                                                   : "different");
+        }
+    }
+    for (int i = 0; i < a->n_nodes; i++) {
+        const pare_node *n = &a->nodes[i];
+        if (n->op != PARE_OP_FAKEQUANT)
+            continue;
+        fa++;
+        int j = pare_graph_find_node(b, n->name);
+        const pare_node *m = j >= 0 ? &b->nodes[j] : NULL;
+        if (!m || m->op != PARE_OP_FAKEQUANT || memcmp(&m->a.alpha, &n->a.alpha, sizeof(float)) ||
+            m->a.beta != n->a.beta || m->a.mode != n->a.mode ||
+            strcmp(base_layer(a, n->in[0]), base_layer(b, m->in[0])))
+            pare_test_fail(__FILE__, __LINE__, "%s: fakequant %s (%g, %g, %d bits, after %s) came "
+                                               "back %s", what, n->name, (double)n->a.alpha,
+                           (double)n->a.beta, n->a.mode, base_layer(a, n->in[0]),
+                           m ? "different" : "missing");
+    }
+    for (int j = 0; j < b->n_nodes; j++)
+        fb += b->nodes[j].op == PARE_OP_FAKEQUANT;
+    CHECKF(fa == fb && fa > 0 && qa > 0, "%s: %d fakequant layers, %d after the round trip (%d "
+                                         "quantized tensors)", what, fa, fb, qa);
+}
+
+/* The integers of an int8 or int32 initializer. */
+static int64_t init_int(const Onnx__TensorProto *t, size_t k)
+{
+    if (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT32) {
+        uint32_t u;
+        memcpy(&u, t->raw_data.data + 4 * k, 4);
+        return (int32_t)u;
+    }
+    return t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT8 ? (int8_t)t->raw_data.data[k]
+                                                               : t->raw_data.data[k];
+}
+
+/* What the export of a quantized graph holds: each quantized tensor as codes
+ * and a DequantizeLinear exactly as graph.h's representation defines them,
+ * each fakequant as QuantizeLinear / DequantizeLinear (a Clip first below 8
+ * bits). Returns the number of mismatches. */
+static int check_qdq_model(const Onnx__ModelProto *m, const pare_graph *g)
+{
+    int bad = 0;
+    for (int i = 0; i < g->n_params; i++) {
+        const pare_param *p = &g->params[i];
+        if (!p->q.bits)
+            continue;
+        char name[600];
+        snprintf(name, sizeof name, "%s/dequantize", p->name);
+        const Onnx__NodeProto *dq = node_named(m, name);
+        if (!dq || strcmp(dq->op_type, "DequantizeLinear") || strcmp(dq->output[0], p->name)) {
+            bad++;
+            continue;
+        }
+        const Onnx__TensorProto *c = init_named(m, dq->input[0]), *s = init_named(m, dq->input[1]);
+        int i32 = p->q.bits == 32;
+        int want = i32 ? ONNX__TENSOR_PROTO__DATA_TYPE__INT32 : ONNX__TENSOR_PROTO__DATA_TYPE__INT8;
+        if (!c || !s || c->data_type != want || c->raw_data.len != p->t->n * (i32 ? 4 : 1) ||
+            c->n_dims != (size_t)p->t->ndim || dq->n_input != (i32 ? 2u : 3u) ||
+            s->raw_data.len != 4 * (size_t)p->q.n ||
+            memcmp(s->raw_data.data, p->q.scale, 4 * (size_t)p->q.n)) {
+            CHECKF(0, "%s: codes, scale or zero point of the wrong type or size", p->name);
+            bad++;
+            continue;
+        }
+        const Onnx__AttributeProto *ax = attr_named(dq, "axis");
+        CHECKF(ax && ax->i == 0, "%s: DequantizeLinear axis", p->name);
+        if (!i32) {
+            const Onnx__TensorProto *z = init_named(m, dq->input[2]);
+            int zeros = z && z->data_type == want && z->raw_data.len == (size_t)p->q.n;
+            for (size_t k = 0; zeros && k < z->raw_data.len; k++)
+                zeros = z->raw_data.data[k] == 0;
+            CHECKF(zeros, "%s: the zero points are not int8 zeros", p->name);
+            bad += !zeros;
+        }
+        int64_t cmax = p->q.bits >= 32 ? INT32_MAX : p->q.bits <= 2 ? 1 : (1 << (p->q.bits - 1)) - 1;
+        size_t per = p->t->n / (size_t)p->q.n, wrong = 0;
+        for (size_t k = 0; k < p->t->n; k++) {
+            int64_t code = init_int(c, k);
+            float v = p->q.scale[k / per] * (float)code;
+            wrong += code < -cmax || code > cmax || memcmp(&v, &p->t->data[k], sizeof v);
+        }
+        CHECKF(!wrong, "%s: %zu codes do not give the values back or leave +-%lld", p->name, wrong,
+               (long long)cmax);
+        bad += wrong > 0;
+        if (p->role == PARE_ROLE_BIAS) {
+            const pare_node *layer = &g->nodes[p->node];
+            const pare_node *src = &g->nodes[layer->in[0]];
+            const pare_param *w = &g->params[layer->param[0]];
+            for (int o = 0; o < p->q.n && src->op == PARE_OP_FAKEQUANT; o++)
+                bad += p->q.scale[o] != src->a.alpha * w->q.scale[o];
+        }
+        char key[600];
+        snprintf(key, sizeof key, "pare.quant.%s", p->name);
+        const char *bits = meta_value(m, key);
+        char want_bits[16];
+        snprintf(want_bits, sizeof want_bits, "bits=%d", p->q.bits);
+        CHECKF(p->q.bits == 8 || p->q.bits == 32 ? !bits : bits && !strcmp(bits, want_bits),
+               "%s is %s for %d bits", key, bits ? bits : "absent", p->q.bits);
+    }
+    for (int i = 1; i < g->n_nodes; i++) {
+        const pare_node *n = &g->nodes[i];
+        if (n->op != PARE_OP_FAKEQUANT)
+            continue;
+        char qn[600], cn[600];
+        snprintf(qn, sizeof qn, "%s/quantize", n->name);
+        snprintf(cn, sizeof cn, "%s/clip", n->name);
+        const Onnx__NodeProto *q = node_named(m, qn), *dq = node_named(m, n->name);
+        const char *src = n->in[0] == 0 ? "input" : g->nodes[n->in[0]].name;
+        if (n->a.mode < 8) {
+            const Onnx__NodeProto *c = node_named(m, cn);
+            int zp = (int)n->a.beta, qmax = (1 << n->a.mode) - 1;
+            CHECKF(c && !strcmp(c->op_type, "Clip") && !strcmp(c->input[0], src) &&
+                       scalar_input(m, c, 1) == n->a.alpha * (float)(0 - zp) &&
+                       scalar_input(m, c, 2) == n->a.alpha * (float)(qmax - zp) && q &&
+                       !strcmp(q->input[0], c->output[0]),
+                   "%s: %d bits without the Clip to its codes' values", n->name, n->a.mode);
+            src = c ? c->output[0] : src;
+        }
+        if (!q || !dq || strcmp(q->op_type, "QuantizeLinear") || strcmp(q->input[0], src) ||
+            strcmp(dq->op_type, "DequantizeLinear") || strcmp(dq->input[0], q->output[0]) ||
+            strcmp(q->input[1], dq->input[1]) || strcmp(q->input[2], dq->input[2])) {
+            pare_test_fail(__FILE__, __LINE__, "%s: not QuantizeLinear(%s) -> DequantizeLinear",
+                           n->name, src);
+            bad++;
+            continue;
+        }
+        const Onnx__TensorProto *z = init_named(m, q->input[2]);
+        CHECKF(scalar_input(m, q, 1) == n->a.alpha && z &&
+                   z->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8 && z->n_dims == 0 &&
+                   z->raw_data.len == 1 && z->raw_data.data[0] == (uint8_t)n->a.beta,
+               "%s: scale or uint8 zero point", n->name);
+    }
+    return bad;
+}
+#endif
+
+/* What a quantized graph becomes in ONNX, read back with protobuf-c, and ONNX's
+ * checker on it. */
+PARE_TEST(onnx_export_qdq_structure)
+{
+#ifndef PARE_ONNX
+    printf("  skipped: built without ONNX (protobuf-c)\n");
+#else
+    static const struct {
+        const char *model, *file;
+        int wbits, abits, everywhere;
+    } cases[] = {
+        {"fmnist-cnn", "q8.onnx", 8, 8, 0},
+        {"resnet20", "q4.onnx", 4, 4, 1},
+        {"fmnist-cnn", "q1.onnx", 1, 3, 2},
+    };
+    static char paths[3][1100];
+    const char *list[3];
+    for (int c = 0; c < 3; c++) {
+        pare_graph *q = qdq_zoo(cases[c].model, cases[c].wbits, cases[c].abits, cases[c].everywhere);
+        if (!q)
+            continue;
+        snprintf(paths[c], sizeof paths[c], "%s", pare_test_path(cases[c].file));
+        list[c] = paths[c];
+        CHECK_OK(pare_onnx_save(q, paths[c]));
+        Onnx__ModelProto *m = read_model(paths[c]);
+        if (m) {
+            int bad = check_qdq_model(m, q);
+            CHECKF(bad == 0, "%s: %d mismatches", cases[c].file, bad);
+            printf("  %-10s w%d a%d: %zu nodes, %zu initializers as written\n", cases[c].model,
+                   cases[c].wbits, cases[c].abits, m->graph->n_node, m->graph->n_initializer);
+            onnx__model_proto__free_unpacked(m, NULL);
+        }
+        pare_graph_free(q);
+    }
+    if (onnx_check(list, 3) == 1)
+        printf("  ONNX's checker (full_check) accepts all 3\n");
+#endif
+}
+
+/* pare -> ONNX -> pare keeps the quantization exactly, and the outputs. */
+PARE_TEST(onnx_export_qdq_roundtrip)
+{
+#ifndef PARE_ONNX
+    printf("  skipped: built without ONNX (protobuf-c)\n");
+#else
+    static const struct {
+        const char *model;
+        int wbits, abits, everywhere;
+    } cases[] = {
+        {"fmnist-cnn", 8, 8, 0}, {"fmnist-cnn", 4, 4, 1}, {"fmnist-cnn", 1, 8, 0},
+        {"resnet20", 8, 8, 2},   {"resnet20", 2, 3, 1},   {"mobilenetv2", 8, 8, 1},
+    };
+    static char paths[6][1100];
+    const char *list[6];
+    int n_files = 0;
+    for (int c = 0; c < 6; c++) {
+        pare_graph *q = qdq_zoo(cases[c].model, cases[c].wbits, cases[c].abits, cases[c].everywhere);
+        if (!q)
+            continue;
+        char file[80], what[120];
+        snprintf(file, sizeof file, "rt%d-%s.onnx", c, cases[c].model);
+        snprintf(what, sizeof what, "%s w%d a%d", cases[c].model, cases[c].wbits, cases[c].abits);
+        pare_graph *back = NULL;
+        double d = round_trip(q, file, 3, &back);
+        snprintf(paths[n_files], sizeof paths[n_files], "%s", pare_test_path(file));
+        list[n_files] = paths[n_files];
+        n_files++;
+        CHECKF(d == 0, "%s: the outputs differ by %g after the round trip", what, d);
+        if (back) {
+            same_quant(q, back, what);
+            /* The compiled plans of both agree too, and pare's file takes it. */
+            size_t ni = in_size(q) * 2, no = out_size(q) * 2;
+            float *x = malloc(ni * sizeof *x), *y0 = malloc(no * sizeof *y0),
+                  *y1 = malloc(no * sizeof *y1);
+            pare_plan_options po;
+            memset(&po, 0, sizeof po);
+            po.threads = 1;
+            pare_plan *p0 = NULL, *p1 = NULL;
+            CHECK_OK(pare_plan_new(q, &po, &p0));
+            CHECK_OK(pare_plan_new(back, &po, &p1));
+            if (x && y0 && y1 && p0 && p1) {
+                pare_test_fill(x, ni, -1.0f, 1.0f, 19);
+                CHECK_OK(pare_plan_run(p0, x, 2, y0));
+                CHECK_OK(pare_plan_run(p1, x, 2, y1));
+                /* The engine may fuse a flatten the import did not make differently. */
+                double dp = max_scaled_diff(y0, y1, no);
+                CHECKF(dp <= 1e-6, "%s: the compiled plans differ by %g", what, dp);
+            }
+            pare_plan_free(p0);
+            pare_plan_free(p1);
+            free(x);
+            free(y0);
+            free(y1);
+            char pp[1100];
+            snprintf(pp, sizeof pp, "%s", pare_test_path("rt.pare"));
+            CHECK_OK(pare_graph_save(back, pp));
+            printf("  %-24s round trip exact: %d layers, %d tensors\n", what, back->n_nodes,
+                   back->n_params);
+            pare_graph_free(back);
+        }
+        pare_graph_free(q);
+    }
+    if (onnx_check(list, n_files) == 1)
+        printf("  ONNX's checker (full_check) accepts all %d\n", n_files);
+#endif
+}
+
+#ifdef PARE_ONNX
+/* The folder of the ONNX Runtime peer (bench/peers with onnxruntime-node
+ * installed), or NULL. */
+static const char *ort_peer(void)
+{
+    static char dir[1100];
+    char cwd[1024], cmd[1400];
+    if (!getcwd(cwd, sizeof cwd))
+        return NULL;
+    snprintf(dir, sizeof dir, "%s/bench/peers", cwd);
+    if (!pare_file_exists(dir))
+        return NULL;
+    snprintf(cmd, sizeof cmd, "node -e \"require('%s/node_modules/onnxruntime-node')\" >/dev/null 2>&1",
+             dir);
+    return system(cmd) == 0 ? dir : NULL;
+}
+
+/* Runs `model` under ONNX Runtime on the n samples in `in` (written here) and
+ * reads its outputs; saves the optimised model to `opt` when not NULL. */
+static float *ort_outputs(const char *peer, const char *model, const float *x, size_t ni, size_t no,
+                          const char *opt)
+{
+    char in[1100], out[1100], log[1100], cmd[6000];
+    snprintf(in, sizeof in, "%s", pare_test_path("ort.in.bin"));
+    snprintf(out, sizeof out, "%s", pare_test_path("ort.out.bin"));
+    snprintf(log, sizeof log, "%s", pare_test_path("ort.log"));
+    CHECK_OK(pare_write_file_atomic(in, x, ni * sizeof *x));
+    snprintf(cmd, sizeof cmd, "%s%s%snode '%s/ort_run.js' '%s' '%s' '%s' >'%s' 2>&1",
+             opt ? "ORT_OPTIMIZED='" : "", opt ? opt : "", opt ? "' " : "", peer, model, in, out,
+             log);
+    int st = system(cmd);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "ONNX Runtime failed on %s: %s", model,
+           slurp_tail(log));
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    if (pare_read_file(out, SIZE_MAX, &buf, &n) != PARE_OK || n != no * sizeof(float)) {
+        pare_test_fail(__FILE__, __LINE__, "ONNX Runtime gave %zu bytes for %zu outputs", n, no);
+        free(buf);
+        return NULL;
+    }
+    return (float *)buf;
+}
+
+/* How many nodes of op type `op` an ONNX file holds (python3 with onnx), or -1. */
+static int count_ops(const char *path, const char *op)
+{
+    const char *py = python_with("onnx");
+    if (!py)
+        return -1;
+    char cmd[2400];
+    snprintf(cmd, sizeof cmd,
+             "'%s' -c 'import sys, onnx; sys.exit(min(200, sum(n.op_type == \"%s\" for n in "
+             "onnx.load(\"%s\").graph.node)))'",
+             py, op, path);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int argmax_of(const float *y, size_t n)
+{
+    size_t b = 0;
+    for (size_t k = 1; k < n; k++)
+        if (y[k] > y[b])
+            b = k;
+    return (int)b;
+}
+#endif
+
+/* Quantized models exported by pare run under ONNX Runtime in int8 (its
+ * optimised graph has a QLinearConv for every conv) and give pare's outputs
+ * within two steps of the output's quantization: ONNX Runtime requantizes each
+ * layer's int32 sums, which may round a code at a tie the other way. */
+PARE_TEST(onnx_export_qdq_ort)
+{
+#ifndef PARE_ONNX
+    printf("  skipped: built without ONNX (protobuf-c)\n");
+#else
+    const char *peer = ort_peer();
+    if (!peer) {
+        printf("  skipped: no node with onnxruntime-node in bench/peers (cd bench/peers && npm "
+               "install --ignore-scripts)\n");
+        return;
+    }
+    static const char *const models[] = {"fmnist-cnn", "resnet20", "mobilenetv2"};
+    for (int c = 0; c < 3; c++) {
+        pare_graph *q = qdq_zoo(models[c], 8, 8, 2);
+        if (!q)
+            continue;
+        char file[1100], opt[1100];
+        snprintf(file, sizeof file, "%s", pare_test_path("ort.onnx"));
+        snprintf(opt, sizeof opt, "%s", pare_test_path("ort.opt.onnx"));
+        CHECK_OK(pare_onnx_save(q, file));
+        int n = 8, convs = 0;
+        size_t per = out_size(q), ni = in_size(q) * (size_t)n, no = per * (size_t)n;
+        for (int i = 0; i < q->n_nodes; i++)
+            convs += q->nodes[i].op == PARE_OP_CONV2D;
+        float *x = malloc(ni * sizeof *x), *y = malloc(no * sizeof *y), *r = NULL;
+        if (x && y) {
+            pare_test_fill(x, ni, -1.5f, 1.5f, 23);
+            CHECK_OK(pare_graph_forward(q, x, n, y, 1));
+            r = ort_outputs(peer, file, x, ni, no, opt);
+        }
+        if (r) {
+            float step = q->nodes[q->output].a.alpha;
+            double d = max_abs_diff(y, r, no);
+            int agree = 0;
+            for (int k = 0; k < n; k++)
+                agree += argmax_of(y + (size_t)k * per, per) == argmax_of(r + (size_t)k * per, per);
+            int fused = count_ops(opt, "QLinearConv");
+            printf("  %-12s vs ONNX Runtime: max diff %.3g = %.2f output steps, argmax %d of %d, "
+                   "QLinearConv %d of %d convs\n",
+                   models[c], d, d / step, agree, n, fused, convs);
+            CHECKF(d <= 2.0 * step + 1e-7, "%s: ONNX Runtime differs by %g, %.2f steps of %g",
+                   models[c], d, d / step, (double)step);
+            CHECKF(agree >= n - 1, "%s: argmax agrees on %d of %d", models[c], agree, n);
+            CHECKF(fused < 0 || fused == convs, "%s: ONNX Runtime fused %d of %d convs into "
+                                                "QLinearConv", models[c], fused, convs);
+        }
+        free(x);
+        free(y);
+        free(r);
+        pare_graph_free(q);
+    }
+#endif
+}
+
+/* Weight sharing (scheme 3) goes out as the float values, its codebook in
+ * metadata; the import restores it when the values follow it. */
+PARE_TEST(onnx_export_qdq_codebook)
+{
+#ifndef PARE_ONNX
+    printf("  skipped: built without ONNX (protobuf-c)\n");
+#else
+    pare_graph *g = pare_graph_new("shared");
+    int x = pare_graph_input(g, 2, 6, 6);
+    x = pare_graph_conv2d(g, x, 4, 3, 1, 1, "conv");
+    x = pare_graph_relu(g, x, "relu");
+    x = pare_graph_flatten(g, x, "flat");
+    x = pare_graph_linear(g, x, 5, 1, "fc");
+    CHECK_OK(pare_graph_set_output(g, x));
+    /* conv: rows of d = 3 along the kernel's last axis from k = 4; fc: k = 16, d = 1. */
+    static const struct {
+        const char *name;
+        int k, d;
+    } sh[2] = {{"conv.weight", 4, 3}, {"fc.weight", 16, 1}};
+    for (int s = 0; s < 2; s++) {
+        pare_param *p = find_param(g, sh[s].name);
+        if (!p)
+            continue;
+        int k = sh[s].k, d = sh[s].d;
+        p->q.codebook = malloc(sizeof(float) * (size_t)(k * d));
+        pare_test_fill(p->q.codebook, (size_t)(k * d), -0.5f, 0.5f, 31 + (uint64_t)s);
+        for (size_t r = 0; r < p->t->n / (size_t)d; r++)
+            memcpy(p->t->data + r * (size_t)d, p->q.codebook + (r * 7 % (size_t)k) * (size_t)d,
+                   sizeof(float) * (size_t)d);
+        p->q.scheme = 3;
+        p->q.k = k;
+        p->q.d = d;
+        p->q.bits = s == 0 ? 2 : 4;
+    }
+    char path[1100];
+    snprintf(path, sizeof path, "%s", pare_test_path("shared.onnx"));
+    CHECK_OK(pare_onnx_save(g, path));
+    Onnx__ModelProto *m = read_model(path);
+    if (m) {
+        check_common(m, g, 4, 2); /* float initializers, bit for bit */
+        const char *cb = meta_value(m, "pare.codebook.conv.weight");
+        CHECKF(cb && !strncmp(cb, "k=4 d=3: ", 9), "codebook metadata: %s", cb ? cb : "absent");
+        onnx__model_proto__free_unpacked(m, NULL);
+    }
+    pare_graph *back = NULL;
+    CHECK_OK(pare_onnx_load(path, &back));
+    char why[200];
+    const pare_param *w = find_param(g, "conv.weight");
+    int file_takes = w && !pare_file_qparams_problem(&w->q, w->t->ndim, w->t->dims, w->t->n, why,
+                                                     sizeof why);
+    if (back && file_takes) {
+        same_params(g, back, "shared");
+        for (int s = 0; s < 2; s++) {
+            pare_param *a = find_param(g, sh[s].name), *b = find_param(back, sh[s].name);
+            CHECKF(a && b && same_qparams(&a->q, &b->q), "%s: the codebook did not come back",
+                   sh[s].name);
+        }
+        printf("  both codebooks (k 4, d 3 and k 16, d 1) came back with the values\n");
+    } else if (back) {
+        printf("  the .pare format does not take codebooks yet (%s): values only\n", why);
+        same_params(g, back, "shared");
+    }
+    pare_graph_free(back);
+    /* A value off the codebook: the tensor comes back as floats. */
+    pare_param *p = find_param(g, "fc.weight");
+    if (p) {
+        p->t->data[3] = 0.75f;
+        CHECK_OK(pare_onnx_save(g, path));
+        CHECK_OK(pare_onnx_load(path, &back));
+        const pare_param *b = back ? find_param(back, "fc.weight") : NULL;
+        CHECK(b && b->q.bits == 0 && b->q.scheme == 0 && b->t->data[3] == 0.75f);
+        pare_graph_free(back);
+    }
+    const char *paths[1] = {path};
+    onnx_check(paths, 1);
+    pare_graph_free(g);
+#endif
+}
+
+/* Quantization parameters the values do not follow: one sentence naming the
+ * tensor, and the file is not written. */
+PARE_TEST(onnx_export_qdq_errors)
+{
+#ifndef PARE_ONNX
+    printf("  skipped: built without ONNX (protobuf-c)\n");
+#else
+    pare_graph *q = qdq_zoo("fmnist-cnn", 8, 8, 0);
+    if (!q)
+        return;
+    char path[1100];
+    snprintf(path, sizeof path, "%s", pare_test_path("off-grid.onnx"));
+    pare_param *w = find_param(q, "block2.conv.weight");
+    if (w) {
+        float keep = w->t->data[5];
+        w->t->data[5] = nextafterf(keep, 10.0f);
+        CHECK_STATUS(pare_onnx_save(q, path), PARE_EINVAL);
+        const char *e = pare_last_error();
+        CHECKF(strstr(e, path) && strstr(e, "block2.conv.weight") && strstr(e, "element 5") &&
+                   strstr(e, "not its scale") && !strchr(e, '\n'),
+               "%s", e);
+        CHECK(!pare_file_exists(path));
+        w->t->data[5] = keep;
+        w->q.n = 3; /* per channel, but 3 scales for 16 channels */
+        CHECK_STATUS(pare_onnx_save(q, path), PARE_EINVAL);
+        CHECKF(strstr(pare_last_error(), "block2.conv.weight") &&
+                   strstr(pare_last_error(), "per channel"),
+               "%s", pare_last_error());
+        w->q.n = w->t->dims[0];
+        CHECK_OK(pare_onnx_save(q, path));
+    }
+    pare_graph_free(q);
+#endif
+}
+
+/* QDQ models made elsewhere (tests/onnx/qdq_models.py: one built with onnx's
+ * helper in ONNX Runtime's form, one exported by PyTorch from a model prepared
+ * for quantization-aware training) import as quantized pare models and give
+ * the reference outputs (ONNX's arithmetic, PyTorch's) within two steps of the
+ * output's quantization, through the graph and the compiled plan; and ONNX
+ * Runtime agrees. */
+PARE_TEST(onnx_qdq_external)
+{
+#ifndef PARE_ONNX
+    printf("  skipped: built without ONNX (protobuf-c)\n");
+#else
+    const char *script = "tests/onnx/qdq_models.py";
+    const char *py = python_with("onnx");
+    if (!py) {
+        printf("  skipped: no python3 with onnx (Debian: python3-onnx)\n");
+        return;
+    }
+    if (!pare_file_exists(script)) {
+        printf("  skipped: %s not found (run from the source tree, as make check does)\n", script);
+        return;
+    }
+    char dir[1100], log[1100], cmd[4096], manifest[1200];
+    snprintf(dir, sizeof dir, "%s", pare_test_path("qdq"));
+    snprintf(log, sizeof log, "%s", pare_test_path("qdq.log"));
+    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' >'%s' 2>&1", py, script, dir, log);
+    int st = system(cmd);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed: %s", script, slurp_tail(log));
+    snprintf(manifest, sizeof manifest, "%s/manifest.txt", dir);
+    FILE *f = fopen(manifest, "r");
+    CHECKF(f != NULL, "%s did not write %s", script, manifest);
+    if (!f)
+        return;
+    const char *peer = ort_peer();
+    char line[1024];
+    int cases = 0;
+    while (fgets(line, sizeof line, f)) {
+        char name[64], file[128], fin[128], fout[128];
+        int n, c, h, w, per, fqs, qps;
+        double tol;
+        if (!strncmp(line, "skip ", 5)) {
+            printf("  %s", line);
+            continue;
+        }
+        if (sscanf(line, "case %63s %127s %127s %127s %d %d %d %d %d %lf %d %d", name, file, fin,
+                   fout, &n, &c, &h, &w, &per, &tol, &fqs, &qps) != 12) {
+            pare_test_fail(__FILE__, __LINE__, "bad manifest line: %s", line);
+            continue;
+        }
+        cases++;
+        char path[1400];
+        snprintf(path, sizeof path, "%s/%s", dir, file);
+        pare_graph *g = NULL;
+        CHECK_OK(pare_onnx_load(path, &g));
+        if (!g)
+            continue;
+        int got_fq = 0, got_q = 0;
+        for (int i = 0; i < g->n_nodes; i++)
+            got_fq += g->nodes[i].op == PARE_OP_FAKEQUANT;
+        for (int i = 0; i < g->n_params; i++)
+            got_q += g->params[i].q.bits > 0;
+        CHECKF(got_fq == fqs && got_q == qps, "%s: %d fakequant layers and %d quantized tensors, "
+                                              "wanted %d and %d", name, got_fq, got_q, fqs, qps);
+        size_t ni = (size_t)n * (size_t)c * (size_t)h * (size_t)w, no = (size_t)n * (size_t)per;
+        float *x = read_floats(dir, fin, ni), *ref = read_floats(dir, fout, no);
+        float *y = malloc(no * sizeof *y), *yp = malloc(no * sizeof *yp), *r = NULL;
+        if (x && ref && y && yp && in_size(g) * (size_t)n == ni && out_size(g) == (size_t)per) {
+            CHECK_OK(pare_graph_forward(g, x, n, y, 1));
+            pare_plan_options po;
+            memset(&po, 0, sizeof po);
+            po.threads = 1;
+            pare_plan *plan = NULL;
+            CHECK_OK(pare_plan_new(g, &po, &plan));
+            double dg = max_abs_diff(y, ref, no), dp = -1, dr = -1, dpr = -1;
+            if (plan) {
+                CHECK_OK(pare_plan_run(plan, x, n, yp));
+                dp = max_abs_diff(yp, ref, no);
+                pare_plan_free(plan);
+            }
+            CHECKF(dg <= tol, "%s: the graph differs from the reference by %g (> %g)", name, dg, tol);
+            CHECKF(dp >= 0 && dp <= tol, "%s: the plan differs from the reference by %g (> %g)",
+                   name, dp, tol);
+            if (peer && (r = ort_outputs(peer, path, x, ni, no, NULL)) != NULL) {
+                dr = max_abs_diff(r, ref, no);
+                dpr = max_abs_diff(y, r, no);
+                CHECKF(dpr <= tol, "%s: pare and ONNX Runtime differ by %g (> %g)", name, dpr, tol);
+            }
+            printf("  %-10s max diff vs reference: graph %.3g, plan %.3g (tolerance %.3g); ONNX "
+                   "Runtime vs reference %.3g, vs pare %.3g\n",
+                   name, dg, dp, tol, dr, dpr);
+        }
+        free(x);
+        free(ref);
+        free(y);
+        free(yp);
+        free(r);
+        pare_graph_free(g);
+    }
+    fclose(f);
+    CHECKF(cases >= 1, "no models in %s", manifest);
 #endif
 }
 

@@ -1,12 +1,15 @@
 // ONNX Runtime (onnxruntime-node, CPU) latency of one ONNX model: the dense peer of make bench-engine and make bench-onnx.
 //
-// usage: node bench/peers/ort_bench.js MODEL.onnx THREADS RUNS WARMUP BLOCKS [NAME]
+// usage: node bench/peers/ort_bench.js MODEL.onnx THREADS RUNS WARMUP BLOCKS [NAME [VARIANT]]
 //
 // One session with intraOpNumThreads THREADS, interOpNumThreads 1, graph optimisation level
 // 'all', sequential execution; input batch 1 x 3 x 224 x 224 of seeded pseudo-normal values
-// (or the model's own input shape when it is fully known). WARMUP untimed runs, then BLOCKS
-// blocks of RUNS timed runs; prints one JSON line: median and p90 over all runs (nearest rank,
-// as pare bench), min, and each block's median. NAME labels the line (default: the file name).
+// (or one sample of the model's own input shape when it is known but for a symbolic
+// batch). WARMUP untimed runs, then BLOCKS blocks of RUNS timed runs; prints one JSON line:
+// median and p90 over all runs (nearest rank, as pare bench), min, and each block's median. NAME labels the line (default: the file name),
+// VARIANT its kind (default 'dense'; bench/qdq.sh says 'float32' and 'int8-qdq': a QDQ model,
+// which ONNX Runtime fuses into QLinearConv and runs in int8). ORT_OPTIMIZED=PATH saves the
+// model as ONNX Runtime optimised it, to see which kernels ran.
 'use strict';
 
 const path = require('path');
@@ -22,6 +25,10 @@ function inputDims(session) {
   const meta = session.inputMetadata && session.inputMetadata[0];
   const shape = meta && meta.shape;
   if (Array.isArray(shape) && shape.length === 4 && shape.every((d) => Number.isInteger(d) && d > 0)) return shape;
+  // a symbolic batch (pare's exports say "N"): one sample of the rest
+  if (Array.isArray(shape) && shape.length === 4 && shape.slice(1).every((d) => Number.isInteger(d) && d > 0)) {
+    return [1, ...shape.slice(1)];
+  }
   return [1, 3, 224, 224];
 }
 
@@ -33,14 +40,17 @@ async function main() {
   }
   const [file, threads, runs, warmup, blocks] = [args[0], ...args.slice(1, 5).map(Number)];
   const name = args[5] || path.basename(file, '.onnx');
-  const t0 = process.hrtime.bigint();
-  const session = await ort.InferenceSession.create(file, {
+  const variant = args[6] || 'dense';
+  const opts = {
     executionProviders: ['cpu'],
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
-  });
+  };
+  if (process.env.ORT_OPTIMIZED) opts.optimizedModelFilePath = process.env.ORT_OPTIMIZED;
+  const t0 = process.hrtime.bigint();
+  const session = await ort.InferenceSession.create(file, opts);
   const loadS = Number(process.hrtime.bigint() - t0) / 1e9;
   const dims = inputDims(session);
   const count = dims.reduce((a, d) => a * d, 1);
@@ -64,7 +74,7 @@ async function main() {
   console.log(JSON.stringify({
     engine: 'ort',
     model: name,
-    variant: 'dense',
+    variant,
     threads,
     ort: require('onnxruntime-node/package.json').version,
     runs_per_block: runs,

@@ -6,6 +6,8 @@
 // INPUT.bin holds float32 little-endian samples, NCHW. When it does not exist it is created:
 // BATCH (1) samples of the model's input shape, seeded pseudo-normal values (SEED, 1). The
 // output is written as float32 little-endian; one JSON line on stdout says the shapes.
+// ORT_OPTIMIZED=PATH saves the model as ONNX Runtime optimised it (to see which ops ran:
+// QLinearConv for a QDQ model that runs in int8).
 'use strict';
 
 const fs = require('fs');
@@ -18,9 +20,9 @@ async function main() {
     console.error('usage: node ort_run.js MODEL.onnx INPUT.bin OUTPUT.bin [BATCH] [SEED]');
     process.exit(2);
   }
-  const session = await ort.InferenceSession.create(model, {
-    intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all',
-  });
+  const opts = { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all' };
+  if (process.env.ORT_OPTIMIZED) opts.optimizedModelFilePath = process.env.ORT_OPTIMIZED;
+  const session = await ort.InferenceSession.create(model, opts);
   const meta = session.inputMetadata && session.inputMetadata[0];
   const shape = meta && meta.shape;
   if (!shape || shape.length !== 4 || shape.slice(1).some((d) => typeof d !== 'number')) {

@@ -127,12 +127,12 @@ static void gmp_after_step(pare_trainer *t, void *user)
 
 /* ---- ADMM ---------------------------------------------------------------- */
 
+/* The loop is the same for every constraint set; only the projection differs
+ * (a sparsity scheme here, a quantization grid in compress/quant.c). */
 typedef struct admm_state {
-    pare_prune_plan *plan;
+    const pare_admm_problem *p;
     pare_graph *g;
-    const double *targets;
     float **Z, **U, **WU;
-    uint8_t **mk;
     float rho, rho0;
     int rho_steps, period;
     long period_steps, step0;
@@ -142,39 +142,34 @@ typedef struct admm_state {
 
 static void admm_free(admm_state *a)
 {
-    for (int i = 0; i < a->plan->n; i++) {
+    for (int i = 0; i < a->p->n; i++) {
         if (a->Z)
             pare_free(a->Z[i]);
         if (a->U)
             pare_free(a->U[i]);
         if (a->WU)
             pare_free(a->WU[i]);
-        if (a->mk)
-            free(a->mk[i]);
     }
     free(a->Z);
     free(a->U);
     free(a->WU);
-    free(a->mk);
 }
 
-/* Z = projection of (W + U) onto the scheme at the target; U += W - Z. */
+/* Z = projection of (W + U); U += W - Z. */
 static pare_status admm_update_zu(admm_state *a, int first)
 {
-    for (int i = 0; i < a->plan->n; i++) {
-        const pare_tensor *w = a->g->params[a->plan->l[i].param].t;
+    for (int i = 0; i < a->p->n; i++) {
+        const pare_tensor *w = a->g->params[a->p->params[i]].t;
         for (size_t k = 0; k < w->n; k++)
             a->WU[i][k] = w->data[k] + (first ? 0.0f : a->U[i][k]);
     }
-    pare_status s = pare_prune_masks(a->g, a->plan, a->targets, (const float *const *)a->WU, a->mk);
+    pare_status s = a->p->project(a->p->user, a->g, (const float *const *)a->WU, a->Z);
     if (s != PARE_OK)
         return s;
-    for (int i = 0; i < a->plan->n; i++) {
-        const pare_tensor *w = a->g->params[a->plan->l[i].param].t;
-        for (size_t k = 0; k < w->n; k++) {
-            a->Z[i][k] = a->mk[i][k] ? a->WU[i][k] : 0.0f;
+    for (int i = 0; i < a->p->n; i++) {
+        const pare_tensor *w = a->g->params[a->p->params[i]].t;
+        for (size_t k = 0; k < w->n; k++)
             a->U[i][k] = first ? 0.0f : a->U[i][k] + w->data[k] - a->Z[i][k];
-        }
     }
     return PARE_OK;
 }
@@ -184,8 +179,8 @@ static void admm_after_backward(pare_trainer *t, void *user)
     admm_state *a = user;
     pare_exec *e = pare_trainer_exec(t);
     /* d/dW of rho/2 ||W - Z + U||^2 */
-    for (int i = 0; i < a->plan->n; i++) {
-        int p = a->plan->l[i].param;
+    for (int i = 0; i < a->p->n; i++) {
+        int p = a->p->params[i];
         float *gr = pare_exec_param_grad(e, p);
         if (!gr)
             continue;
@@ -217,30 +212,29 @@ static double admm_lr(long step, long total, long spe, void *user)
     return a->lr * (pos < 1.0 / 3 ? 1.0 : pos < 2.0 / 3 ? 0.1 : 0.01);
 }
 
-static pare_status admm_stage(pare_graph *g, pare_prune_plan *plan, const double *targets,
-                              const pare_prune_config *c, const pare_dataset *train, const pare_dataset *test)
+pare_status pare_admm_run(pare_graph *g, const pare_admm_problem *p, const pare_prune_config *c,
+                          const pare_dataset *train, const pare_dataset *test, float *const *v_out)
 {
+    if (!g || !p || !p->project || !c || !train || (p->n > 0 && !p->params))
+        return pare_fail(PARE_EINVAL, "ADMM needs a model, layers, a projection and training data");
     admm_state a;
     memset(&a, 0, sizeof a);
-    a.plan = plan;
+    a.p = p;
     a.g = g;
-    a.targets = targets;
     a.rho0 = a.rho = c->rho;
     a.rho_steps = c->rho_steps > 0 ? c->rho_steps : 1;
     a.lr = c->train.lr;
-    size_t np = (size_t)(plan->n ? plan->n : 1);
+    size_t np = (size_t)(p->n ? p->n : 1);
     a.Z = calloc(np, sizeof(float *));
     a.U = calloc(np, sizeof(float *));
     a.WU = calloc(np, sizeof(float *));
-    a.mk = calloc(np, sizeof(uint8_t *));
-    pare_status s = (a.Z && a.U && a.WU && a.mk) ? PARE_OK : pare_fail(PARE_ENOMEM, "out of memory");
-    for (int i = 0; i < plan->n && s == PARE_OK; i++) {
-        size_t n = g->params[plan->l[i].param].t->n;
+    pare_status s = (a.Z && a.U && a.WU) ? PARE_OK : pare_fail(PARE_ENOMEM, "out of memory");
+    for (int i = 0; i < p->n && s == PARE_OK; i++) {
+        size_t n = g->params[p->params[i]].t->n;
         a.Z[i] = pare_alloc_array(n, sizeof(float), 1);
         a.U[i] = pare_alloc_array(n, sizeof(float), 1);
         a.WU[i] = pare_alloc_array(n, sizeof(float), 1);
-        a.mk[i] = malloc(n ? n : 1);
-        if (!a.Z[i] || !a.U[i] || !a.WU[i] || !a.mk[i])
+        if (!a.Z[i] || !a.U[i] || !a.WU[i])
             s = pare_fail(PARE_ENOMEM, "out of memory for ADMM's variables");
     }
     if (s == PARE_OK)
@@ -254,13 +248,70 @@ static pare_status admm_stage(pare_graph *g, pare_prune_plan *plan, const double
         if (s == PARE_OK)
             s = a.err;
     }
-    /* Hard-prune to the support of the last Z. */
-    if (s == PARE_OK) {
+    /* The last Z and U, so the caller's hard projection sees the final W + U. */
+    if (s == PARE_OK)
         s = admm_update_zu(&a, 0);
-        if (s == PARE_OK)
-            s = pare_prune_apply(g, plan, targets, (const float *const *)a.WU);
-    }
+    if (s == PARE_OK && v_out)
+        for (int i = 0; i < p->n; i++)
+            memcpy(v_out[i], a.WU[i], sizeof(float) * g->params[p->params[i]].t->n);
     admm_free(&a);
+    return s;
+}
+
+/* Pruning's projection: the scheme's mask of the scores W + U at the targets,
+ * and Z = W + U on the kept weights, 0 elsewhere. */
+typedef struct prune_proj {
+    pare_prune_plan *plan;
+    const double *targets;
+    uint8_t **mk;
+} prune_proj;
+
+static pare_status prune_project(void *user, const pare_graph *g, const float *const *v, float *const *z)
+{
+    prune_proj *pp = user;
+    pare_status s = pare_prune_masks(g, pp->plan, pp->targets, v, pp->mk);
+    if (s != PARE_OK)
+        return s;
+    for (int i = 0; i < pp->plan->n; i++) {
+        size_t n = g->params[pp->plan->l[i].param].t->n;
+        for (size_t k = 0; k < n; k++)
+            z[i][k] = pp->mk[i][k] ? v[i][k] : 0.0f;
+    }
+    return PARE_OK;
+}
+
+static pare_status admm_stage(pare_graph *g, pare_prune_plan *plan, const double *targets,
+                              const pare_prune_config *c, const pare_dataset *train, const pare_dataset *test)
+{
+    size_t np = (size_t)(plan->n ? plan->n : 1);
+    int *params = malloc(sizeof(int) * np);
+    uint8_t **mk = calloc(np, sizeof(uint8_t *));
+    float **wu = calloc(np, sizeof(float *));
+    pare_status s = (params && mk && wu) ? PARE_OK : pare_fail(PARE_ENOMEM, "out of memory");
+    for (int i = 0; i < plan->n && s == PARE_OK; i++) {
+        size_t n = g->params[plan->l[i].param].t->n;
+        params[i] = plan->l[i].param;
+        mk[i] = malloc(n ? n : 1);
+        wu[i] = pare_alloc_array(n, sizeof(float), 1);
+        if (!mk[i] || !wu[i])
+            s = pare_fail(PARE_ENOMEM, "out of memory for ADMM's variables");
+    }
+    prune_proj pp = {plan, targets, mk};
+    pare_admm_problem prob = {plan->n, params, prune_project, &pp};
+    if (s == PARE_OK)
+        s = pare_admm_run(g, &prob, c, train, test, wu);
+    /* Hard-prune to the support of the last Z. */
+    if (s == PARE_OK)
+        s = pare_prune_apply(g, plan, targets, (const float *const *)wu);
+    for (int i = 0; i < plan->n; i++) {
+        if (mk)
+            free(mk[i]);
+        if (wu)
+            pare_free(wu[i]);
+    }
+    free(mk);
+    free(wu);
+    free(params);
     return s;
 }
 

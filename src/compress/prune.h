@@ -109,4 +109,23 @@ pare_status pare_prune_run(pare_graph *g, pare_prune_plan *plan, const pare_prun
                            const pare_dataset *train, const pare_dataset *test,
                            pare_prune_result *r);
 
+/* ADMM with a pluggable constraint set: the weights params[0..n) are trained
+ * with the extra gradient rho (W - Z + U), and Z = project(W + U) (all layers
+ * in one call: v[i] and z[i] have layer i's size), U += W - Z at each of
+ * rho_steps periods (rho x10 each, the learning rate restarting), as the ADMM
+ * pruning method does; the schedule comes from c (train, admm_epochs, rho,
+ * rho_steps). Pruning projects onto a sparsity scheme, quantization onto a
+ * grid (compress/quant.c). After training, Z and U are updated once more and
+ * v_out[i] (may be NULL) gets the final W + U; the weights are left as
+ * trained (the caller applies the hard projection). */
+typedef struct pare_admm_problem {
+    int n;
+    const int *params;
+    pare_status (*project)(void *user, const pare_graph *g, const float *const *v, float *const *z);
+    void *user;
+} pare_admm_problem;
+
+pare_status pare_admm_run(pare_graph *g, const pare_admm_problem *p, const pare_prune_config *c,
+                          const pare_dataset *train, const pare_dataset *test, float *const *v_out);
+
 #endif

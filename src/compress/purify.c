@@ -711,6 +711,21 @@ static pare_status copy_kept(const pare_param *s, pare_param *d, const int *cons
     d->q = s->q;
     d->q.scale = NULL;
     d->q.zero_point = NULL;
+    d->q.codebook = NULL;
+    if (s->q.codebook && s->q.k > 0 && s->q.d > 0) {
+        /* A codebook (weight sharing) is the new tensor's own; runs of d along
+         * the last axis survive unless that axis lost entries, when the
+         * tensor goes back to plain float values. */
+        int last = t->ndim - 1;
+        if (s->q.d > 1 && idx[last] && cnt[last] != t->dims[last]) {
+            memset(&d->q, 0, sizeof d->q);
+            return PARE_OK;
+        }
+        size_t kd = (size_t)s->q.k * (size_t)s->q.d;
+        if (!(d->q.codebook = malloc(sizeof(float) * kd)))
+            return pare_fail(PARE_ENOMEM, "out of memory copying the codebook of %s", s->name);
+        memcpy(d->q.codebook, s->q.codebook, sizeof(float) * kd);
+    }
     if (s->q.n <= 0)
         return PARE_OK;
     /* Per-channel scales along a dimension that lost entries lose the same ones. */

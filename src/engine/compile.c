@@ -73,6 +73,13 @@ typedef struct builder {
     int *needed;
     int cap_steps;
     tune_cache *cache;
+    /* int8 */
+    int *q8;           /* conv or linear node runs in int8 */
+    int *qact;         /* fakequant node -> its u8 act, -1 */
+    int *fq_int8;      /* fakequant node: int8 layers reading it */
+    int *fq_other;     /* fakequant node: other readers (the output counts) */
+    const char *const *keep_float; /* layers measured faster in float32 (NULL-terminated) */
+    int qforce_gather, qforce_rows;  /* tests: the int8 candidate to take where it fits (-1: none) */
 } builder;
 
 static pare_step *new_step(builder *b, pare_step_kind k, int node)
@@ -124,6 +131,7 @@ static int broadcast_add(const pare_graph *g, const pare_node *nd)
 typedef struct conv_geo {
     int O, Cg, G, kh, kw, sh, sw, dh, dw, pt, pl;
     int C;                 /* input channels */
+    int Cq;                /* int8: input channel quads, ceil(C / 4) */
     long cs, rs;           /* of the buffer the columns index */
     int nphase;            /* stride > 1: materialised phase planes */
     int phase_slot[64];    /* phase (a*sw + b) -> plane block, -1 unused */
@@ -496,6 +504,12 @@ typedef struct conv_aux {
     pare_conv_kind cand[PARE_CK__COUNT + 2];
     int cand_rows[PARE_CK__COUNT + 2]; /* block kinds: filters per group */
     char key[256];
+    /* int8: candidates are (kind, filters per group); dense packs every column */
+    int q;
+    int cand_gather[PARE_CK__COUNT + 2]; /* 1: GEMM k-quads, 2: pattern taps gathered (kernels/qconv.h) */
+    int8_t *codes;           /* [O][Cg*kh*kw] */
+    float *qs, *qb;          /* per output channel: requantization scale and shift */
+    int32_t zp_in;
 } conv_aux;
 
 typedef struct aux_list {
@@ -786,6 +800,7 @@ static int runs_as_op(const pare_graph *g, const pare_node *nd)
     case PARE_OP_CONST:
     case PARE_OP_RESHAPE:
     case PARE_OP_TRANSPOSE:
+    case PARE_OP_FAKEQUANT:
         return 1;
     case PARE_OP_MAXPOOL: /* the engine's pooling kernels have no dilation */
         return nd->a.dilation[0] > 1 || nd->a.dilation[1] > 1;
@@ -942,6 +957,897 @@ static pare_status lower_other(builder *b, int v)
             st->shift[c] = bet[c] - mu[c] * st->scale[c];
         }
     }
+    b->done[v] = 1;
+    return PARE_OK;
+}
+
+/* ---- int8 ------------------------------------------------------------------ */
+
+/* A quantized model runs in int8 where a conv or linear layer reads a
+ * fakequant node (bits 1-8) and its weight carries scheme 1 or 2 qparams of 8
+ * bits or fewer, zero points 0, every value exactly scale * code. Activations
+ * of such layers are u8 codes in the C4 layout (kernels/qconv.h); a fakequant
+ * whose only readers are int8 layers becomes the requantization of the layer
+ * that produces its input (or, after a max pool, of the layer before it: the
+ * pool commutes with the monotone quantizer), else a quantize step. */
+
+static int new_qact(pare_plan *p, int C, int H, int W, int P, int fill)
+{
+    int id = new_act(p, C, H, W, P);
+    pare_act *a = &p->acts[id];
+    a->q8 = 1;
+    a->fill = (uint8_t)fill;
+    a->floats = SLACK_FRONT + (size_t)((C + 3) / 4) * (size_t)a->cs + (size_t)a->rs + 3 * PARE_QCONV_CHUNK + 64;
+    return id;
+}
+
+static int fq_usable(const pare_node *f)
+{
+    return f->op == PARE_OP_FAKEQUANT && f->a.mode >= 1 && f->a.mode <= 8 && isfinite(f->a.alpha) && f->a.alpha > 0.0f;
+}
+
+/* The int8 codes of a conv or linear weight ([O][K]) and its scale per output
+ * channel; 0 when it does not qualify (or its accumulators could overflow). */
+static int weight_codes(const pare_param *wp, int O, size_t K, int8_t *codes, float *sw)
+{
+    const pare_qparams *q = &wp->q;
+    if (q->bits < 1 || q->bits > 8 || (q->scheme != 1 && q->scheme != 2) || !q->scale || !q->zero_point)
+        return 0;
+    if (q->scheme == 1 ? q->n != 1 : (q->n != O || q->axis != 0))
+        return 0;
+    if (wp->t->n != (size_t)O * K)
+        return 0;
+    float wmax = q->bits <= 2 ? 1.0f : (float)((1 << (q->bits - 1)) - 1);
+    for (int o = 0; o < O; o++) {
+        int k = q->scheme == 1 ? 0 : o;
+        float s = q->scale[k];
+        if (q->zero_point[k] != 0 || !isfinite(s) || !(s > 0.0f))
+            return 0;
+        sw[o] = s;
+        int64_t mag = 0;
+        for (size_t i = 0; i < K; i++) {
+            float w = wp->t->data[(size_t)o * K + i], c = rintf(w / s);
+            if (!(fabsf(c) <= wmax) || s * c != w)
+                return 0;
+            if (codes)
+                codes[(size_t)o * K + i] = (int8_t)c;
+            mag += (int64_t)fabsf(c);
+        }
+        /* |sum code * (x - zp)| and the partial sums stay below 2^31 */
+        if (mag * 510 >= INT32_MAX)
+            return 0;
+    }
+    return 1;
+}
+
+static int kept_float(const builder *b, const char *name)
+{
+    for (int i = 0; b->keep_float && b->keep_float[i]; i++)
+        if (!strcmp(b->keep_float[i], name))
+            return 1;
+    return 0;
+}
+
+static int int8_eligible(const builder *b, int v)
+{
+    const pare_graph *g = b->g;
+    const pare_node *nd = &g->nodes[v];
+    if (b->o.float32 || (nd->op != PARE_OP_CONV2D && nd->op != PARE_OP_LINEAR) || nd->n_in < 1)
+        return 0;
+    const pare_node *f = &g->nodes[nd->in[0]];
+    if (!fq_usable(f) || kept_float(b, nd->name))
+        return 0;
+    /* a linear layer reads the fakequant's codes as one flat vector */
+    if (nd->op == PARE_OP_LINEAR && (f->out.h != 1 || f->out.w != 1))
+        return 0;
+    int wi = pare_graph_node_param(g, v, PARE_ROLE_WEIGHT);
+    if (wi < 0)
+        return 0;
+    const pare_param *wp = &g->params[wi];
+    int O = wp->t->dims[0];
+    size_t K = O > 0 ? wp->t->n / (size_t)O : 0;
+    float *sw = malloc(sizeof(float) * (size_t)(O > 0 ? O : 1));
+    int ok = sw && O > 0 && weight_codes(wp, O, K, NULL, sw);
+    free(sw);
+    return ok;
+}
+
+/* Which layers run in int8, and who reads each fakequant. */
+static pare_status plan_int8(builder *b)
+{
+    int n = b->g->n_nodes;
+    b->q8 = calloc((size_t)n, sizeof(int));
+    b->qact = malloc(sizeof(int) * (size_t)n);
+    b->fq_int8 = calloc((size_t)n, sizeof(int));
+    b->fq_other = calloc((size_t)n, sizeof(int));
+    if (!b->q8 || !b->qact || !b->fq_int8 || !b->fq_other)
+        return pare_fail(PARE_ENOMEM, "out of memory");
+    for (int v = 0; v < n; v++) {
+        b->qact[v] = -1;
+        if (b->needed[v] && int8_eligible(b, v)) {
+            b->q8[v] = 1;
+            b->fq_int8[b->g->nodes[v].in[0]]++;
+        }
+    }
+    for (int v = 0; v < n; v++)
+        b->fq_other[v] = b->users[v] - b->fq_int8[v];
+    return PARE_OK;
+}
+
+/* A fakequant: the u8 act its int8 readers need (a quantize step, unless the
+ * producer already writes it) and the float value for its other readers. */
+static pare_status lower_fakequant(builder *b, int v)
+{
+    pare_graph *g = b->g;
+    const pare_node *nd = &g->nodes[v];
+    if (b->o.float32 == 2) {
+        /* the float baseline: the quantizer is not there */
+        b->act_of[v] = b->act_of[nd->in[0]];
+        b->done[v] = 1;
+        return PARE_OK;
+    }
+    if (!fq_usable(nd))
+        return lower_op(b, v);
+    if (b->fq_int8[v] > 0 && b->qact[v] < 0) {
+        int src = b->act_of[nd->in[0]];
+        const pare_act *sa = &b->p->acts[src];
+        if (!(sa->C == nd->out.c && sa->H == nd->out.h && sa->W == nd->out.w) &&
+            !(nd->out.h == 1 && nd->out.w == 1 && (size_t)sa->C * (size_t)sa->H * (size_t)sa->W == (size_t)nd->out.c))
+            return pare_fail(PARE_EUNSUPPORTED, "layer %s: the engine cannot quantize a %dx%dx%d value to %dx%dx%d",
+                             nd->name, sa->C, sa->H, sa->W, nd->out.c, nd->out.h, nd->out.w);
+        int id = new_qact(b->p, nd->out.c, nd->out.h, nd->out.w, halo_for(g, v, b->needed), (int)nd->a.beta);
+        pare_step *st = new_step(b, PARE_STEP_QUANT, v);
+        if (!st)
+            return pare_fail(PARE_ENOMEM, "out of memory");
+        snprintf(st->kernel, sizeof st->kernel, "quantize to u8");
+        st->in[0] = src;
+        st->n_in = 1;
+        st->out = id;
+        st->q_scale = nd->a.alpha;
+        st->q_zpf = nd->a.beta;
+        st->q_qmax = (float)((1 << nd->a.mode) - 1);
+        b->qact[v] = id;
+    }
+    if (b->fq_other[v] > 0) {
+        int src = b->act_of[nd->in[0]];
+        const pare_act *sa = &b->p->acts[src];
+        if (sa->q8 || sa->C != nd->out.c || sa->H != nd->out.h || sa->W != nd->out.w)
+            return lower_op(b, v);
+        /* the op's own arithmetic, a row at a time in place of its generic step */
+        int out = act_for_node(b, v);
+        pare_step *st = new_step(b, PARE_STEP_FQ, v);
+        if (!st)
+            return pare_fail(PARE_ENOMEM, "out of memory");
+        snprintf(st->kernel, sizeof st->kernel, "fakequant (float)");
+        st->in[0] = src;
+        st->n_in = 1;
+        st->out = out;
+        st->q_scale = nd->a.alpha;
+        st->q_zpf = nd->a.beta;
+        st->q_qmax = (float)((1 << nd->a.mode) - 1);
+    }
+    b->done[v] = 1;
+    return PARE_OK;
+}
+
+/* The offset (dwords) of channel quad k at tap (i, j) in the buffer the columns index. */
+static long qcol_off(const conv_geo *q, int k, int i, int j)
+{
+    int th = i * q->dh - q->pt, tw = j * q->dw - q->pl;
+    if (q->sh == 1 && q->sw == 1)
+        return k * q->cs + (long)th * q->rs + tw;
+    int a = ((th % q->sh) + q->sh) % q->sh, bb = ((tw % q->sw) + q->sw) % q->sw;
+    int dy = (th - a) / q->sh, dx = (tw - bb) / q->sw;
+    int slot = q->phase_slot[a * q->sw + bb];
+    return ((long)slot * q->Cq + k) * q->cs + (long)dy * q->rs + dx;
+}
+
+/* Phase planes of a u8 act: Cq quads per phase, halo and out-of-range pixels
+ * holding the source's fill code. */
+static int q_phase_act(builder *b, int in_act, int node, int sh, int sw, int need)
+{
+    pare_plan *p = b->p;
+    for (int i = 0; i < p->n_steps; i++) {
+        pare_step *s = &p->steps[i];
+        if (s->kind == PARE_STEP_PHASES && s->in[0] == in_act && s->sh == sh && s->sw == sw &&
+            p->acts[s->out].P >= need)
+            return s->out;
+    }
+    const pare_act *src = &p->acts[in_act];
+    int Hq = (src->H + sh - 1) / sh, Wq = (src->W + sw - 1) / sw, Cq = (src->C + 3) / 4;
+    int id = new_qact(p, 4 * Cq * sh * sw, Hq, Wq, need, p->acts[in_act].fill);
+    pare_step *s = new_step(b, PARE_STEP_PHASES, node);
+    if (!s)
+        return -1;
+    snprintf(s->name, sizeof s->name, "%s.phases", b->g->nodes[node].name);
+    snprintf(s->kernel, sizeof s->kernel, "space-to-depth %dx%d (u8)", sh, sw);
+    s->in[0] = in_act;
+    s->n_in = 1;
+    s->out = id;
+    s->sh = sh;
+    s->sw = sw;
+    s->nphase = sh * sw;
+    return id;
+}
+
+/* Packs an int8 conv: groups of R filters (aligned to R, so a group's filters
+ * share a quad), columns every (quad, tap) its filters read (dense) or those
+ * where one of them has a nonzero code. A weight dword holds a filter's codes
+ * of the quad's 4 channels at the tap, zero for channels outside its conv
+ * group: depthwise and grouped convs need no kernel of their own. */
+static int qpack(pare_step *st, const conv_aux *ca, int R, int sparse_cols)
+{
+    const conv_geo *q = &ca->geo;
+    int O = q->O, kk = q->kh * q->kw, K = q->Cg * kk, og = q->O / q->G;
+    int ng = (O + R - 1) / R, maxc = q->Cq * kk;
+    size_t need = sizeof(pare_qconv_group) * (size_t)ng +
+                  (size_t)ng * ((size_t)maxc * (sizeof(int32_t) + 4 * (size_t)R) + sizeof(int32_t) * 8) +
+                  2 * sizeof(float) * (size_t)(O + 8) + 64 * (size_t)(3 * ng + 8);
+    pare_free(st->qconv.mem);
+    memset(&st->qconv, 0, sizeof st->qconv);
+    arena a = {pare_alloc(need, 1), 0, need};
+    if (!a.p)
+        return -1;
+    pare_qconv_layer *L = &st->qconv;
+    L->mem = a.p;
+    L->groups = take(&a, sizeof(pare_qconv_group) * (size_t)ng);
+    float *sc = take(&a, sizeof(float) * (size_t)(O + 8)), *sh = take(&a, sizeof(float) * (size_t)(O + 8));
+    memcpy(sc, ca->qs, sizeof(float) * (size_t)O);
+    memcpy(sh, ca->qb, sizeof(float) * (size_t)O);
+    L->scale = sc;
+    L->shift = sh;
+    L->bytes = 2 * sizeof(float) * (size_t)O;
+    for (int gi = 0; gi < ng; gi++) {
+        int o0 = gi * R, r = O - o0 < R ? O - o0 : R;
+        pare_qconv_group *gr = &L->groups[gi];
+        int32_t *off = take(&a, sizeof(int32_t) * (size_t)maxc);
+        int8_t *gw = take(&a, 4 * (size_t)R * (size_t)maxc);
+        int32_t *gb = take(&a, sizeof(int32_t) * 8);
+        int nc = 0;
+        for (int k = 0; k < q->Cq; k++)
+            for (int t = 0; t < kk; t++) {
+                int8_t dw[PARE_QCONV_MAX_R][4];
+                memset(dw, 0, sizeof dw);
+                int any = 0;
+                for (int j = 0; j < r; j++) {
+                    int o = o0 + j, gbase = (o / og) * q->Cg;
+                    for (int bb = 0; bb < 4; bb++) {
+                        int c = 4 * k + bb;
+                        if (c >= q->C || c < gbase || c >= gbase + q->Cg)
+                            continue;
+                        int8_t code = ca->codes[(size_t)o * (size_t)K + (size_t)(c - gbase) * (size_t)kk + (size_t)t];
+                        dw[j][bb] = code;
+                        any |= sparse_cols ? code != 0 : 1;
+                    }
+                }
+                if (!any)
+                    continue;
+                off[nc] = (int32_t)qcol_off(q, k, t / q->kw, t % q->kw);
+                memcpy(gw + (size_t)nc * 4 * (size_t)R, dw, 4 * (size_t)R);
+                nc++;
+            }
+        for (int j = 0; j < 8; j++) {
+            int64_t sum = 0;
+            if (j < r)
+                for (int i = 0; i < K; i++)
+                    sum += ca->codes[(size_t)(o0 + j) * (size_t)K + (size_t)i];
+            gb[j] = (int32_t)(-(int64_t)ca->zp_in * sum);
+        }
+        gr->o0 = o0;
+        gr->r = r;
+        gr->rp = R;
+        gr->ncols = nc;
+        gr->off = off;
+        gr->w = gw;
+        gr->bias = gb;
+        L->bytes += (size_t)nc * (sizeof(int32_t) + 4 * (size_t)R) + sizeof(int32_t) * (size_t)R;
+    }
+    L->n_groups = ng;
+    return 1;
+}
+
+/* The 4 taps (bits of 0..8) a 3x3 kernel of filter o on channel c runs on:
+ * its nonzero taps, completed as pack_pattern does (the centre, then the
+ * lowest free taps); 0 for a zero kernel, -1 for more than 4 taps. */
+static int kernel_taps(const int8_t *codes, int K, int o, int c)
+{
+    unsigned m = 0;
+    for (int t = 0; t < 9; t++)
+        if (codes[(size_t)o * (size_t)K + (size_t)c * 9 + (size_t)t])
+            m |= 1u << t;
+    if (!m)
+        return 0;
+    if (popcount9(m) > 4)
+        return -1;
+    for (int t = 4; popcount9(m) < 4; t = (t + 1) % 9)
+        m |= 1u << t;
+    return (int)m;
+}
+
+/* Packs an int8 conv over gathered columns (qconv.h): mode 1, the GEMM
+ * k-quads (4 consecutive columns c * kh*kw + t of pare's GEMM view, so a
+ * block-sparse layer's 4-wide blocks are whole dwords); mode 2, PatDNN
+ * kernels (a channel's 4 pattern taps). The tile builds only the columns
+ * some filter uses; groups of R filters read the ones they need. 0 when the
+ * layer does not fit (grouped, row by row, or not a pattern layer). */
+static int qpack_gather(pare_step *st, const conv_aux *ca, int R, int mode, int threads)
+{
+    const conv_geo *q = &ca->geo;
+    int O = q->O, kk = q->kh * q->kw, K = q->Cg * kk, C = q->C;
+    if (q->G != 1 || st->rows_mode || kk == 1 || (mode == 2 && (q->kh != 3 || q->kw != 3)))
+        return 0;
+    /* units: k-quads, or (channel, pattern) pairs */
+    int n_units, *pat_id = NULL, pats[126], npat = 0;
+    if (mode == 1) {
+        n_units = (K + 3) / 4;
+    } else {
+        pat_id = malloc(sizeof(int) * 512);
+        if (!pat_id)
+            return -1;
+        for (int m = 0; m < 512; m++)
+            pat_id[m] = -1;
+        for (int o = 0; o < O; o++)
+            for (int c = 0; c < C; c++) {
+                int m = kernel_taps(ca->codes, K, o, c);
+                if (m < 0) {
+                    free(pat_id);
+                    return 0;
+                }
+                if (m && pat_id[m] < 0) {
+                    pat_id[m] = npat;
+                    pats[npat++] = m;
+                }
+            }
+        n_units = C * (npat ? npat : 1);
+    }
+    /* unit u: its 4 sources, and whether filter o uses it */
+    int32_t *uoff = malloc(sizeof(int32_t) * 4 * (size_t)n_units);
+    uint8_t *usel = malloc(4 * (size_t)n_units), *used = calloc((size_t)n_units, 1);
+    int *gidx = malloc(sizeof(int) * (size_t)n_units);
+    int8_t *uw = malloc(4 * (size_t)n_units * (size_t)O); /* filter o's dword of unit u */
+    if (!uoff || !usel || !used || !gidx || !uw) {
+        free(pat_id);
+        free(uoff);
+        free(usel);
+        free(used);
+        free(gidx);
+        free(uw);
+        return -1;
+    }
+    memset(uw, 0, 4 * (size_t)n_units * (size_t)O);
+    for (int u = 0; u < n_units; u++)
+        for (int bb = 0; bb < 4; bb++) {
+            int c, t;
+            if (mode == 1) {
+                int k = 4 * u + bb;
+                c = k < K ? k / kk : 0;
+                t = k < K ? k % kk : 0;
+            } else {
+                c = u / npat;
+                int m = pats[u % npat], seen = 0;
+                t = 0;
+                for (int bit = 0; bit < 9; bit++)
+                    if (m >> bit & 1 && seen++ == bb)
+                        t = bit;
+            }
+            uoff[4 * u + bb] = (int32_t)qcol_off(q, c / 4, t / q->kw, t % q->kw);
+            usel[4 * u + bb] = (uint8_t)(c % 4);
+        }
+    for (int o = 0; o < O; o++) {
+        const int8_t *co = ca->codes + (size_t)o * (size_t)K;
+        if (mode == 1) {
+            for (int k = 0; k < K; k++)
+                if (co[k]) {
+                    uw[((size_t)(k / 4) * (size_t)O + (size_t)o) * 4 + (size_t)(k % 4)] = co[k];
+                    used[k / 4] = 1;
+                }
+        } else {
+            for (int c = 0; c < C; c++) {
+                int m = kernel_taps(ca->codes, K, o, c);
+                if (!m)
+                    continue;
+                int u = c * npat + pat_id[m], seen = 0;
+                for (int bit = 0; bit < 9; bit++)
+                    if (m >> bit & 1)
+                        uw[((size_t)u * (size_t)O + (size_t)o) * 4 + (size_t)seen++] = co[c * 9 + bit];
+                used[u] = 1;
+            }
+        }
+    }
+    int n_gather = 0;
+    for (int u = 0; u < n_units; u++)
+        gidx[u] = used[u] ? n_gather++ : -1;
+    int ng = (O + R - 1) / R;
+    size_t ngc = (size_t)(n_gather ? n_gather : 1);
+    size_t need = sizeof(pare_qconv_group) * (size_t)ng +
+                  (size_t)ng * (ngc * (sizeof(int32_t) + 4 * (size_t)R) + sizeof(int32_t) * 8) +
+                  2 * sizeof(float) * (size_t)(O + 8) + ngc * 20 + 64 * (size_t)(3 * ng + 12);
+    pare_free(st->qconv.mem);
+    memset(&st->qconv, 0, sizeof st->qconv);
+    pare_free(st->qws);
+    st->qws_dwords = (size_t)n_gather * PARE_QCONV_TILE;
+    st->qws = pare_alloc_array(st->qws_dwords * (size_t)threads + 16, sizeof(uint32_t), 1);
+    arena a = {pare_alloc(need, 1), 0, need};
+    int ok = a.p && st->qws ? 1 : -1;
+    if (ok > 0) {
+        pare_qconv_layer *L = &st->qconv;
+        L->mem = a.p;
+        L->groups = take(&a, sizeof(pare_qconv_group) * (size_t)ng);
+        float *sc = take(&a, sizeof(float) * (size_t)(O + 8)), *sh = take(&a, sizeof(float) * (size_t)(O + 8));
+        int32_t *goff = take(&a, sizeof(int32_t) * 4 * (size_t)(n_gather ? n_gather : 1));
+        uint8_t *gsel = take(&a, 4 * (size_t)(n_gather ? n_gather : 1));
+        memcpy(sc, ca->qs, sizeof(float) * (size_t)O);
+        memcpy(sh, ca->qb, sizeof(float) * (size_t)O);
+        for (int u = 0; u < n_units; u++)
+            if (gidx[u] >= 0) {
+                memcpy(goff + 4 * gidx[u], uoff + 4 * u, sizeof(int32_t) * 4);
+                memcpy(gsel + 4 * gidx[u], usel + 4 * u, 4);
+            }
+        L->scale = sc;
+        L->shift = sh;
+        L->n_gather = n_gather;
+        L->g_off = goff;
+        L->g_sel = gsel;
+        L->bytes = 2 * sizeof(float) * (size_t)O + (size_t)n_gather * 8;
+        for (int gi = 0; gi < ng; gi++) {
+            int o0 = gi * R, r = O - o0 < R ? O - o0 : R;
+            pare_qconv_group *gr = &L->groups[gi];
+            int32_t *off = take(&a, sizeof(int32_t) * (size_t)(n_gather ? n_gather : 1));
+            int8_t *gw = take(&a, 4 * (size_t)R * (size_t)(n_gather ? n_gather : 1));
+            int32_t *gb = take(&a, sizeof(int32_t) * 8);
+            int nc = 0;
+            for (int u = 0; u < n_units; u++) {
+                if (gidx[u] < 0)
+                    continue;
+                int any = 0;
+                for (int j = 0; j < r && !any; j++)
+                    any = memcmp(uw + ((size_t)u * (size_t)O + (size_t)(o0 + j)) * 4, "\0\0\0\0", 4) != 0;
+                if (!any)
+                    continue;
+                off[nc] = gidx[u] * PARE_QCONV_TILE;
+                memset(gw + (size_t)nc * 4 * (size_t)R, 0, 4 * (size_t)R);
+                memcpy(gw + (size_t)nc * 4 * (size_t)R, uw + ((size_t)u * (size_t)O + (size_t)o0) * 4, 4 * (size_t)r);
+                nc++;
+            }
+            for (int j = 0; j < 8; j++) {
+                int64_t sum = 0;
+                if (j < r)
+                    for (int i = 0; i < K; i++)
+                        sum += ca->codes[(size_t)(o0 + j) * (size_t)K + (size_t)i];
+                gb[j] = (int32_t)(-(int64_t)ca->zp_in * sum);
+            }
+            gr->o0 = o0;
+            gr->r = r;
+            gr->rp = R;
+            gr->ncols = nc;
+            gr->off = off;
+            gr->w = gw;
+            gr->bias = gb;
+            L->bytes += (size_t)nc * (sizeof(int32_t) + 4 * (size_t)R) + sizeof(int32_t) * (size_t)R;
+        }
+        L->n_groups = ng;
+    } else {
+        pare_free(a.p);
+    }
+    free(pat_id);
+    free(uoff);
+    free(usel);
+    free(used);
+    free(gidx);
+    free(uw);
+    return ok;
+}
+
+static int qpack_kind(pare_step *st, const conv_aux *ca, int k, int threads)
+{
+    int ok;
+    if (ca->cand_gather[k]) {
+        ok = qpack_gather(st, ca, ca->cand_rows[k], ca->cand_gather[k], threads);
+    } else {
+        pare_free(st->qws);
+        st->qws = NULL;
+        st->qws_dwords = 0;
+        ok = qpack(st, ca, ca->cand_rows[k], ca->cand[k] != PARE_CK_DENSE);
+    }
+    if (ok > 0)
+        st->ck = ca->cand[k];
+    return ok;
+}
+
+/* int8 candidates: (kind, filters per group, gathered), the layer's
+ * structure first, dense last (it always fits). A block-sparse layer with
+ * taps first tries its blocks as gathered k-quads (whole dwords), a pattern
+ * layer its kernels' taps gathered. */
+static int q_candidates(const pare_param *wp, double density, int kk, int keep_dense, int tune, pare_conv_kind *out,
+                        int *rows, int *gather)
+{
+    int n = 0;
+    const char *s = wp->scheme;
+    if (!keep_dense && density < 0.75) {
+        int a, bb, first = 1;
+        char c;
+        if (s && (sscanf(s, "block:%dx%d", &a, &bb) == 2 || sscanf(s, "punched:%dx%d", &a, &bb) == 2) && a > 1) {
+            first = a >= 8 ? 8 : a >= 4 ? 4 : 2;
+            if (kk > 1) {
+                out[n] = PARE_CK_BLOCK;
+                gather[n] = 1;
+                rows[n++] = first;
+            }
+        } else if (s && !strncmp(s, "pattern", 7) && kk == 9 && tune) {
+            /* gathering every (channel, pattern) column of a tile costs about what
+             * the few filters per column save on the first layers of a network:
+             * measured, never the default */
+            for (int r = 1; r <= 4; r *= 4) {
+                out[n] = PARE_CK_PATTERN;
+                gather[n] = 2;
+                rows[n++] = r;
+            }
+        } else if (s && sscanf(s, "%d:%d%c", &a, &bb, &c) == 2) {
+            first = 4; /* N:M over channels: a quad holds the group's few kept codes */
+        }
+        out[n] = first == 1 ? PARE_CK_SPARSE : PARE_CK_BLOCK;
+        gather[n] = 0;
+        rows[n++] = first;
+        for (int r = 1; tune && r <= 8 && n < PARE_CK__COUNT + 1; r *= 2)
+            if (r != first) {
+                out[n] = r == 1 ? PARE_CK_SPARSE : PARE_CK_BLOCK;
+                gather[n] = 0;
+                rows[n++] = r;
+            }
+    }
+    out[n] = PARE_CK_DENSE;
+    gather[n] = 0;
+    rows[n++] = 4;
+    return n;
+}
+
+/* An int8 conv step: u8 codes in; out u8 codes when its only reader is a
+ * fakequant read by int8 layers only (requantization fused, ReLU/ReLU6 as the
+ * clamp bounds), or after a max pool so read, else floats (dequantized, with
+ * the residual add and activation fused as in the float engine). Batch norm
+ * folds into the per-channel requantization scale and shift. */
+static pare_status lower_qconv(builder *b, int v, aux_list *aux)
+{
+    pare_graph *g = b->g;
+    pare_plan *p = b->p;
+    const pare_node *nd = &g->nodes[v];
+    const pare_attrs *at = &nd->a;
+    int F = nd->in[0];
+    const pare_node *fq = &g->nodes[F];
+    pare_shape in = fq->out;
+    int in_act = b->qact[F];
+    if (in_act < 0)
+        return pare_fail(PARE_EINVAL, "layer %s: its int8 input was not planned", nd->name);
+    conv_geo q;
+    memset(&q, 0, sizeof q);
+    q.O = at->out_channels;
+    q.G = at->groups;
+    q.Cg = in.c / at->groups;
+    q.C = in.c;
+    q.Cq = (in.c + 3) / 4;
+    q.kh = at->kernel[0];
+    q.kw = at->kernel[1];
+    q.sh = at->stride[0];
+    q.sw = at->stride[1];
+    q.dh = at->dilation[0];
+    q.dw = at->dilation[1];
+    q.pt = at->pad[0];
+    q.pl = at->pad[1];
+    int K = q.Cg * q.kh * q.kw;
+    const pare_param *wp = &g->params[pare_graph_node_param(g, v, PARE_ROLE_WEIGHT)];
+    int bp = pare_graph_node_param(g, v, PARE_ROLE_BIAS);
+    conv_aux ca;
+    memset(&ca, 0, sizeof ca);
+    ca.q = 1;
+    ca.codes = pare_alloc((size_t)q.O * (size_t)K, 0);
+    ca.qs = pare_alloc_array((size_t)q.O, sizeof(float), 1);
+    ca.qb = pare_alloc_array((size_t)q.O, sizeof(float), 1);
+    float *sw = pare_alloc_array((size_t)q.O, sizeof(float), 1);
+    double *M = calloc((size_t)q.O, sizeof(double)), *B = calloc((size_t)q.O, sizeof(double));
+    pare_status s = PARE_OK;
+    if (!ca.codes || !ca.qs || !ca.qb || !sw || !M || !B) {
+        s = pare_fail(PARE_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (!weight_codes(wp, q.O, (size_t)K, ca.codes, sw)) {
+        s = pare_fail(PARE_EINVAL, "layer %s: its weights are not on their quantization grid", nd->name);
+        goto fail;
+    }
+    float s_in = fq->a.alpha;
+    ca.zp_in = (int32_t)fq->a.beta;
+    for (int o = 0; o < q.O; o++) {
+        M[o] = (double)s_in * (double)sw[o];
+        B[o] = bp >= 0 ? (double)g->params[bp].t->data[o] : 0.0;
+    }
+    int cur = v, bn = sole_user(b, v, PARE_OP_BATCHNORM);
+    if (bn >= 0) {
+        const float *gam = g->params[pare_graph_node_param(g, bn, PARE_ROLE_BN_GAMMA)].t->data;
+        const float *bet = g->params[pare_graph_node_param(g, bn, PARE_ROLE_BN_BETA)].t->data;
+        const float *mu = g->params[pare_graph_node_param(g, bn, PARE_ROLE_BN_MEAN)].t->data;
+        const float *var = g->params[pare_graph_node_param(g, bn, PARE_ROLE_BN_VAR)].t->data;
+        double eps = g->nodes[bn].a.eps;
+        for (int o = 0; o < q.O; o++) {
+            double a = (double)gam[o] / sqrt((double)var[o] + eps);
+            M[o] *= a;
+            B[o] = B[o] * a + ((double)bet[o] - (double)mu[o] * a);
+        }
+        b->done[bn] = 1;
+        cur = bn;
+    }
+    int res = -1, addn = sole_user(b, cur, PARE_OP_ADD);
+    if (addn >= 0 && !broadcast_add(g, &g->nodes[addn])) {
+        const pare_node *an = &g->nodes[addn];
+        int other = an->in[0] == cur ? an->in[1] : an->in[0];
+        if (other != cur && b->done[other] && b->act_of[other] >= 0 && !p->acts[b->act_of[other]].q8) {
+            res = b->act_of[other];
+            b->done[addn] = 1;
+            cur = addn;
+        }
+    }
+    int act = 0, r1 = sole_user(b, cur, PARE_OP_RELU), r6 = sole_user(b, cur, PARE_OP_RELU6);
+    if (r1 >= 0 || r6 >= 0) {
+        act = r1 >= 0 ? 1 : 2;
+        cur = r1 >= 0 ? r1 : r6;
+        b->done[cur] = 1;
+    }
+    /* where the output goes */
+    int U = b->users[cur] == 1 ? b->user[cur] : -1, Fo = -1, pool = -1;
+    if (U >= 0 && fq_usable(&g->nodes[U]) && b->fq_other[U] == 0 && b->fq_int8[U] > 0 && !b->done[U])
+        Fo = U;
+    else if (U >= 0 && g->nodes[U].op == PARE_OP_MAXPOOL && g->nodes[U].a.dilation[0] <= 1 &&
+             g->nodes[U].a.dilation[1] <= 1 && b->users[U] == 1 && b->user[U] >= 0) {
+        int F2 = b->user[U];
+        if (fq_usable(&g->nodes[F2]) && b->fq_other[F2] == 0 && b->fq_int8[F2] > 0 && !b->done[F2]) {
+            Fo = F2;
+            pool = U;
+        }
+    }
+    int rd_act = in_act;
+    pare_shape os = nd->out;
+    if (q.sh > 1 || q.sw > 1) {
+        int need = 1;
+        for (int i = 0; i < q.kh; i++) {
+            int t = i * q.dh - q.pt, a = ((t % q.sh) + q.sh) % q.sh, dy = (t - a) / q.sh;
+            int Hq = (in.h + q.sh - 1) / q.sh;
+            if (-dy > need)
+                need = -dy;
+            if (os.h - 1 + dy - (Hq - 1) > need)
+                need = os.h - 1 + dy - (Hq - 1);
+        }
+        for (int j = 0; j < q.kw; j++) {
+            int t = j * q.dw - q.pl, a = ((t % q.sw) + q.sw) % q.sw, dx = (t - a) / q.sw;
+            int Wq = (in.w + q.sw - 1) / q.sw;
+            if (-dx > need)
+                need = -dx;
+            if (os.w - 1 + dx - (Wq - 1) > need)
+                need = os.w - 1 + dx - (Wq - 1);
+        }
+        rd_act = q_phase_act(b, in_act, v, q.sh, q.sw, need);
+        if (rd_act < 0) {
+            s = pare_fail(PARE_ENOMEM, "out of memory");
+            goto fail;
+        }
+        for (int k = 0; k < q.sh * q.sw; k++)
+            q.phase_slot[k] = k;
+        q.nphase = q.sh * q.sw;
+    }
+    const pare_act *ia = &p->acts[rd_act];
+    q.cs = ia->cs;
+    q.rs = ia->rs;
+    int out_act, pool_need = 0;
+    const pare_node *pn = pool >= 0 ? &g->nodes[pool] : NULL;
+    /* an output as wide as the input (phase planes of a strided conv) takes the
+     * input's halo, so both share their row stride and positions run over
+     * whole planes */
+    int P_in = ia->H == os.h && ia->W == os.w ? ia->P : 0;
+    if (pn) {
+        /* the pool reads its windows through a halo of code 0 (below every code) */
+        pare_shape ps = pn->out;
+        int pads[4] = {pn->a.pad[0], pn->a.pad[1],
+                       (ps.h - 1) * pn->a.stride[0] - pn->a.pad[0] + pn->a.kernel[0] - os.h,
+                       (ps.w - 1) * pn->a.stride[1] - pn->a.pad[1] + pn->a.kernel[1] - os.w};
+        for (int k = 0; k < 4; k++)
+            if (pads[k] > pool_need)
+                pool_need = pads[k];
+        if (pool_need < 1)
+            pool_need = 1;
+        out_act = new_qact(p, os.c, os.h, os.w, pool_need > P_in ? pool_need : P_in, 0);
+    } else if (Fo >= 0) {
+        int P = halo_for(g, Fo, b->needed);
+        out_act = new_qact(p, os.c, os.h, os.w, P > P_in ? P : P_in, (int)g->nodes[Fo].a.beta);
+        b->qact[Fo] = out_act;
+        b->done[Fo] = 1;
+    } else {
+        if (b->act_of[cur] < 0) {
+            int P = halo_for(g, cur, b->needed);
+            b->act_of[cur] = new_act(p, os.c, os.h, os.w, P > P_in ? P : P_in);
+        }
+        out_act = b->act_of[cur];
+    }
+    pare_step *st = new_step(b, PARE_STEP_QCONV, cur);
+    if (!st) {
+        s = pare_fail(PARE_ENOMEM, "out of memory");
+        goto fail;
+    }
+    snprintf(st->name, sizeof st->name, "%s", nd->name);
+    st->in[0] = rd_act;
+    st->n_in = 1;
+    st->out = out_act;
+    st->res = res;
+    st->act = act;
+    if (Fo >= 0) {
+        const pare_node *fo = &g->nodes[Fo];
+        float so = fo->a.alpha, zo = fo->a.beta, qmax = (float)((1 << fo->a.mode) - 1);
+        float lo = 0.0f, hi = qmax;
+        if (act >= 1)
+            lo = zo; /* relu: y >= 0, so code >= zp */
+        if (act == 2) {
+            float six = rintf(6.0f / so) + zo;
+            hi = six < hi ? six : hi;
+        }
+        st->q_out8 = 1;
+        st->q_zp = (int32_t)zo;
+        st->q_lo = lo - zo;
+        st->q_hi = hi - zo;
+        st->q_res_scale = (float)(1.0 / (double)so);
+        for (int o = 0; o < q.O; o++) {
+            ca.qs[o] = (float)(M[o] / (double)so);
+            ca.qb[o] = (float)(B[o] / (double)so);
+        }
+    } else {
+        for (int o = 0; o < q.O; o++) {
+            ca.qs[o] = (float)M[o];
+            ca.qb[o] = (float)B[o];
+        }
+    }
+    const pare_act *oa = &p->acts[out_act];
+    st->wide = ia->rs == oa->rs && ia->P == oa->P && (res < 0 || p->acts[res].P == oa->P);
+    st->rows_mode = !st->wide;
+    st->dense_macs = (double)q.O * os.h * os.w * K;
+    int step_index = p->n_steps - 1;
+    if (pn) {
+        /* the pool, then its fakequant's act */
+        int pooled = new_qact(p, pn->out.c, pn->out.h, pn->out.w, halo_for(g, Fo, b->needed), (int)g->nodes[Fo].a.beta);
+        pare_step *ps = new_step(b, PARE_STEP_QMAXPOOL, pool);
+        if (!ps) {
+            s = pare_fail(PARE_ENOMEM, "out of memory");
+            goto fail;
+        }
+        snprintf(ps->kernel, sizeof ps->kernel, "max pool (u8)");
+        ps->in[0] = out_act;
+        ps->n_in = 1;
+        ps->out = pooled;
+        ps->k[0] = pn->a.kernel[0];
+        ps->k[1] = pn->a.kernel[1];
+        ps->s[0] = pn->a.stride[0];
+        ps->s[1] = pn->a.stride[1];
+        memcpy(ps->pad, pn->a.pad, sizeof ps->pad);
+        b->qact[Fo] = pooled;
+        b->done[pool] = 1;
+        b->done[Fo] = 1;
+    }
+    int nz = 0;
+    for (size_t i = 0; i < (size_t)q.O * (size_t)K; i++)
+        nz += ca.codes[i] != 0;
+    double density = (double)nz / ((double)q.O * K);
+    ca.geo = q;
+    ca.n_cand = q_candidates(wp, density, q.kh * q.kw, b->o.keep_dense, b->o.tune || b->qforce_gather >= 0, ca.cand,
+                             ca.cand_rows, ca.cand_gather);
+    snprintf(ca.key, sizeof ca.key, "q1|%s|%s|t%d|%dx%dx%d->%dx%dx%d|k%dx%d|s%dx%d|g%d|nz%d|%s", pare_isa(),
+             pare_qconv()->name_conv, p->threads, in.c, in.h, in.w, os.c, os.h, os.w, q.kh, q.kw, q.sh, q.sw, q.G, nz,
+             wp->scheme ? wp->scheme : "dense");
+    ca.step = step_index;
+    snprintf(p->steps[step_index].qkey, sizeof p->steps[step_index].qkey, "d%s", ca.key);
+    if (aux->n == aux->cap) {
+        int c = aux->cap ? aux->cap * 2 : 32;
+        conv_aux *na = realloc(aux->a, sizeof *na * (size_t)c);
+        if (!na) {
+            s = pare_fail(PARE_ENOMEM, "out of memory");
+            goto fail;
+        }
+        aux->a = na;
+        aux->cap = c;
+    }
+    aux->a[aux->n++] = ca;
+    p->int8_layers++;
+    b->done[v] = 1;
+    pare_free(sw);
+    free(M);
+    free(B);
+    return PARE_OK;
+fail:
+    pare_free(ca.codes);
+    pare_free(ca.qs);
+    pare_free(ca.qb);
+    pare_free(sw);
+    free(M);
+    free(B);
+    return s;
+}
+
+/* An int8 linear layer: the fakequant's codes as one u8 vector in, floats out
+ * (its activation fused); weights 16 outputs x 4 inputs a block (qconv.h). */
+static pare_status lower_qfc(builder *b, int v)
+{
+    pare_graph *g = b->g;
+    const pare_node *nd = &g->nodes[v];
+    const pare_node *fq = &g->nodes[nd->in[0]];
+    int in_act = b->qact[nd->in[0]];
+    if (in_act < 0)
+        return pare_fail(PARE_EINVAL, "layer %s: its int8 input was not planned", nd->name);
+    int cur = v, act = 0, r1 = sole_user(b, v, PARE_OP_RELU), r6 = sole_user(b, v, PARE_OP_RELU6);
+    if (r1 >= 0 || r6 >= 0) {
+        act = r1 >= 0 ? 1 : 2;
+        cur = r1 >= 0 ? r1 : r6;
+        b->done[cur] = 1;
+    }
+    int out = act_for_node(b, cur);
+    pare_step *st = new_step(b, PARE_STEP_QFC, cur);
+    if (!st)
+        return pare_fail(PARE_ENOMEM, "out of memory");
+    snprintf(st->name, sizeof st->name, "%s", nd->name);
+    st->in[0] = in_act;
+    st->n_in = 1;
+    st->out = out;
+    st->act = act;
+    const pare_param *wp = &g->params[pare_graph_node_param(g, v, PARE_ROLE_WEIGHT)];
+    int bp = pare_graph_node_param(g, v, PARE_ROLE_BIAS);
+    int O = wp->t->dims[0], Kin = wp->t->dims[1], in4 = (Kin + 3) / 4, blocks = (O + 15) / 16;
+    st->fc_out = O;
+    st->fc_in = Kin;
+    st->dense_macs = (double)O * Kin;
+    st->macs = st->dense_macs;
+    size_t wbytes = (size_t)blocks * (size_t)in4 * 64;
+    size_t need = wbytes + (size_t)blocks * 16 * (sizeof(int32_t) + 2 * sizeof(float)) + 4 * 64;
+    arena a = {pare_alloc(need, 1), 0, need};
+    int8_t *codes = pare_alloc((size_t)O * (size_t)Kin, 0);
+    float *sw = pare_alloc_array((size_t)O, sizeof(float), 0);
+    if (!a.p || !codes || !sw) {
+        pare_free(a.p);
+        pare_free(codes);
+        pare_free(sw);
+        return pare_fail(PARE_ENOMEM, "out of memory");
+    }
+    if (!weight_codes(wp, O, (size_t)Kin, codes, sw)) {
+        pare_free(a.p);
+        pare_free(codes);
+        pare_free(sw);
+        return pare_fail(PARE_EINVAL, "layer %s: its weights are not on their quantization grid", nd->name);
+    }
+    st->qmem = a.p;
+    int8_t *w = take(&a, wbytes);
+    int32_t *bias = take(&a, sizeof(int32_t) * (size_t)blocks * 16);
+    float *sc = take(&a, sizeof(float) * (size_t)blocks * 16), *sh = take(&a, sizeof(float) * (size_t)blocks * 16);
+    float s_in = fq->a.alpha;
+    int32_t zp = (int32_t)fq->a.beta;
+    for (int o = 0; o < O; o++) {
+        int blk = o / 16, j = o % 16;
+        int64_t sum = 0;
+        for (int i = 0; i < Kin; i++) {
+            int8_t c = codes[(size_t)o * (size_t)Kin + (size_t)i];
+            w[(((size_t)blk * (size_t)in4 + (size_t)(i / 4)) * 16 + (size_t)j) * 4 + (size_t)(i % 4)] = c;
+            sum += c;
+        }
+        bias[o] = (int32_t)(-(int64_t)zp * sum);
+        sc[o] = (float)((double)s_in * (double)sw[o]);
+        sh[o] = bp >= 0 ? g->params[bp].t->data[o] : 0.0f;
+    }
+    st->qfc.in4 = in4;
+    st->qfc.out = O;
+    st->qfc.w = w;
+    st->qfc.bias = bias;
+    st->qfc.scale = sc;
+    st->qfc.shift = sh;
+    b->p->weight_bytes += wbytes + (size_t)O * 12;
+    snprintf(st->kernel, sizeof st->kernel, "%s int8", pare_qconv()->name_gemv);
+    int nzw = 0;
+    for (size_t i = 0; i < (size_t)O * (size_t)Kin; i++)
+        nzw += codes[i] != 0;
+    snprintf(st->qkey, sizeof st->qkey, "dqfc|%s|%s|t%d|%d->%d|nz%d", pare_isa(), pare_qconv()->name_gemv,
+             b->p->threads, Kin, O, nzw);
+    b->p->int8_layers++;
+    pare_free(codes);
+    pare_free(sw);
     b->done[v] = 1;
     return PARE_OK;
 }
@@ -1107,8 +2013,36 @@ static double conv_macs_of(const pare_step *st, const pare_plan *p)
     return per_pos * oa->H * oa->W;
 }
 
+/* The int8 tile's work: every dword of every column, 4 multiply-adds a filter. */
+static double qconv_macs_of(const pare_step *st, const pare_plan *p)
+{
+    const pare_act *oa = &p->acts[st->out];
+    double per_pos = 0;
+    for (int g = 0; g < st->qconv.n_groups; g++)
+        per_pos += 4.0 * st->qconv.groups[g].ncols * st->qconv.groups[g].r;
+    return per_pos * oa->H * oa->W;
+}
+
+static int pack_any(pare_step *st, const conv_aux *ca, int k, int threads)
+{
+    if (ca->q)
+        return qpack_kind(st, ca, k, threads);
+    return pack_kind(st, &ca->geo, ca->w, ca->b, ca->cand[k], ca->cand_rows[k]);
+}
+
 static void name_conv(pare_step *st)
 {
+    if (st->kind == PARE_STEP_QCONV) {
+        int R = st->qconv.n_groups ? st->qconv.groups[0].rp : 4;
+        char what[48];
+        if (st->ck == PARE_CK_BLOCK || (st->ck == PARE_CK_PATTERN && R > 1))
+            snprintf(what, sizeof what, "%.8s %d%s", pare_conv_kind_name(st->ck), R, st->qconv.n_gather ? " gathered" : "");
+        else
+            snprintf(what, sizeof what, "%.8s%s", pare_conv_kind_name(st->ck), st->qconv.n_gather ? " gathered" : "");
+        snprintf(st->kernel, sizeof st->kernel, "%s int8 %s%s%s", pare_qconv()->name_conv, what,
+                 st->rows_mode ? " (rows)" : "", st->q_out8 ? " -> u8" : "");
+        return;
+    }
     const pare_conv_kernels *ck = pare_conv();
     const char *fn = st->ck == PARE_CK_NM ? ck->name_nm : st->ck == PARE_CK_PATTERN ? ck->name_pat : ck->name_g;
     snprintf(st->kernel, sizeof st->kernel, "%s %s%s", fn, pare_conv_kind_name(st->ck), st->rows_mode ? " (rows)" : "");
@@ -1134,7 +2068,7 @@ static pare_status choose_kernels(builder *b, aux_list *aux)
                     in[e] = (float)((e * 2654435761u) % 1000) * 1e-3f;
                 double best = 1e30;
                 for (int k = 0; k < ca->n_cand; k++) {
-                    int ok = pack_kind(st, &ca->geo, ca->w, ca->b, ca->cand[k], ca->cand_rows[k]);
+                    int ok = pack_any(st, ca, k, p->threads);
                     if (ok < 0)
                         return pare_fail(PARE_ENOMEM, "out of memory packing layer %s", st->name);
                     if (!ok)
@@ -1156,24 +2090,31 @@ static pare_status choose_kernels(builder *b, aux_list *aux)
                     cache_put(b->cache, ca->key, chosen);
             }
         }
+        for (int k = 0; ca->q && b->qforce_gather >= 0 && k < ca->n_cand; k++)
+            if (ca->cand_gather[k] == b->qforce_gather && ca->cand_rows[k] == b->qforce_rows && chosen < 0) {
+                int ok = pack_any(st, ca, k, p->threads);
+                if (ok < 0)
+                    return pare_fail(PARE_ENOMEM, "out of memory packing layer %s", st->name);
+                chosen = ok ? k : -1;
+            }
         /* chosen is an index into the candidate list (the cache stores it too) */
         /* Heuristic or measured choice; a kind whose structure the weights do
          * not follow falls through to the next candidate (dense always fits). */
         int ok = 0;
         if (chosen >= 0) {
-            ok = pack_kind(st, &ca->geo, ca->w, ca->b, ca->cand[chosen], ca->cand_rows[chosen]);
+            ok = pack_any(st, ca, chosen, p->threads);
             if (ok < 0)
                 return pare_fail(PARE_ENOMEM, "out of memory packing layer %s", st->name);
         }
         for (int k = 0; k < ca->n_cand && !ok; k++) {
-            ok = pack_kind(st, &ca->geo, ca->w, ca->b, ca->cand[k], ca->cand_rows[k]);
+            ok = pack_any(st, ca, k, p->threads);
             if (ok < 0)
                 return pare_fail(PARE_ENOMEM, "out of memory packing layer %s", st->name);
         }
         if (!ok)
             return pare_fail(PARE_EUNSUPPORTED, "layer %s: no conv kernel fits", st->name);
-        st->macs = conv_macs_of(st, p);
-        p->weight_bytes += st->conv.bytes;
+        st->macs = ca->q ? qconv_macs_of(st, p) : conv_macs_of(st, p);
+        p->weight_bytes += ca->q ? st->qconv.bytes : st->conv.bytes;
         name_conv(st);
     }
     return PARE_OK;
@@ -1272,6 +2213,9 @@ void pare_plan_free(pare_plan *p)
     for (int i = 0; i < p->n_steps; i++) {
         pare_step *s = &p->steps[i];
         conv_layer_free(&s->conv);
+        pare_free(s->qconv.mem);
+        pare_free(s->qmem);
+        pare_free(s->qws);
         free(s->mask);
         pare_free(s->fc_w);
         pare_free(s->fc_b);
@@ -1293,7 +2237,10 @@ void pare_plan_free(pare_plan *p)
     free(p);
 }
 
-pare_status pare_plan_new(const pare_graph *g0, const pare_plan_options *o, pare_plan **out)
+/* Builds a plan; the layers named in keep_float stay float32 though quantized;
+ * qforce_gather >= 0 takes that int8 candidate where it fits (tests). */
+static pare_status plan_build(const pare_graph *g0, const pare_plan_options *o, const char *const *keep_float,
+                              int qforce_gather, int qforce_rows, pare_plan **out)
 {
     *out = NULL;
     if (!g0)
@@ -1359,6 +2306,12 @@ pare_status pare_plan_new(const pare_graph *g0, const pare_plan_options *o, pare
                 b.user[u] = v;
             }
     b.users[g->output]++; /* the output is read by the caller */
+    b.keep_float = keep_float;
+    b.qforce_gather = qforce_gather;
+    b.qforce_rows = qforce_rows;
+    s = plan_int8(&b);
+    if (s != PARE_OK)
+        goto done;
     p->input_act = act_for_node(&b, 0);
     b.done[0] = 1;
     for (int v = 1; v < n && s == PARE_OK; v++) {
@@ -1366,10 +2319,13 @@ pare_status pare_plan_new(const pare_graph *g0, const pare_plan_options *o, pare
             continue;
         switch (g->nodes[v].op) {
         case PARE_OP_CONV2D:
-            s = lower_conv(&b, v, &aux);
+            s = b.q8[v] ? lower_qconv(&b, v, &aux) : lower_conv(&b, v, &aux);
             break;
         case PARE_OP_LINEAR:
-            s = lower_linear(&b, v);
+            s = b.q8[v] ? lower_qfc(&b, v) : lower_linear(&b, v);
+            break;
+        case PARE_OP_FAKEQUANT:
+            s = lower_fakequant(&b, v);
             break;
         default:
             s = lower_other(&b, v);
@@ -1402,6 +2358,9 @@ done:
     for (int i = 0; i < aux.n; i++) {
         pare_free(aux.a[i].w);
         pare_free(aux.a[i].b);
+        pare_free(aux.a[i].codes);
+        pare_free(aux.a[i].qs);
+        pare_free(aux.a[i].qb);
     }
     free(aux.a);
     if (b.cache)
@@ -1411,6 +2370,10 @@ done:
     free(b.user);
     free(b.done);
     free(b.needed);
+    free(b.q8);
+    free(b.qact);
+    free(b.fq_int8);
+    free(b.fq_other);
     pare_graph_free(g);
     if (s != PARE_OK) {
         pare_plan_free(p);
@@ -1435,6 +2398,137 @@ void pare_plan_get_info(const pare_plan *p, pare_plan_info *out)
     out->in_w = p->in_w;
     out->out_size = p->out_n;
     out->isa = pare_isa_name((pare_isa_level)p->isa);
+    out->int8_layers = p->int8_layers;
+}
+
+pare_status pare_engine_plan_forced(const pare_graph *g, const pare_plan_options *o, int gathered, int rows,
+                                    pare_plan **out)
+{
+    pare_plan_options opts = *o;
+    opts.tune = 0;
+    return plan_build(g, &opts, NULL, gathered, rows, out);
+}
+
+/* Per step of two plans, the least time of `runs` runs each (profiled one
+ * run at a time, the plans in turn, so load on a shared machine hits both). */
+static void step_times(pare_plan *pa, double *ta, pare_plan *pb, double *tb, const float *x, float *y, int runs)
+{
+    pare_plan *ps[2] = {pa, pb};
+    double *ts[2] = {ta, tb};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < ps[k]->n_steps; i++)
+            ts[k][i] = 1e30;
+    for (int r = 0; r < runs; r++)
+        for (int k = 0; k < 2; k++) {
+            pare_plan_profile(ps[k], 1);
+            pare_plan_run(ps[k], x, 1, y);
+            for (int i = 0; i < ps[k]->n_steps; i++)
+                if (r > 0 && ps[k]->steps[i].seconds < ts[k][i])
+                    ts[k][i] = ps[k]->steps[i].seconds;
+        }
+    pare_plan_profile(pa, 0);
+    pare_plan_profile(pb, 0);
+}
+
+static int is_int8_layer(const pare_step *st) { return st->kind == PARE_STEP_QCONV || st->kind == PARE_STEP_QFC; }
+
+/* With tuning, every int8 layer is timed against the same layer in float32
+ * (the float plan of the model, its quantizers skipped) and a layer that is
+ * slower in int8 stays float, so a quantized plan is never slower than the
+ * float one layer by layer. The choices are cached as the kernels are. */
+pare_status pare_plan_new(const pare_graph *g0, const pare_plan_options *o, pare_plan **out)
+{
+    *out = NULL;
+    pare_plan_options opts;
+    memset(&opts, 0, sizeof opts);
+    if (o)
+        opts = *o;
+    pare_plan *pq = NULL, *pf = NULL;
+    pare_status s = plan_build(g0, &opts, NULL, -1, 0, &pq);
+    if (s != PARE_OK || !opts.tune || opts.float32 || pq->int8_layers == 0) {
+        *out = pq;
+        return s;
+    }
+    int n = pq->n_steps, missing = 0, n_keep = 0;
+    const char **keep = calloc((size_t)n + 1, sizeof *keep);
+    double *tq = malloc(sizeof(double) * (size_t)n), *tf = NULL;
+    float *x = NULL, *y = NULL;
+    tune_cache cache;
+    memset(&cache, 0, sizeof cache);
+    if (!keep || !tq) {
+        s = pare_fail(PARE_ENOMEM, "out of memory");
+        goto done;
+    }
+    cache_load(&cache);
+    for (int i = 0; i < n; i++)
+        if (is_int8_layer(&pq->steps[i])) {
+            int d = cache_get(&cache, pq->steps[i].qkey);
+            if (d < 0)
+                missing = 1;
+            else if (d == 0)
+                keep[n_keep++] = pq->steps[i].name;
+        }
+    cache_save_free(&cache);
+    if (missing) {
+        pare_plan_options fo = opts;
+        fo.float32 = 2;
+        s = plan_build(g0, &fo, NULL, -1, 0, &pf);
+        if (s != PARE_OK)
+            goto done;
+        size_t isz = (size_t)pq->in_c * (size_t)pq->in_h * (size_t)pq->in_w;
+        size_t osz = (size_t)(pq->out_n > pf->out_n ? pq->out_n : pf->out_n);
+        x = malloc(sizeof(float) * (isz ? isz : 1));
+        y = malloc(sizeof(float) * (osz ? osz : 1));
+        tf = malloc(sizeof(double) * (size_t)pf->n_steps);
+        if (!x || !y || !tf) {
+            s = pare_fail(PARE_ENOMEM, "out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < isz; i++)
+            x[i] = (float)((i * 2654435761u) % 2001) * 1e-3f - 1.0f;
+        step_times(pq, tq, pf, tf, x, y, 9);
+        cache_load(&cache);
+        n_keep = 0;
+        for (int i = 0; i < n; i++) {
+            const pare_step *st = &pq->steps[i];
+            if (!is_int8_layer(st))
+                continue;
+            int d = cache_get(&cache, st->qkey);
+            if (d < 0) {
+                /* float must win by 10 %: a layer that falls back costs its
+                 * neighbours a float fakequant and a quantize step too */
+                d = 1;
+                for (int j = 0; j < pf->n_steps; j++)
+                    if (!strcmp(pf->steps[j].name, st->name) && tf[j] < 0.9 * tq[i])
+                        d = 0;
+                cache_put(&cache, st->qkey, d);
+            }
+            if (d == 0)
+                keep[n_keep++] = st->name;
+        }
+        cache_save_free(&cache);
+    }
+    if (n_keep > 0) {
+        pare_plan *p2 = NULL;
+        s = plan_build(g0, &opts, keep, -1, 0, &p2);
+        if (s == PARE_OK) {
+            pare_plan_free(pq);
+            pq = p2;
+        }
+    }
+done:
+    pare_plan_free(pf);
+    free(keep);
+    free(tq);
+    free(tf);
+    free(x);
+    free(y);
+    if (s != PARE_OK) {
+        pare_plan_free(pq);
+        return s;
+    }
+    *out = pq;
+    return PARE_OK;
 }
 
 pare_status pare_plan_step_info(const pare_plan *p, int i, pare_step_info *out)

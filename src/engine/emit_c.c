@@ -1130,6 +1130,11 @@ static pare_status emit_step(emitter *E, int i)
         break;
     case PARE_STEP_OP:
         return emit_op(E, i, st);
+    case PARE_STEP_FQ:
+        return pare_fail(PARE_EUNSUPPORTED,
+                         "layer %s: emitted C does not compute fakequant nodes yet: compile the model with its "
+                         "quantization skipped (float32 plan option 2) to emit it",
+                         st->name);
     default:
         return pare_fail(PARE_EUNSUPPORTED, "step %d (%s): emitted C has no code for its kind", i, st->name);
     }
@@ -1147,6 +1152,11 @@ pare_status pare_plan_emit_c(const pare_plan *p, const char *path, const char *p
                          "the prefix \"%s\" is not a C identifier: up to %d letters, digits and '_', beginning with a "
                          "letter",
                          prefix ? prefix : "(null)", MAX_PREFIX);
+    if (p->int8_layers > 0)
+        return pare_fail(PARE_EUNSUPPORTED,
+                         "plan %s runs %d layers in int8, which emitted C does not support yet: compile the model "
+                         "with its quantization skipped (float32 plan option 2) to emit it",
+                         p->name, p->int8_layers);
     const pare_act *ia = &p->acts[p->input_act], *oa = &p->acts[p->output_act];
     if (ia->C != p->in_c || ia->H != p->in_h || ia->W != p->in_w || (long)oa->C * oa->H * oa->W != p->out_n)
         return pare_fail(PARE_EUNSUPPORTED, "plan %s: its input or output buffer does not match its declared sizes",

@@ -9,6 +9,7 @@
 
 #include "graph/graph.h"
 #include "kernels/conv.h"
+#include "kernels/qconv.h"
 
 /* An activation buffer: C planes of (H + 2P) rows of rs floats; element (c, y, x)
  * at base + c*cs + (y + P)*rs + (x + P). P is 1 for spatial values (0 for 1x1
@@ -19,6 +20,12 @@ typedef struct pare_act {
     size_t floats;          /* C * cs + slack */
     int slot;               /* memory planner's buffer */
     size_t offset;          /* floats into the slot */
+    /* int8: u8 codes in the C4 layout (kernels/qconv.h): ceil(C/4) quad planes of
+     * dwords with the strides above (in dwords), so a u8 act takes a quarter of the
+     * floats of a float one; its halo holds the code `fill` (the zero point, so a
+     * padded tap adds nothing; 0 before a max pool) */
+    int q8;
+    uint8_t fill;
 } pare_act;
 
 typedef enum pare_step_kind {
@@ -34,7 +41,12 @@ typedef enum pare_step_kind {
     PARE_STEP_CONCAT,
     PARE_STEP_PACK,         /* halo layout -> plain vector (before a linear layer) */
     PARE_STEP_COPY,         /* input -> its halo buffer */
-    PARE_STEP_OP            /* any graph op's own forward, on plain copies of its inputs */
+    PARE_STEP_OP,           /* any graph op's own forward, on plain copies of its inputs */
+    PARE_STEP_QCONV,        /* int8 conv: u8 act in, u8 or float act out (kernels/qconv.h) */
+    PARE_STEP_QFC,          /* int8 linear layer: u8 vector in, float out */
+    PARE_STEP_QUANT,        /* float act -> u8 act (a fakequant's codes) */
+    PARE_STEP_QMAXPOOL,     /* max pool on u8 codes (it commutes with the quantizer) */
+    PARE_STEP_FQ            /* a fakequant on floats, as its op computes it (for float readers) */
 } pare_step_kind;
 
 typedef enum pare_conv_kind {
@@ -50,7 +62,7 @@ typedef struct pare_step {
     pare_step_kind kind;
     int node;               /* the graph node it computes (the last one fused) */
     char name[96];
-    char kernel[64];        /* the kernel chosen, for pare bench --verbose */
+    char kernel[96];        /* the kernel chosen, for pare bench --verbose */
     int in[8], n_in;        /* act ids read */
     int out;                /* act id written */
     int res;                /* act id added before the activation, or -1 */
@@ -90,6 +102,18 @@ typedef struct pare_step {
     float *op_ws;
     size_t op_ws_floats;
     void *op_aux;
+    /* int8 (qconv, qfc, quant, qmaxpool) */
+    pare_qconv_layer qconv;
+    pare_qfc qfc;
+    void *qmem;             /* the qfc's packed arrays */
+    uint32_t *qws;          /* gathered qconv: a tile of gathered columns per thread */
+    size_t qws_dwords;      /* per thread */
+    int q_out8;             /* qconv: u8 codes out (else floats) */
+    int32_t q_zp;           /* u8 output: zero point, clamp bounds (codes minus zp) */
+    float q_lo, q_hi;
+    float q_res_scale;      /* u8 output with a residual: 1 / output scale */
+    float q_scale, q_zpf, q_qmax; /* quant, fq: the fakequant's scale, zero point, top code */
+    char qkey[264];         /* qconv, qfc: the tune cache's key of the int8-or-float choice */
     /* timing */
     double seconds;
 } pare_step;
@@ -111,6 +135,7 @@ struct pare_plan {
     size_t weight_bytes;
     int isa;
     int profile;
+    int int8_layers;        /* conv and linear steps that run in int8 */
 };
 
 /* A file of measured kernel choices ("key kind" lines). */
@@ -128,5 +153,17 @@ void pare_engine_run_step(pare_plan *p, pare_step *s);
 void pare_engine_zero_halo(pare_plan *p, int act);
 float *pare_engine_act(pare_plan *p, int act);
 const char *pare_conv_kind_name(pare_conv_kind k);
+
+/* Tests: a plan (untuned) whose int8 convs take the candidate packing of
+ * `rows` filters a group, gathered (1 GEMM k-quads, 2 pattern taps) or not
+ * (0), wherever it fits; the others their usual first candidate. */
+pare_status pare_engine_plan_forced(const pare_graph *g, const pare_plan_options *o, int gathered, int rows,
+                                    pare_plan **out);
+
+/* For tests and benchmarks (engine/qgraph.c): a copy of g with every conv and
+ * linear weight on a per-channel symmetric 8-bit grid (scale max|w| / 127) and
+ * an 8-bit fakequant before each of their inputs, min-max calibrated on
+ * `samples` random normal inputs. Not the user-facing quantizer. */
+pare_status pare_engine_fake_quantize(const pare_graph *g, int samples, uint64_t seed, pare_graph **out);
 
 #endif

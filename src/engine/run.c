@@ -13,6 +13,7 @@
 #include "core/threads.h"
 #include "engine/engine.h"
 #include "graph/op.h"
+#include "kernels/qconv_impl.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -45,11 +46,39 @@ static inline float act_fn(float v, int act)
     return v;
 }
 
+/* A u8 act's halo holds its fill code (4 bytes a dword); the side columns
+ * dword by dword (a memset call per 4 bytes would cost more than the conv
+ * of a small layer). */
+static void fill_halo_u8(pare_plan *p, int a)
+{
+    const pare_act *x = &p->acts[a];
+    uint32_t *base = (uint32_t *)(void *)pare_engine_act(p, a), f = 0x01010101u * x->fill;
+    long rs = x->rs, P = x->P;
+    for (int c = 0; c < (x->C + 3) / 4; c++) {
+        uint32_t *pl = base + c * x->cs;
+        for (long i = 0; i < P * rs; i++) {
+            pl[i] = f;
+            pl[(P + x->H) * rs + i] = f;
+        }
+        for (int y = 0; y < x->H; y++) {
+            uint32_t *row = pl + (y + P) * rs;
+            for (long i = 0; i < P; i++) {
+                row[i] = f;
+                row[P + x->W + i] = f;
+            }
+        }
+    }
+}
+
 void pare_engine_zero_halo(pare_plan *p, int a)
 {
     const pare_act *x = &p->acts[a];
     if (x->P == 0)
         return;
+    if (x->q8) {
+        fill_halo_u8(p, a);
+        return;
+    }
     float *base = pare_engine_act(p, a);
     for (int c = 0; c < x->C; c++) {
         float *pl = base + c * x->cs;
@@ -160,7 +189,7 @@ static void run_phases(pare_plan *p, pare_step *st)
 
 /* Interior windows of a max pool need no bounds checks: rows and columns whose
  * whole window lies inside the input. */
-static void maxpool_fast(pare_plan *p, pare_step *st, int c)
+static void maxpool_fast(pare_plan *p, pare_step *st, int c, const pare_qconv_kernels *k)
 {
     const pare_act *src = &p->acts[st->in[0]], *dst = &p->acts[st->out];
     int kh = st->k[0], kw = st->k[1], sh = st->s[0], sw = st->s[1], ph = st->pad[0], pw = st->pad[1];
@@ -176,25 +205,10 @@ static void maxpool_fast(pare_plan *p, pare_step *st, int c)
             x_lo = x_hi;
         for (int x = 0; x < dst->W; x++) {
             if (x == x_lo && x_lo < x_hi) {
-                /* the interior: the first row of the window initialises, the rest compare */
-                const float *r0 = at(p, st->in[0], c, h0, 0);
-                for (int xx = x_lo; xx < x_hi; xx++) {
-                    const float *w0 = r0 + xx * sw - pw;
-                    float m = w0[0];
-                    for (int j = 1; j < kw; j++)
-                        m = w0[j] > m ? w0[j] : m;
-                    out[xx] = m;
-                }
-                for (int h = h0 + 1; h < h1; h++) {
-                    const float *rh = at(p, st->in[0], c, h, 0);
-                    for (int xx = x_lo; xx < x_hi; xx++) {
-                        const float *wh = rh + xx * sw - pw;
-                        float m = out[xx];
-                        for (int j = 0; j < kw; j++)
-                            m = wh[j] > m ? wh[j] : m;
-                        out[xx] = m;
-                    }
-                }
+                /* the interior: the window's first tap initialises, the rest compare
+                 * row by row (kernels/qconv.h: the same order in vectors) */
+                k->f32_maxrow(out + x_lo, at(p, st->in[0], c, h0, 0) + x_lo * sw - pw, src->rs, h1 - h0, kw, sw,
+                              x_hi - x_lo);
                 if (st->act)
                     for (int xx = x_lo; xx < x_hi; xx++)
                         out[xx] = act_fn(out[xx], st->act);
@@ -218,9 +232,10 @@ static void run_pool(pare_plan *p, pare_step *st)
 {
     if (st->kind == PARE_STEP_MAXPOOL) {
         const pare_act *dst = &p->acts[st->out];
+        const pare_qconv_kernels *k = pare_qconv();
 #pragma omp parallel for num_threads(p->threads) schedule(static) if (dst->C * dst->H * dst->W > 16384)
         for (int c = 0; c < dst->C; c++)
-            maxpool_fast(p, st, c);
+            maxpool_fast(p, st, c, k);
         return;
     }
     const pare_act *src = &p->acts[st->in[0]], *dst = &p->acts[st->out];
@@ -338,6 +353,231 @@ static void run_fc(pare_plan *p, pare_step *st)
             y[o] = act_fn(y[o], st->act);
 }
 
+
+/* ---- int8 ----------------------------------------------------------------- */
+
+/* A u8 act's dword (4 codes) at quad k, row y, column x (halo coordinates from -P). */
+static inline uint32_t *qat(pare_plan *p, int a, int k, int y, int x)
+{
+    const pare_act *s = &p->acts[a];
+    return (uint32_t *)(void *)pare_engine_act(p, a) + k * s->cs + (long)(y + s->P) * s->rs + (x + s->P);
+}
+
+static void run_phases_u8(pare_plan *p, pare_step *st)
+{
+    const pare_act *src = &p->acts[st->in[0]], *dst = &p->acts[st->out];
+    int Cq = (src->C + 3) / 4, sh = st->sh, sw = st->sw;
+    uint32_t fill = 0x01010101u * src->fill;
+    const pare_qconv_kernels *kq = pare_qconv();
+#pragma omp parallel for num_threads(p->threads) schedule(static) if (Cq * dst->H * dst->W > 32768)
+    for (int cc = 0; cc < Cq * sh * sw; cc++) {
+        int ph = cc / Cq, k = cc % Cq, a = ph / sw, b = ph % sw;
+        for (int y = 0; y < dst->H; y++) {
+            int sy = y * sh + a;
+            uint32_t *out = qat(p, st->out, cc, y, 0);
+            if (sy >= src->H) {
+                for (int x = 0; x < dst->W; x++)
+                    out[x] = fill;
+                continue;
+            }
+            const uint32_t *in = qat(p, st->in[0], k, sy, 0);
+            if (sw == 2) {
+                kq->u32_phase2(out, in + b, dst->W, src->W - b, fill);
+                continue;
+            }
+            for (int x = 0; x < dst->W; x++) {
+                int sx = x * sw + b;
+                out[x] = sx < src->W ? in[sx] : fill;
+            }
+        }
+    }
+}
+
+/* Gathered columns: per tile of PARE_QCONV_TILE positions (the split unit),
+ * a thread builds the tile's columns in its buffer and runs the groups on
+ * it. With fewer tiles than twice the threads, every thread builds every
+ * tile and runs its share of the groups. */
+static void run_qconv_gathered(pare_plan *p, pare_step *st, const pare_qconv_io *io)
+{
+    const pare_qconv_kernels *k = pare_qconv();
+    const pare_qconv_layer *L = &st->qconv;
+    long tiles = (st->n_pos + PARE_QCONV_TILE - 1) / PARE_QCONV_TILE;
+    int T = p->threads, units = L->n_groups;
+    int by_tile = tiles >= 2L * T || units < T;
+    if (T > units && !by_tile)
+        T = units > 0 ? units : 1;
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+        int t = tid();
+        long lo = 0, hi = tiles, glo = 0, ghi = units;
+        if (by_tile)
+            pare_split_range(tiles, T, t, &lo, &hi);
+        else
+            pare_split_range(units, T, t, &glo, &ghi);
+        uint32_t *buf = st->qws + (size_t)t * st->qws_dwords;
+        for (long tile = lo; tile < hi && glo < ghi; tile++) {
+            long q0 = tile * PARE_QCONV_TILE, len = st->n_pos - q0 < PARE_QCONV_TILE ? st->n_pos - q0 : PARE_QCONV_TILE;
+            k->u8_gather4(buf, PARE_QCONV_TILE, io->in + 4 * q0, L->g_off, L->g_sel, L->n_gather,
+                          (len + PARE_QCONV_CHUNK - 1) / PARE_QCONV_CHUNK * PARE_QCONV_CHUNK);
+            pare_qconv_io tio = *io;
+            tio.in = (const uint8_t *)buf;
+            if (tio.out8)
+                tio.out8 += 4 * q0;
+            else
+                tio.outf += q0;
+            if (tio.res)
+                tio.res += q0;
+            if (tio.mask)
+                tio.mask += q0 / PARE_QCONV_CHUNK;
+            tio.n -= q0;
+            k->s8_qconvg(&tio, L, (int)glo, (int)ghi, 0, len);
+        }
+    }
+}
+
+static void run_qconv(pare_plan *p, pare_step *st)
+{
+    const pare_qconv_kernels *k = pare_qconv();
+    const pare_act *ia = &p->acts[st->in[0]], *oa = &p->acts[st->out];
+    pare_qconv_io io;
+    memset(&io, 0, sizeof io);
+    io.in = (const uint8_t *)pare_engine_act(p, st->in[0]) + 4 * st->in_base;
+    if (st->q_out8)
+        io.out8 = (uint8_t *)pare_engine_act(p, st->out) + 4 * st->out_base;
+    else
+        io.outf = pare_engine_act(p, st->out) + st->out_base;
+    io.out_cs = oa->cs;
+    io.res = st->res >= 0 ? pare_engine_act(p, st->res) + st->res_base : NULL;
+    io.res_cs = st->res >= 0 ? p->acts[st->res].cs : 0;
+    io.res_scale = st->q_res_scale;
+    io.n = st->n_pos;
+    io.mask = st->wide ? st->mask : NULL;
+    io.act = st->act;
+    io.zp = st->q_zp;
+    io.lo = st->q_lo;
+    io.hi = st->q_hi;
+    const pare_qconv_layer *L = &st->qconv;
+    int units = L->n_groups, T = p->threads;
+    if (L->n_gather > 0) {
+        run_qconv_gathered(p, st, &io);
+        return;
+    }
+    long rows = st->rows_mode ? oa->H : 1;
+    long tiles = (st->n_pos + SPLIT - 1) / SPLIT;
+    int by_pos = tiles * rows >= 2L * T || units < T;
+    if (T > units && !by_pos)
+        T = units > 0 ? units : 1;
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+        int t = tid(), nt = T;
+        long lo, hi;
+        for (long r = 0; r < rows; r++) {
+            pare_qconv_io rio = io;
+            if (st->rows_mode) {
+                rio.in = io.in + 4 * r * ia->rs;
+                if (io.out8)
+                    rio.out8 = io.out8 + 4 * r * oa->rs;
+                else
+                    rio.outf = io.outf + r * oa->rs;
+                rio.res = io.res ? io.res + r * p->acts[st->res].rs : NULL;
+            }
+            long q0 = 0, q1 = st->n_pos;
+            int u0 = 0, u1 = units;
+            if (by_pos) {
+                if (st->rows_mode && rows >= nt) {
+                    if (r % nt != t)
+                        continue;
+                } else {
+                    pare_split_range(tiles, nt, t, &lo, &hi);
+                    q0 = lo * SPLIT;
+                    q1 = hi * SPLIT < st->n_pos ? hi * SPLIT : st->n_pos;
+                }
+            } else {
+                pare_split_range(units, nt, t, &lo, &hi);
+                u0 = (int)lo;
+                u1 = (int)hi;
+            }
+            if (q0 >= q1 || u0 >= u1)
+                continue;
+            k->s8_qconvg(&rio, L, u0, u1, q0, q1);
+        }
+    }
+}
+
+static void run_qfc(pare_plan *p, pare_step *st)
+{
+    const pare_qconv_kernels *k = pare_qconv();
+    const uint8_t *x = (const uint8_t *)pare_engine_act(p, st->in[0]);
+    float *y = pare_engine_act(p, st->out);
+    int blocks = (st->qfc.out + 15) / 16;
+    int T = (double)st->qfc.in4 * blocks * 64 > 262144 ? p->threads : 1;
+    if (T > blocks)
+        T = blocks > 0 ? blocks : 1;
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+        long lo, hi;
+        pare_split_range(blocks, T, tid(), &lo, &hi);
+        if (lo < hi)
+            k->s8_qgemv(&st->qfc, x, y, st->act, (int)lo, (int)hi);
+    }
+}
+
+/* Float -> u8 codes, as the fakequant computes them; a flattened vector
+ * (a spatial value quantized for a linear layer) one code at a time. */
+static void run_quant(pare_plan *p, pare_step *st)
+{
+    const pare_qconv_kernels *k = pare_qconv();
+    const pare_act *src = &p->acts[st->in[0]], *dst = &p->acts[st->out];
+    float s = st->q_scale, zp = st->q_zpf, qmax = st->q_qmax;
+    if (src->C == dst->C && src->H == dst->H && src->W == dst->W) {
+        int Cq = (dst->C + 3) / 4;
+#pragma omp parallel for num_threads(p->threads) schedule(static) if (dst->C * dst->H * dst->W > 32768)
+        for (int kq = 0; kq < Cq; kq++)
+            for (int y = 0; y < dst->H; y++) {
+                const float *rows[4];
+                for (int b = 0; b < 4; b++)
+                    rows[b] = 4 * kq + b < src->C ? at(p, st->in[0], 4 * kq + b, y, 0) : NULL;
+                k->u8_quant4(qat(p, st->out, kq, y, 0), rows, dst->W, s, zp, qmax);
+            }
+        return;
+    }
+    uint8_t *out = (uint8_t *)pare_engine_act(p, st->out);
+    long i = 0;
+    for (int c = 0; c < src->C; c++)
+        for (int y = 0; y < src->H; y++) {
+            const float *row = at(p, st->in[0], c, y, 0);
+            for (int x = 0; x < src->W; x++, i++)
+                out[i] = pare_qcode(row[x], s, zp, qmax);
+        }
+    for (; i % 4; i++)
+        out[i] = (uint8_t)zp;
+}
+
+/* A fakequant for float readers: the op's arithmetic, row by row (the halo
+ * stays as the run loop zeroed it: the fakequant of 0 is 0). */
+static void run_fq(pare_plan *p, pare_step *st)
+{
+    const pare_qconv_kernels *k = pare_qconv();
+    const pare_act *dst = &p->acts[st->out];
+#pragma omp parallel for num_threads(p->threads) schedule(static) if (dst->C * dst->H * dst->W > 32768)
+    for (int c = 0; c < dst->C; c++)
+        for (int y = 0; y < dst->H; y++)
+            k->f32_fq(at(p, st->out, c, y, 0), at(p, st->in[0], c, y, 0), dst->W, st->q_scale, st->q_zpf, st->q_qmax);
+}
+
+/* Windows read through the input's halo of code 0, which no code is below. */
+static void run_qmaxpool(pare_plan *p, pare_step *st)
+{
+    const pare_qconv_kernels *k = pare_qconv();
+    const pare_act *src = &p->acts[st->in[0]], *dst = &p->acts[st->out];
+    int Cq = (dst->C + 3) / 4;
+#pragma omp parallel for num_threads(p->threads) schedule(static) if (dst->C * dst->H * dst->W > 16384)
+    for (int kq = 0; kq < Cq; kq++)
+        for (int y = 0; y < dst->H; y++)
+            k->u8_maxrow(qat(p, st->out, kq, y, 0), qat(p, st->in[0], kq, y * st->s[0] - st->pad[0], -st->pad[1]),
+                         src->rs, st->k[0], st->k[1], st->s[1], dst->W);
+}
+
 /* ---- ops through their own forward ---------------------------------------- */
 
 /* An act's values in plain NCHW order, and back. */
@@ -399,7 +639,10 @@ void pare_engine_run_step(pare_plan *p, pare_step *st)
         run_conv(p, st);
         break;
     case PARE_STEP_PHASES:
-        run_phases(p, st);
+        if (p->acts[st->in[0]].q8)
+            run_phases_u8(p, st);
+        else
+            run_phases(p, st);
         break;
     case PARE_STEP_FC:
         run_fc(p, st);
@@ -426,6 +669,21 @@ void pare_engine_run_step(pare_plan *p, pare_step *st)
         break;
     case PARE_STEP_OP:
         run_op(p, st);
+        break;
+    case PARE_STEP_QCONV:
+        run_qconv(p, st);
+        break;
+    case PARE_STEP_QFC:
+        run_qfc(p, st);
+        break;
+    case PARE_STEP_QUANT:
+        run_quant(p, st);
+        break;
+    case PARE_STEP_QMAXPOOL:
+        run_qmaxpool(p, st);
+        break;
+    case PARE_STEP_FQ:
+        run_fq(p, st);
         break;
     }
 }

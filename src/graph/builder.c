@@ -262,6 +262,16 @@ int pare_graph_reshape(pare_graph *g, int x, int c, int h, int w, const char *na
     return one(g, PARE_OP_RESHAPE, x, &a, name);
 }
 
+int pare_graph_fakequant(pare_graph *g, int x, float scale, int zero_point, int bits,
+                         const char *name)
+{
+    pare_attrs a = attrs0();
+    a.alpha = scale;
+    a.beta = (float)zero_point;
+    a.mode = bits;
+    return one(g, PARE_OP_FAKEQUANT, x, &a, name);
+}
+
 int pare_graph_transpose(pare_graph *g, int x, const int perm[3], const char *name)
 {
     if (!g)

@@ -52,6 +52,7 @@ static void free_param(pare_param *p)
     free(p->mask);
     free(p->q.scale);
     free(p->q.zero_point);
+    free(p->q.codebook);
 }
 
 void pare_graph_free(pare_graph *g)
@@ -335,6 +336,14 @@ static pare_status copy_param(pare_param *d, const pare_param *s)
             return pare_fail(PARE_ENOMEM, "out of memory");
         memcpy(d->q.scale, s->q.scale, sizeof(float) * (size_t)s->q.n);
         memcpy(d->q.zero_point, s->q.zero_point, sizeof(int32_t) * (size_t)s->q.n);
+    }
+    d->q.codebook = NULL;
+    if (s->q.codebook && s->q.k > 0 && s->q.d > 0) {
+        size_t kd = (size_t)s->q.k * (size_t)s->q.d;
+        d->q.codebook = malloc(sizeof(float) * kd);
+        if (!d->q.codebook)
+            return pare_fail(PARE_ENOMEM, "out of memory");
+        memcpy(d->q.codebook, s->q.codebook, sizeof(float) * kd);
     }
     return PARE_OK;
 }

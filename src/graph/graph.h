@@ -53,6 +53,9 @@ typedef enum pare_op_type {
     PARE_OP_CONST,           /* no input; one tensor of shape `shape`, the output of every sample */
     PARE_OP_RESHAPE,         /* the same values per sample, read as shape `shape` */
     PARE_OP_TRANSPOSE,       /* output axis i is input axis perm[i] (axes c, h, w) */
+    PARE_OP_FAKEQUANT,       /* quantize to `mode` unsigned bits at scale alpha, zero point
+                              * beta, and back: (clamp(rint(x / alpha) + beta, 0, 2^mode - 1)
+                              * - beta) alpha; the gradient passes where not clamped (STE) */
     PARE_OP__COUNT
 } pare_op_type;
 
@@ -87,15 +90,24 @@ typedef enum pare_param_role {
     PARE_ROLE__COUNT
 } pare_param_role;
 
-/* Quantization parameters: described here so the file format has their place;
- * bits == 0 means float. */
+/* Quantization parameters of a tensor; bits == 0 means float. The tensor's
+ * float values are always the dequantized ones, exactly: for schemes 1 and 2,
+ * value = scale[c] * (code - zero_point[c]) computed in float with an integer
+ * code in the bits' range (weights: symmetric, zero point 0, codes in
+ * [-(2^(bits-1) - 1), 2^(bits-1) - 1], bits 1 meaning codes -1 and +1); for
+ * scheme 3 (weight sharing) every run of d consecutive values (along the last
+ * axis) is one of the k rows of the codebook, bits = ceil(log2 k). So training
+ * and inference read floats, and only the file and the int8 engine read codes
+ * (compress/quant.h). */
 typedef struct pare_qparams {
     int bits;              /* 0: float */
-    int scheme;            /* 0 none, 1 affine per tensor, 2 affine per channel */
+    int scheme;            /* 0 none, 1 affine per tensor, 2 affine per channel, 3 codebook */
     int axis;              /* channel axis for per-channel */
-    int n;                 /* number of scales */
+    int n;                 /* number of scales (schemes 1 and 2) */
     float *scale;          /* n */
     int32_t *zero_point;   /* n */
+    int k, d;              /* scheme 3: centroids, values per centroid */
+    float *codebook;       /* scheme 3: k x d */
 } pare_qparams;
 
 typedef struct pare_param {

@@ -13,13 +13,33 @@ const char *pare_file_qparams_problem(const pare_qparams *q, int ndim, const int
 {
     if (q->bits < 0 || q->bits > 32)
         snprintf(buf, cap, "has %d quantization bits; 0 (float) to 32 are allowed", q->bits);
-    else if (q->scheme < 0 || q->scheme > 2)
+    else if (q->scheme < 0 || q->scheme > PARE_QSCHEME_CODEBOOK)
         snprintf(buf, cap,
-                 "has quantization scheme %d; this pare knows 0 (none), 1 (per tensor) and 2 "
-                 "(per channel)",
+                 "has quantization scheme %d; this pare knows 0 (none), 1 (per tensor), 2 "
+                 "(per channel) and 3 (codebook)",
                  q->scheme);
     else if (q->bits == 0 && q->scheme != 0)
         snprintf(buf, cap, "is float (0 bits) but names quantization scheme %d", q->scheme);
+    else if (q->scheme != PARE_QSCHEME_CODEBOOK && (q->k != 0 || q->d != 0 || q->codebook))
+        snprintf(buf, cap, "has a codebook but quantization scheme %d (a codebook is scheme 3)",
+                 q->scheme);
+    else if (q->scheme == PARE_QSCHEME_CODEBOOK && (q->k < 1 || q->k > PARE_FILE_CODEBOOK_K_MAX))
+        snprintf(buf, cap, "is shared through a codebook of %d rows; 1 to %d are allowed", q->k,
+                 PARE_FILE_CODEBOOK_K_MAX);
+    else if (q->scheme == PARE_QSCHEME_CODEBOOK && (q->d < 1 || q->d > PARE_FILE_CODEBOOK_D_MAX))
+        snprintf(buf, cap, "has codebook rows of %d values; 1 to %d are allowed", q->d,
+                 PARE_FILE_CODEBOOK_D_MAX);
+    else if (q->scheme == PARE_QSCHEME_CODEBOOK && dims[ndim - 1] % q->d != 0)
+        snprintf(buf, cap, "has codebook rows of %d values, which do not divide its last "
+                 "dimension %d", q->d, dims[ndim - 1]);
+    else if (q->scheme == PARE_QSCHEME_CODEBOOK && !q->codebook)
+        snprintf(buf, cap, "is shared through a codebook (quantization scheme 3) but has none");
+    else if (q->scheme == PARE_QSCHEME_CODEBOOK && q->bits != pare_codebook_bits(q->k))
+        snprintf(buf, cap, "has a codebook of %d rows, whose codes take %d bits, but says %d bits",
+                 q->k, pare_codebook_bits(q->k), q->bits);
+    else if (q->scheme == PARE_QSCHEME_CODEBOOK && (q->n != 0 || q->axis != 0))
+        snprintf(buf, cap, "is shared through a codebook but has %d quantization scales and "
+                 "axis %d (a codebook has neither)", q->n, q->axis);
     else if (q->n < 0 || (size_t)q->n > n)
         snprintf(buf, cap, "has %d quantization scales for its %zu values", q->n, n);
     else if (q->n > 0 && (!q->scale || !q->zero_point))

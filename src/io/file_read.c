@@ -552,16 +552,26 @@ typedef struct tdata {
     uint64_t moff, mlen;   /* the mask bitmap */
     uint32_t enc;          /* data encoding (1.1; 0 when the record ends before it) */
     uint64_t nzoff, nzlen; /* the nonzero bitmap of encoding 2 */
+    uint32_t cbk, cbd;     /* 1.3, quant scheme 3: codebook rows and values per row */
+    uint64_t cboff, cblen; /* the codebook */
 } tdata;
 
 /* The 1.1 fields after the attribute list come as one group: a record ends
- * before them (dense, as 1.0 wrote it) or holds all of them; whatever follows
- * them belongs to a later minor version and is skipped. */
-static pare_status read_tail(pare_rbuf *r, const char *nm, tdata *d)
+ * before them (dense, as 1.0 wrote it) or holds all of them. The 1.3 codebook
+ * fields follow them in the record of a shared tensor (quant scheme 3), and
+ * only there; whatever follows belongs to a later minor version and is skipped. */
+static pare_status read_tail(pare_rbuf *r, const char *nm, int qscheme, tdata *d)
 {
     size_t left = pare_rbuf_left(r);
     d->enc = PARE_FILE_DATA_DENSE;
     d->nzoff = d->nzlen = 0;
+    d->cbk = d->cbd = 0;
+    d->cboff = d->cblen = 0;
+    if (left == 0 && qscheme == PARE_QSCHEME_CODEBOOK)
+        return sec_fail("TENS",
+                        "the record of tensor '%s' has quantization scheme 3 (a codebook) but "
+                        "no codebook fields",
+                        nm);
     if (left == 0)
         return PARE_OK;
     if (left < PARE_FILE_TENSOR_TAIL)
@@ -572,6 +582,18 @@ static pare_status read_tail(pare_rbuf *r, const char *nm, tdata *d)
     d->enc = pare_rbuf_u32(r);
     d->nzoff = pare_rbuf_u64(r);
     d->nzlen = pare_rbuf_u64(r);
+    if (qscheme != PARE_QSCHEME_CODEBOOK)
+        return PARE_OK;
+    left = pare_rbuf_left(r);
+    if (left < PARE_FILE_CODEBOOK_FIELDS)
+        return sec_fail("TENS",
+                        "the record of tensor '%s' ends %zu bytes into its codebook fields, "
+                        "which take %d",
+                        nm, left, PARE_FILE_CODEBOOK_FIELDS);
+    d->cbk = pare_rbuf_u32(r);
+    d->cbd = pare_rbuf_u32(r);
+    d->cboff = pare_rbuf_u64(r);
+    d->cblen = pare_rbuf_u64(r);
     return PARE_OK;
 }
 
@@ -579,7 +601,7 @@ static pare_status read_tail(pare_rbuf *r, const char *nm, tdata *d)
 static pare_status check_arrays(const sec *data, const tdata *d, size_t count, const char *nm)
 {
     pare_status s;
-    if (d->enc > PARE_FILE_DATA_BY_NONZERO)
+    if (d->enc > PARE_FILE_DATA_CODES_BY_MASK)
         return sec_fail("TENS",
                         "tensor '%s' uses data encoding %lu, which this pare does not know "
                         "(written by a newer pare?)",
@@ -608,6 +630,11 @@ static pare_status check_arrays(const sec *data, const tdata *d, size_t count, c
     if (d->enc == PARE_FILE_DATA_BY_MASK && d->menc != PARE_FILE_MASK_BITMAP)
         return sec_fail("TENS",
                         "tensor '%s' is packed by its mask (data encoding 1) but has no mask", nm);
+    if (d->enc == PARE_FILE_DATA_CODES_BY_MASK && d->menc != PARE_FILE_MASK_BITMAP)
+        return sec_fail("TENS",
+                        "tensor '%s' stores codes packed by its mask (data encoding 4) but has "
+                        "no mask",
+                        nm);
     if (d->enc != PARE_FILE_DATA_BY_NONZERO) {
         if (d->nzoff != 0 || d->nzlen != 0)
             return sec_fail("TENS",
@@ -620,6 +647,81 @@ static pare_status check_arrays(const sec *data, const tdata *d, size_t count, c
                             count, ull(d->nzlen));
         if ((s = check_array(data, d->nzoff, d->nzlen, nm, "nonzero bitmap")))
             return s;
+    }
+    return PARE_OK;
+}
+
+/* Code i of `bits` bits at bit i * bits, least significant bit first. */
+static uint32_t get_code(const uint8_t *src, size_t i, int bits)
+{
+    size_t at = i * (size_t)bits;
+    uint32_t v = 0;
+    for (int b = 0; b < bits; b++, at++)
+        v |= (uint32_t)((src[at >> 3] >> (at & 7)) & 1u) << b;
+    return v;
+}
+
+/* Rebuilds the values of a tensor stored as codes (1.3) from its quantization
+ * parameters, which pare_file_qparams_problem has accepted: exactly what the
+ * writer had, as it stores codes only when they rebuild every value. */
+static pare_status unpack_codes(const uint8_t *src, const tdata *d, pare_param *p, size_t count,
+                                const uint8_t *mask)
+{
+    const char *nm = p->name;
+    const pare_qparams *q = &p->q;
+    int shared = q->scheme == PARE_QSCHEME_CODEBOOK, bits = q->bits;
+    if (!shared && (q->scheme == PARE_QSCHEME_NONE || bits < 1 || bits > PARE_FILE_CODE_BITS_MAX))
+        return sec_fail("TENS",
+                        "tensor '%s' is stored as codes (data encoding %lu) but is quantized to "
+                        "%d bits; codes take 1 to %d",
+                        nm, (unsigned long)d->enc, bits, PARE_FILE_CODE_BITS_MAX);
+    size_t run = shared ? (size_t)q->d : 1, units = count / run, stored = 0;
+    for (size_t u = 0; u < units; u++) {
+        int kept = d->enc == PARE_FILE_DATA_CODES;
+        for (size_t j = 0; !kept && j < run; j++)
+            kept = bit(mask, u * run + j);
+        stored += kept;
+    }
+    uint64_t nbits = (uint64_t)stored * (uint64_t)bits, want = (nbits + 7) / 8;
+    if (d->len != want)
+        return sec_fail("TENS",
+                        "tensor '%s' stores %zu codes of %d bits, which take %llu bytes, but has "
+                        "%llu data bytes",
+                        nm, stored, bits, ull(want), ull(d->len));
+    if (nbits % 8 && (src[nbits / 8] >> (nbits % 8)))
+        return sec_fail("TENS", "tensor '%s' has bits set past its last code", nm);
+    float *v = p->t->data;
+    size_t k = 0, inner = 1, nch = 1;
+    if (q->scheme == PARE_QSCHEME_CHANNEL) {
+        nch = (size_t)p->t->dims[q->axis];
+        for (int a = q->axis + 1; a < p->t->ndim; a++)
+            inner *= (size_t)p->t->dims[a];
+    }
+    for (size_t u = 0; u < units; u++) {
+        size_t e0 = u * run;
+        int kept = d->enc == PARE_FILE_DATA_CODES;
+        for (size_t j = 0; !kept && j < run; j++)
+            kept = bit(mask, e0 + j);
+        if (!kept)
+            continue; /* +0.0, as pare_tensor_new left it */
+        uint32_t f = get_code(src, k++, bits);
+        if (shared && f >= (uint32_t)q->k)
+            return sec_fail("TENS",
+                            "tensor '%s': the code of run %zu is %lu, but its codebook has %d "
+                            "rows",
+                            nm, u, (unsigned long)f, q->k);
+        for (size_t j = 0; j < run; j++) {
+            size_t e = e0 + j;
+            if (mask && !bit(mask, e))
+                continue;
+            if (shared) {
+                v[e] = q->codebook[(size_t)f * run + j];
+            } else {
+                size_t c = q->scheme == PARE_QSCHEME_CHANNEL ? e / inner % nch : 0;
+                v[e] = pare_file_affine_value(q->scale[c], q->zero_point[c],
+                                              pare_file_code_of_field(f, bits));
+            }
+        }
     }
     return PARE_OK;
 }
@@ -651,6 +753,8 @@ static pare_status unpack(const uint8_t *buf, const tdata *d, pare_param *p, siz
         get_f32s(v, src, count);
         return PARE_OK;
     }
+    if (d->enc >= PARE_FILE_DATA_CODES)
+        return unpack_codes(src, d, p, count, mask);
     const uint8_t *sel = d->enc == PARE_FILE_DATA_BY_MASK ? mask : nz;
     size_t stored = bitmap_count(sel, count);
     if (d->len != (uint64_t)stored * sizeof(float)) {
@@ -678,6 +782,43 @@ static pare_status unpack(const uint8_t *buf, const tdata *d, pare_param *p, siz
                             nm, e);
         memcpy(&v[e], &u, 4);
     }
+    return PARE_OK;
+}
+
+/* What codes need before the tensor is allocated: a code width of 1 to 8 bits
+ * and, for a code per run (encoding 3), exactly the bytes those codes take,
+ * so that a few bytes cannot claim a huge tensor. (Encoding 4's length
+ * depends on the mask, whose bitmap bounds the tensor already; unpack_codes
+ * checks it.) */
+static pare_status check_codes_length(const tdata *d, const pare_qparams *q, int ndim,
+                                      const int *dims, size_t count, const char *nm)
+{
+    int shared = q->scheme == PARE_QSCHEME_CODEBOOK;
+    if (!shared && (q->scheme == PARE_QSCHEME_NONE || q->bits < 1 ||
+                    q->bits > PARE_FILE_CODE_BITS_MAX))
+        return sec_fail("TENS",
+                        "tensor '%s' is stored as codes (data encoding %lu) but is quantized to "
+                        "%d bits; codes take 1 to %d",
+                        nm, (unsigned long)d->enc, q->bits, PARE_FILE_CODE_BITS_MAX);
+    if (shared && q->bits != pare_codebook_bits((int)d->cbk))
+        return sec_fail("TENS",
+                        "tensor '%s' has a codebook of %lu rows, whose codes take %d bits, but "
+                        "says %d bits",
+                        nm, (unsigned long)d->cbk, pare_codebook_bits((int)d->cbk), q->bits);
+    if (shared && dims[ndim - 1] % (int)d->cbd != 0)
+        return sec_fail("TENS",
+                        "tensor '%s' has codebook rows of %lu values, which do not divide its "
+                        "last dimension %d",
+                        nm, (unsigned long)d->cbd, dims[ndim - 1]);
+    if (d->enc != PARE_FILE_DATA_CODES)
+        return PARE_OK;
+    size_t codes = count / (shared ? d->cbd : 1);
+    uint64_t want = ((uint64_t)codes * (uint64_t)q->bits + 7) / 8;
+    if (d->len != want)
+        return sec_fail("TENS",
+                        "tensor '%s' stores %zu codes of %d bits, which take %llu bytes, but has "
+                        "%llu data bytes",
+                        nm, codes, q->bits, ull(want), ull(d->len));
     return PARE_OK;
 }
 
@@ -762,19 +903,47 @@ static pare_status read_tensor(pare_rbuf *r, const uint8_t *buf, const sec *data
                         nm);
     /* The encoding, after the attributes, says how long the data array must
      * be; so the whole record is read before any array is checked. */
-    if ((s = read_attrs(r, p, n_attr)) || (s = read_tail(r, nm, &d)) ||
+    if ((s = read_attrs(r, p, n_attr)) || (s = read_tail(r, nm, q.scheme, &d)) ||
         (s = check_arrays(data, &d, count, nm)))
         return s;
-    if (d.enc != PARE_FILE_DATA_DENSE) {
-        /* No overflow: *packed <= DATA's size < 2^63 before, a bitmap < 2^61. */
-        *packed += (count + 7) / 8;
-        if (*packed > data->size)
+    if (q.scheme == PARE_QSCHEME_CODEBOOK) {
+        if (d.cbk < 1 || d.cbk > PARE_FILE_CODEBOOK_K_MAX)
             return sec_fail("TENS",
-                            "tensor '%s': the bitmaps of the packed tensors up to it add up to "
-                            "%llu bytes, more than the %llu-byte DATA section holds (do tensors "
-                            "share a bitmap?)",
-                            nm, ull(*packed), ull(data->size));
+                            "tensor '%s' is shared through a codebook of %lu rows; 1 to %d are "
+                            "allowed",
+                            nm, (unsigned long)d.cbk, PARE_FILE_CODEBOOK_K_MAX);
+        if (d.cbd < 1 || d.cbd > PARE_FILE_CODEBOOK_D_MAX)
+            return sec_fail("TENS",
+                            "tensor '%s' has codebook rows of %lu values; 1 to %d are allowed", nm,
+                            (unsigned long)d.cbd, PARE_FILE_CODEBOOK_D_MAX);
+        uint64_t want = (uint64_t)d.cbk * d.cbd * sizeof(float);
+        if (d.cblen != want)
+            return sec_fail("TENS",
+                            "tensor '%s' has a codebook of %lu rows of %lu values, which takes "
+                            "%llu bytes, but its codebook array has %llu",
+                            nm, (unsigned long)d.cbk, (unsigned long)d.cbd, ull(want),
+                            ull(d.cblen));
+        if ((s = check_array(data, d.cboff, d.cblen, nm, "codebook")))
+            return s;
     }
+    if (d.enc >= PARE_FILE_DATA_CODES && (s = check_codes_length(&d, &q, ndim, dims, count, nm)))
+        return s;
+    /* Arrays that stand for more values than they hold. No overflow: each is
+     * inside DATA, *packed <= DATA's size < 2^63 before. */
+    uint64_t charge = d.cblen;
+    if (d.enc == PARE_FILE_DATA_BY_MASK || d.enc == PARE_FILE_DATA_BY_NONZERO)
+        charge += (count + 7) / 8;
+    else if (d.enc == PARE_FILE_DATA_CODES)
+        charge += d.len;
+    else if (d.enc == PARE_FILE_DATA_CODES_BY_MASK)
+        charge += d.len + (count + 7) / 8;
+    *packed += charge;
+    if (*packed > data->size)
+        return sec_fail("TENS",
+                        "tensor '%s': the bitmaps, codes and codebooks of the packed and shared "
+                        "tensors up to it add up to %llu bytes, more than the %llu-byte DATA "
+                        "section holds (do tensors share an array?)",
+                        nm, ull(*packed), ull(data->size));
     if (qn > INT_MAX || qn > count)
         return sec_fail("TENS", "tensor '%s' has %lu quantization scales for its %zu values", nm,
                         (unsigned long)qn, count);
@@ -788,8 +957,6 @@ static pare_status read_tensor(pare_rbuf *r, const uint8_t *buf, const sec *data
     p->t = pare_tensor_new(ndim, dims);
     if (!p->t)
         return PARE_ENOMEM;
-    if ((s = unpack(buf, &d, p, count)))
-        return s;
     p->q.bits = q.bits;
     p->q.scheme = q.scheme;
     p->q.axis = q.axis;
@@ -803,10 +970,20 @@ static pare_status read_tensor(pare_rbuf *r, const uint8_t *buf, const sec *data
         for (uint32_t e = 0; e < qn; e++)
             p->q.zero_point[e] = (int32_t)pare_le32(buf + zoff + 4 * (size_t)e);
     }
+    if (q.scheme == PARE_QSCHEME_CODEBOOK) {
+        size_t kd = (size_t)d.cbk * d.cbd;
+        p->q.codebook = malloc(sizeof(float) * kd);
+        if (!p->q.codebook)
+            return pare_fail(PARE_ENOMEM, "out of memory reading the codebook of tensor '%s'", nm);
+        p->q.k = (int)d.cbk;
+        p->q.d = (int)d.cbd;
+        get_f32s(p->q.codebook, buf + d.cboff, kd);
+    }
+    /* Codes are read through the quantization parameters: those first. */
     char why[160];
     if (pare_file_qparams_problem(&p->q, ndim, dims, count, why, sizeof why))
         return sec_fail("TENS", "tensor '%s' %s", nm, why);
-    return PARE_OK;
+    return unpack(buf, &d, p, count);
 }
 
 static pare_status read_tens(const uint8_t *buf, const sec *tens, const sec *data, pare_graph *g)

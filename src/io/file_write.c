@@ -1,5 +1,6 @@
 /* The .pare writer: header, section table, META, GRPH, TENS, DATA and extra
  * sections (docs/FORMAT.md) in one buffer; the same graph always gives the same bytes. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,10 +24,11 @@ _Static_assert(sizeof(pare_attrs) == (PARE_FILE_INT_ATTRS + PARE_FILE_ATTRS_12_I
 /* Where one parameter's arrays go, as offsets from the start of DATA, and how
  * its values are stored. */
 typedef struct place {
-    size_t data, mask, nonzero, scale, zp;
+    size_t data, mask, nonzero, scale, zp, codebook;
     size_t mask_len, nonzero_len;
-    uint32_t enc;  /* PARE_FILE_DATA_* */
-    size_t stored; /* values in the data array */
+    uint32_t enc;    /* PARE_FILE_DATA_* */
+    size_t stored;   /* values (float encodings) or codes (1.3) in the data array */
+    size_t data_len; /* bytes of the data array */
 } place;
 
 /* *at += n, then rounded up to the alignment; 0 on overflow. */
@@ -56,6 +58,185 @@ static int is_plus_zero(float v)
     return u == 0;
 }
 
+/* ---- integer codes (format 1.3) ------------------------------------------ */
+
+/* What it takes to turn a quantized tensor's values back into codes: the
+ * values are the truth (graph.h), so a code is found for each value and kept
+ * only when it rebuilds that value bit for bit. */
+typedef struct coder {
+    const pare_param *p;
+    int bits, k;
+    size_t d, units;   /* values per code (1 when affine) and codes in all */
+    size_t inner;      /* per channel: element e is in channel e / inner % nch */
+    size_t nch;
+    uint16_t order[PARE_FILE_CODEBOOK_K_MAX]; /* codebook rows by their bytes, then index */
+} coder;
+
+static int row_cmp(const coder *c, int a, int b)
+{
+    const float *cb = c->p->q.codebook;
+    int r = memcmp(cb + (size_t)a * c->d, cb + (size_t)b * c->d, c->d * sizeof(float));
+    return r ? r : (a > b) - (a < b);
+}
+
+/* 0 when the tensor has no codes: float, or affine with more than 8 bits. */
+static int coder_init(const pare_param *p, coder *c)
+{
+    const pare_qparams *q = &p->q;
+    memset(c, 0, sizeof *c);
+    c->p = p;
+    c->bits = q->bits;
+    c->d = 1;
+    if (q->scheme == PARE_QSCHEME_CODEBOOK) {
+        c->k = q->k;
+        c->d = (size_t)q->d;
+        /* Insertion sort: at most 256 rows, and no qsort context to pass. */
+        for (int i = 0; i < c->k; i++) {
+            int j = i;
+            while (j > 0 && row_cmp(c, c->order[j - 1], i) > 0) {
+                c->order[j] = c->order[j - 1];
+                j--;
+            }
+            c->order[j] = (uint16_t)i;
+        }
+    } else if (q->scheme == PARE_QSCHEME_TENSOR || q->scheme == PARE_QSCHEME_CHANNEL) {
+        if (q->bits < 1 || q->bits > PARE_FILE_CODE_BITS_MAX)
+            return 0;
+        c->nch = 1;
+        c->inner = 1;
+        if (q->scheme == PARE_QSCHEME_CHANNEL) {
+            c->nch = (size_t)p->t->dims[q->axis];
+            for (int a = q->axis + 1; a < p->t->ndim; a++)
+                c->inner *= (size_t)p->t->dims[a];
+        }
+    } else {
+        return 0;
+    }
+    c->units = p->t->n / c->d;
+    return 1;
+}
+
+/* Whether run u holds an element the mask keeps (so it needs a code when
+ * codes are packed by the mask). */
+static int unit_kept(const coder *c, size_t u)
+{
+    const uint8_t *m = c->p->mask;
+    if (!m)
+        return 1;
+    for (size_t j = 0; j < c->d; j++)
+        if (m[u * c->d + j])
+            return 1;
+    return 0;
+}
+
+static int same_bits(float a, float b)
+{
+    return !memcmp(&a, &b, sizeof a);
+}
+
+/* The field of an affine element's code, when one rebuilds it exactly. The
+ * nearest code comes first; its neighbours too, in case the quantizer's
+ * division rounded the other way. */
+static int affine_field(const coder *c, size_t e, uint32_t *field)
+{
+    const pare_qparams *q = &c->p->q;
+    size_t ch = q->scheme == PARE_QSCHEME_CHANNEL ? e / c->inner % c->nch : 0;
+    float s = q->scale[ch], v = c->p->t->data[e];
+    int32_t z = q->zero_point[ch];
+    double r = rint((double)v / (double)s);
+    if (!(r >= -4294967296.0 && r <= 4294967296.0))
+        return 0; /* NaN, infinities and codes far out of any range */
+    int64_t lo = c->bits == 1 ? -1 : -((int64_t)1 << (c->bits - 1));
+    int64_t hi = c->bits == 1 ? 1 : ((int64_t)1 << (c->bits - 1)) - 1;
+    static const int try_[3] = {0, -1, 1};
+    for (int t = 0; t < 3; t++) {
+        int64_t code = (int64_t)r + z + try_[t];
+        if (code < lo || code > hi || (c->bits == 1 && code == 0))
+            continue;
+        if (same_bits(pare_file_affine_value(s, z, (int32_t)code), v)) {
+            *field = c->bits == 1 ? (uint32_t)(code > 0) : (uint32_t)(code - lo);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The lowest codebook row that rebuilds run u: equal bits where the mask keeps
+ * (the rest is +0.0, checked apart). Whole runs are looked up among the sorted
+ * rows; partly pruned ones are compared with each row in turn. */
+static int codebook_field(const coder *c, size_t u, uint32_t *field)
+{
+    const float *v = c->p->t->data + u * c->d, *cb = c->p->q.codebook;
+    const uint8_t *m = c->p->mask ? c->p->mask + u * c->d : NULL;
+    int whole = 1;
+    for (size_t j = 0; m && j < c->d; j++)
+        whole &= m[j] != 0;
+    if (whole) {
+        int lo = 0, hi = c->k; /* first row >= v in (bytes, index) order */
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            if (memcmp(cb + (size_t)c->order[mid] * c->d, v, c->d * sizeof(float)) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < c->k && !memcmp(cb + (size_t)c->order[lo] * c->d, v, c->d * sizeof(float))) {
+            *field = c->order[lo];
+            return 1;
+        }
+        return 0;
+    }
+    for (int r = 0; r < c->k; r++) {
+        const float *row = cb + (size_t)r * c->d;
+        int ok = 1;
+        for (size_t j = 0; ok && j < c->d; j++)
+            ok = !m[j] || same_bits(row[j], v[j]);
+        if (ok) {
+            *field = (uint32_t)r;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int unit_field(const coder *c, size_t u, uint32_t *field)
+{
+    return c->p->q.scheme == PARE_QSCHEME_CODEBOOK ? codebook_field(c, u, field)
+                                                   : affine_field(c, u, field);
+}
+
+/* Codes instead of floats when every stored value is rebuilt exactly from one
+ * (and every pruned element is +0.0, as it comes back), and the codes take
+ * fewer 64-byte blocks than the float encoding chosen already. A masked tensor
+ * stores codes only for runs its mask keeps something of: never more bytes,
+ * since the mask is stored anyway. */
+static void choose_codes(const pare_param *p, place *q)
+{
+    coder c;
+    if (!coder_init(p, &c))
+        return;
+    const float *v = p->t->data;
+    if (p->mask)
+        for (size_t e = 0; e < p->t->n; e++)
+            if (!p->mask[e] && !is_plus_zero(v[e]))
+                return;
+    size_t coded = 0;
+    for (size_t u = 0; u < c.units; u++) {
+        uint32_t f;
+        if (!unit_kept(&c, u))
+            continue;
+        if (!unit_field(&c, u, &f))
+            return;
+        coded++;
+    }
+    size_t bytes = (coded * (size_t)c.bits + 7) / 8;
+    if (footprint(bytes) < footprint(q->data_len)) {
+        q->enc = p->mask ? PARE_FILE_DATA_CODES_BY_MASK : PARE_FILE_DATA_CODES;
+        q->stored = coded;
+        q->data_len = bytes;
+    }
+}
+
 /* Picks how a tensor's values are stored (FORMAT.md, "Data encodings"). Packing
  * is lossless by construction and is used only when it saves whole 64-byte
  * blocks: a packed array cannot be used in place from a mapped file, so a few
@@ -63,7 +244,7 @@ static int is_plus_zero(float v)
  * costs nothing more; a nonzero bitmap costs 1/32 of the dense array, and is
  * used only for tensors mostly zero (imported pruned models), not for every
  * tensor that happens to hold a few zeros. */
-static void choose_encoding(const pare_param *p, place *q)
+static void choose_floats(const pare_param *p, place *q)
 {
     const float *v = p->t->data;
     size_t n = p->t->n, dense = footprint(n * sizeof(float));
@@ -93,6 +274,19 @@ static void choose_encoding(const pare_param *p, place *q)
     }
 }
 
+static void choose_encoding(const pare_param *p, place *q)
+{
+    choose_floats(p, q);
+    q->data_len = q->stored * sizeof(float);
+    /* The nonzero bitmap is an array of its own: codes must beat both. */
+    size_t floats = q->data_len;
+    if (q->enc == PARE_FILE_DATA_BY_NONZERO)
+        q->data_len += footprint((p->t->n + 7) / 8);
+    choose_codes(p, q);
+    if (q->enc == PARE_FILE_DATA_BY_NONZERO)
+        q->data_len = floats;
+}
+
 /* Places every array in DATA, each at a multiple of 64, and returns DATA's
  * size; *ok is 0 when the sizes overflow. */
 static size_t place_arrays(const pare_graph *g, place *pl, int *ok)
@@ -105,7 +299,7 @@ static size_t place_arrays(const pare_graph *g, place *pl, int *ok)
         memset(q, 0, sizeof *q);
         choose_encoding(p, q);
         q->data = at;
-        if (!advance(&at, q->stored * sizeof(float)))
+        if (!advance(&at, q->data_len))
             goto overflow;
         if (p->mask) {
             q->mask = at;
@@ -125,6 +319,11 @@ static size_t place_arrays(const pare_graph *g, place *pl, int *ok)
                 goto overflow;
             q->zp = at;
             if (!advance(&at, (size_t)p->q.n * sizeof(int32_t)))
+                goto overflow;
+        }
+        if (p->q.scheme == PARE_QSCHEME_CODEBOOK) {
+            q->codebook = at;
+            if (!advance(&at, (size_t)p->q.k * (size_t)p->q.d * sizeof(float)))
                 goto overflow;
         }
     }
@@ -151,9 +350,15 @@ static int uses_attrs_12(const pare_node *n)
  * that 1.0 could store is stored exactly as 1.0 stored it. */
 static uint32_t minor_version(const pare_graph *g, const place *pl)
 {
+    for (int i = 0; i < g->n_params; i++)
+        if (pl[i].enc >= PARE_FILE_DATA_CODES || g->params[i].q.scheme == PARE_QSCHEME_CODEBOOK)
+            return PARE_FILE_MINOR_CODES;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == PARE_OP_FAKEQUANT)
+            return PARE_FILE_MINOR_CODES;
     for (int i = 0; i < g->n_nodes; i++)
         if (uses_attrs_12(&g->nodes[i]))
-            return PARE_FILE_MINOR;
+            return PARE_FILE_MINOR_ATTRS;
     for (int i = 0; i < g->n_params; i++)
         if (pl[i].enc != PARE_FILE_DATA_DENSE || g->params[i].scheme)
             return PARE_FILE_MINOR_PACKED;
@@ -247,7 +452,7 @@ static void put_tens(pare_wbuf *b, const pare_graph *g, const place *pl, uint64_
         for (int d = 0; d < p->t->ndim; d++)
             pare_wbuf_u32(b, (uint32_t)p->t->dims[d]);
         pare_wbuf_u64(b, base + q->data);
-        pare_wbuf_u64(b, (uint64_t)q->stored * sizeof(float));
+        pare_wbuf_u64(b, (uint64_t)q->data_len);
         pare_wbuf_u32(b, p->mask ? PARE_FILE_MASK_BITMAP : PARE_FILE_MASK_NONE);
         pare_wbuf_u64(b, p->mask ? base + q->mask : 0);
         pare_wbuf_u64(b, p->mask ? q->mask_len : 0);
@@ -264,11 +469,19 @@ static void put_tens(pare_wbuf *b, const pare_graph *g, const place *pl, uint64_
             pare_wbuf_str(b, p->scheme);
         }
         /* 1.1 fields, only for a packed tensor: a dense record ends as in 1.0,
-         * which reads the same (no field means dense). */
-        if (q->enc != PARE_FILE_DATA_DENSE) {
+         * which reads the same (no field means dense). A shared tensor has
+         * them too, as its 1.3 codebook fields follow them. */
+        int shared = p->q.scheme == PARE_QSCHEME_CODEBOOK;
+        if (q->enc != PARE_FILE_DATA_DENSE || shared) {
             pare_wbuf_u32(b, q->enc);
             pare_wbuf_u64(b, q->nonzero_len ? base + q->nonzero : 0);
             pare_wbuf_u64(b, q->nonzero_len);
+        }
+        if (shared) {
+            pare_wbuf_u32(b, (uint32_t)p->q.k);
+            pare_wbuf_u32(b, (uint32_t)p->q.d);
+            pare_wbuf_u64(b, base + q->codebook);
+            pare_wbuf_u64(b, (uint64_t)p->q.k * (uint64_t)p->q.d * sizeof(float));
         }
         end_record(b, rec);
     }
@@ -294,6 +507,31 @@ static void put_f32s(uint8_t *dst, const float *v, size_t n)
 #endif
 }
 
+/* Code i of `bits` bits at bit i * bits, least significant bit first. */
+static void put_code(uint8_t *dst, size_t i, int bits, uint32_t v)
+{
+    size_t at = i * (size_t)bits;
+    for (int b = 0; b < bits; b++, at++)
+        if ((v >> b) & 1u)
+            dst[at >> 3] |= (uint8_t)(1u << (at & 7));
+}
+
+/* choose_codes has checked that every code exists. */
+static void put_codes(uint8_t *d, const pare_param *p, uint32_t enc)
+{
+    coder c;
+    coder_init(p, &c);
+    size_t k = 0;
+    for (size_t u = 0; u < c.units; u++) {
+        uint32_t f = 0;
+        if (enc == PARE_FILE_DATA_CODES_BY_MASK && !unit_kept(&c, u))
+            continue;
+        if (unit_kept(&c, u))
+            unit_field(&c, u, &f);
+        put_code(d, k++, c.bits, f);
+    }
+}
+
 /* DATA is written straight into the file buffer: it is most of the file, and
  * a second copy of a large model would double the peak memory. */
 static void put_data(uint8_t *dst, const pare_graph *g, const place *pl)
@@ -310,6 +548,8 @@ static void put_data(uint8_t *dst, const pare_graph *g, const place *pl)
             for (size_t e = 0; e < n; e++)
                 if (p->mask[e])
                     put_f32(d + 4 * k++, v[e]);
+        } else if (q->enc >= PARE_FILE_DATA_CODES) {
+            put_codes(d, p, q->enc);
         } else {
             uint8_t *m = dst + q->nonzero;
             for (size_t e = 0; e < n; e++)
@@ -329,6 +569,8 @@ static void put_data(uint8_t *dst, const pare_graph *g, const place *pl)
             for (int e = 0; e < p->q.n; e++)
                 pare_put_le32(dst + q->zp + 4 * (size_t)e, (uint32_t)p->q.zero_point[e]);
         }
+        if (p->q.scheme == PARE_QSCHEME_CODEBOOK)
+            put_f32s(dst + q->codebook, p->q.codebook, (size_t)p->q.k * (size_t)p->q.d);
     }
 }
 

@@ -13,11 +13,14 @@
 #define PARE_FILE_MAGIC_LEN 8
 
 /* A reader takes any minor version of its major; see "Versions" in FORMAT.md.
- * The writer says the lowest minor whose fields the file uses: 1.2 for a layer
- * with 1.2 attributes (or an op 1.2 added), 1.1 for a packed data encoding or a
+ * The writer says the lowest minor whose fields the file uses: 1.3 for a tensor
+ * stored as integer codes or shared through a codebook, 1.2 for a layer with
+ * 1.2 attributes (or an op 1.2 added), 1.1 for a packed data encoding or a
  * scheme attribute, so files without them stay 1.0 byte for byte. */
 #define PARE_FILE_MAJOR 1
-#define PARE_FILE_MINOR 2
+#define PARE_FILE_MINOR 3
+#define PARE_FILE_MINOR_CODES 3
+#define PARE_FILE_MINOR_ATTRS 2
 #define PARE_FILE_MINOR_PACKED 1
 #define PARE_FILE_MINOR_BASE 0
 
@@ -66,9 +69,59 @@ enum {
 #define PARE_FILE_DATA_DENSE 0
 #define PARE_FILE_DATA_BY_MASK 1    /* the elements whose mask bit is 1 */
 #define PARE_FILE_DATA_BY_NONZERO 2 /* the elements set in a bitmap of their own */
+/* Format 1.3: integer codes of `bits` bits each, packed least significant bit
+ * first, from which the reader rebuilds the float values exactly: one code per
+ * element of an affine-quantized tensor (quant schemes 1 and 2), one per run of
+ * d values of a shared one (scheme 3, a codebook row). Elements whose mask bit
+ * is 0 are +0.0 whatever their code says. */
+#define PARE_FILE_DATA_CODES 3         /* a code for every element or run */
+#define PARE_FILE_DATA_CODES_BY_MASK 4 /* codes only where the mask keeps something */
 /* Bytes of the 1.1 fields after a tensor record's attribute list: data
  * encoding (u32), nonzero bitmap offset (u64) and length (u64). */
 #define PARE_FILE_TENSOR_TAIL 20
+/* Bytes of the 1.3 codebook fields that follow them in the record of a tensor
+ * of quant scheme 3 (and only there): rows k (u32), values per row d (u32),
+ * codebook offset (u64) and length (u64). */
+#define PARE_FILE_CODEBOOK_FIELDS 24
+
+/* Quantization schemes (pare_qparams.scheme). */
+#define PARE_QSCHEME_NONE 0
+#define PARE_QSCHEME_TENSOR 1
+#define PARE_QSCHEME_CHANNEL 2
+#define PARE_QSCHEME_CODEBOOK 3
+/* Codes take 1 to 8 bits; a codebook has at most 2^8 rows of at most 16
+ * values (the row length bounds how many values one stored bit can stand for:
+ * 16 values of 4 bytes, 512 times). */
+#define PARE_FILE_CODE_BITS_MAX 8
+#define PARE_FILE_CODEBOOK_K_MAX 256
+#define PARE_FILE_CODEBOOK_D_MAX 16
+
+/* The bits a codebook of k rows needs: ceil(log2 k), and 1 for k = 1 (0 bits
+ * would read as "float"). */
+static inline int pare_codebook_bits(int k)
+{
+    int b = 1;
+    while (b < 31 && (1 << b) < k)
+        b++;
+    return b;
+}
+
+/* The value of an affine code, exactly as FORMAT.md and graph.h define it:
+ * scale * (code - zero_point), the difference an integer made float, the
+ * product in float. Writer and reader both call this, so they agree bit for bit. */
+static inline float pare_file_affine_value(float scale, int32_t zero_point, int32_t code)
+{
+    return scale * (float)((int64_t)code - (int64_t)zero_point);
+}
+
+/* Affine codes are signed: bits 1 stores -1 and +1 as 0 and 1; b >= 2 bits
+ * store codes -2^(b-1) .. 2^(b-1) - 1 as code + 2^(b-1). */
+static inline int32_t pare_file_code_of_field(uint32_t u, int bits)
+{
+    if (bits == 1)
+        return u ? 1 : -1;
+    return (int32_t)u - (int32_t)(1u << (bits - 1));
+}
 
 /* The per-tensor attribute that holds pare_param.scheme, and its limit. */
 #define PARE_FILE_ATTR_SCHEME "scheme"

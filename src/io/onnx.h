@@ -14,15 +14,20 @@
 
 /* ONNX TensorProto data types pare reads. */
 #define PARE_ONNX_FLOAT 1
+#define PARE_ONNX_UINT8 2
+#define PARE_ONNX_INT8 3
 #define PARE_ONNX_INT32 6
 #define PARE_ONNX_INT64 7
 #define PARE_ONNX_BOOL 9
 
 /* A constant tensor as the importer holds it: float32 values in f, or integer
- * values (int64, int32 or bool in the model) in i. */
+ * values (int64, int32, int8, uint8 or bool in the model) in i. */
 typedef struct pare_onnx_tensor {
     char *name;                        /* may be NULL */
     int dtype;                         /* PARE_ONNX_FLOAT or PARE_ONNX_INT64 */
+    int src_dtype;                     /* the ONNX type it had (INT32, UINT8, ...) when it
+                                          differs from dtype; 0 otherwise. Quantization reads
+                                          it: a zero point's type is the codes' type */
     int rank;                          /* 0: a scalar */
     int64_t dims[PARE_ONNX_MAX_RANK];
     size_t n;                          /* elements */
@@ -38,7 +43,7 @@ typedef struct pare_onnx_tensor {
 void pare_onnx_tensor_free(pare_onnx_tensor *t);
 
 /* Reads a serialised TensorProto (a backend test's input_0.pb); float32, int64,
- * int32 and bool data. PARE_EUNSUPPORTED for other types, PARE_EFORMAT for a bad
+ * int32, int8, uint8 and bool data. PARE_EUNSUPPORTED for other types, PARE_EFORMAT for a bad
  * file. */
 pare_status pare_onnx_tensor_read(const char *path, pare_onnx_tensor **out);
 

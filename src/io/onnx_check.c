@@ -159,6 +159,19 @@ static pare_status run_set(pare_onnx_case *c, const char *model, const char *set
         set_result(c, PARE_ONNX_UNSUPPORTED, why);
         goto done;
     }
+    /* uint8 and int8 data (a quantized model's input) go in as float32 holding
+     * the integers, as the importer takes such an input. */
+    if (in[0]->dtype == PARE_ONNX_INT64 &&
+        (in[0]->src_dtype == PARE_ONNX_UINT8 || in[0]->src_dtype == PARE_ONNX_INT8)) {
+        in[0]->f = malloc((in[0]->n ? in[0]->n : 1) * sizeof(float));
+        if (!in[0]->f) {
+            s = pare_fail(PARE_ENOMEM, "out of memory");
+            goto done;
+        }
+        for (size_t k = 0; k < in[0]->n; k++)
+            in[0]->f[k] = (float)in[0]->i[k];
+        in[0]->dtype = PARE_ONNX_FLOAT;
+    }
     if (in[0]->dtype != PARE_ONNX_FLOAT || out[0]->dtype != PARE_ONNX_FLOAT) {
         set_result(c, PARE_ONNX_UNSUPPORTED, "its data are not float32");
         goto done;
@@ -212,7 +225,7 @@ static pare_status run_set(pare_onnx_case *c, const char *model, const char *set
     }
     /* The compiled engine, while it keeps passing. */
     if (c->plan == PARE_ONNX_PASS || c->plan == PARE_ONNX_SKIPPED) {
-        pare_plan_options po = {threads, 0, 0};
+        pare_plan_options po = {threads, 0, 0, 0};
         s = pare_plan_new(g, &po, &plan);
         if (s == PARE_ENOMEM)
             goto done;

@@ -25,10 +25,12 @@ pare_status pare_onnx_save(const pare_graph *g, const char *path)
 #else
 
 #include <assert.h>
+#include <math.h>
 
 #include "core/bytes.h"
 #include "core/fsio.h"
 #include "graph/op.h"
+#include "io/format.h"
 #include "onnx.pb-c.h"
 
 #define EXPORT_OPSET 13
@@ -528,6 +530,179 @@ static char *part(ex *e, const pare_node *n, const char *what)
     return base ? ex_unique(e, &e->tensors, base) : NULL;
 }
 
+/* ---- quantized tensors and fake quantization ------------------------------- */
+
+/* An initializer of `len` raw bytes (already little-endian) under a new name. */
+static char *init_raw(ex *e, const char *base, int32_t type, const int64_t *dims, int ndim,
+                      uint8_t *bytes, size_t len)
+{
+    char *name = base ? ex_unique(e, &e->tensors, base) : NULL;
+    Onnx__TensorProto *t = add_init(e, name, type, dims, ndim);
+    if (!t)
+        return NULL;
+    t->has_raw_data = 1;
+    t->raw_data.len = len;
+    t->raw_data.data = bytes;
+    return name;
+}
+
+/* The integer x that ONNX's DequantizeLinear turns back into v exactly,
+ * (float)(x - zp) * s == v (the representation of graph.h guarantees one);
+ * 0 when there is none. -0.0 counts as the code 0. */
+static int code_for(float v, float s, int32_t zp, int64_t *x)
+{
+    if (!isfinite(v) || !isfinite(s) || !(s > 0.0f))
+        return 0;
+    double r = rint((double)v / (double)s);
+    if (!(fabs(r) < 4.0e9))
+        return 0;
+    for (int d = 0; d < 3; d++) {
+        int64_t k = (int64_t)r + (d == 1) - (d == 2);
+        if (s * (float)k == v) {
+            *x = k + zp;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Parameter p (scheme 1 or 2 qparams) as integer codes in an int8, uint8 or
+ * int32 initializer and a DequantizeLinear whose output is `name`, the tensor
+ * its layer reads. dims/ndim: its ONNX shape (a const's has one more axis in
+ * front). */
+static void quant_param(ex *e, int p, char *name, const int64_t *dims, int ndim)
+{
+    const pare_param *q = &e->g->params[p];
+    const pare_qparams *qp = &q->q;
+    size_t n = q->t->n, inner = 1;
+    int axis = qp->scheme == 2 ? qp->axis : -1, off = ndim - q->t->ndim;
+    if (axis >= 0)
+        for (int k = axis + 1; k < q->t->ndim; k++)
+            inner *= (size_t)q->t->dims[k];
+    int64_t *x = malloc((n ? n : 1) * sizeof *x);
+    if (!x) {
+        oom(e);
+        return;
+    }
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    int zp_lo = 0, zp_hi = 0;
+    for (int c = 0; c < qp->n; c++) {
+        zp_lo = qp->zero_point[c] < zp_lo ? qp->zero_point[c] : zp_lo;
+        zp_hi = qp->zero_point[c] > zp_hi ? qp->zero_point[c] : zp_hi;
+    }
+    for (size_t k = 0; k < n && !e->err; k++) {
+        size_t c = axis >= 0 ? (k / inner) % (size_t)q->t->dims[axis] : 0;
+        if (!code_for(q->t->data[k], qp->scale[c], qp->zero_point[c], &x[k]))
+            e->err = pare_fail(PARE_EINVAL,
+                               "tensor %s carries %d-bit quantization parameters, but its value "
+                               "%g (element %zu) is not its scale %g times an integer code, so it "
+                               "cannot be written as quantized",
+                               q->name, qp->bits, (double)q->t->data[k], k, (double)qp->scale[c]);
+        lo = x[k] < lo ? x[k] : lo;
+        hi = x[k] > hi ? x[k] : hi;
+    }
+    if (n == 0)
+        lo = hi = 0;
+    /* The narrowest container ONNX's DequantizeLinear reads: int8 for pare's
+     * symmetric weights, uint8, or int32 (biases; no zero point). */
+    int32_t type = 0;
+    size_t esize = 1;
+    if (qp->bits <= 8 && lo >= -128 && hi <= 127 && zp_lo >= -128 && zp_hi <= 127)
+        type = ONNX__TENSOR_PROTO__DATA_TYPE__INT8;
+    else if (qp->bits <= 8 && lo >= 0 && hi <= 255 && zp_lo >= 0 && zp_hi <= 255)
+        type = ONNX__TENSOR_PROTO__DATA_TYPE__UINT8;
+    else if (zp_lo == 0 && zp_hi == 0 && lo >= INT32_MIN && hi <= INT32_MAX)
+        type = ONNX__TENSOR_PROTO__DATA_TYPE__INT32, esize = 4;
+    if (!e->err && !type)
+        e->err = pare_fail(PARE_EINVAL,
+                           "tensor %s: its %d-bit codes (%lld to %lld, zero points %d to %d) fit "
+                           "no type ONNX's DequantizeLinear reads (int8, uint8, int32 without "
+                           "zero point)",
+                           q->name, qp->bits, (long long)lo, (long long)hi, zp_lo, zp_hi);
+    uint8_t *codes = ex_alloc(e, n * esize > 0 ? n * esize : 1);
+    uint8_t *zps = ex_alloc(e, (size_t)qp->n * esize);
+    if (e->err || !codes || !zps) {
+        free(x);
+        return;
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (esize == 4)
+            pare_put_le32(codes + 4 * k, (uint32_t)(int32_t)x[k]);
+        else
+            codes[k] = (uint8_t)(x[k] & 0xff);
+    }
+    free(x);
+    for (int c = 0; c < qp->n; c++)
+        zps[c] = (uint8_t)(qp->zero_point[c] & 0xff);
+    const int64_t sdims[1] = {qp->n};
+    int srank = qp->scheme == 2 ? 1 : 0;
+    char *in[3] = {init_raw(e, ex_printf(e, "%s_quantized", name), type, dims, ndim, codes,
+                            n * esize),
+                   ex_unique(e, &e->tensors, ex_printf(e, "%s_scale", name)), NULL};
+    Onnx__TensorProto *st = add_init(e, in[1], ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, sdims, srank);
+    set_raw_floats(e, st, qp->scale, (size_t)qp->n);
+    if (esize == 1)
+        in[2] = init_raw(e, ex_printf(e, "%s_zero_point", name), type, sdims, srank, zps,
+                         (size_t)qp->n);
+    char *node = ex_printf(e, "%s/dequantize", name);
+    Onnx__NodeProto *o = node ? add_node(e, "DequantizeLinear", node, in, 3, name) : NULL;
+    if (qp->scheme == 2)
+        attr_int(e, o, "axis", qp->axis + off);
+    /* What the container does not say: 4-bit codes in int8, say. */
+    if (qp->bits != (esize == 4 ? 32 : 8)) {
+        char bits[16];
+        snprintf(bits, sizeof bits, "bits=%d", qp->bits);
+        add_meta(e, "pare.quant.", name, bits);
+    }
+}
+
+/* A codebook (scheme 3) in metadata, "k=K d=D: v v ..." with hex floats, so
+ * that the import restores it; the tensor itself is written as floats. */
+static void codebook_meta(ex *e, const pare_param *q, const char *name)
+{
+    size_t kd = (size_t)q->q.k * (size_t)q->q.d, cap = 32 + 24 * kd, at;
+    char *text = ex_alloc(e, cap);
+    if (!text)
+        return;
+    at = (size_t)snprintf(text, cap, "k=%d d=%d:", q->q.k, q->q.d);
+    for (size_t i = 0; i < kd && at < cap; i++)
+        at += (size_t)snprintf(text + at, cap - at, " %a", (double)q->q.codebook[i]);
+    add_meta(e, "pare.codebook.", name, text);
+}
+
+/* Fake quantization: QuantizeLinear to uint8 then DequantizeLinear (opset 13,
+ * per tensor). Fewer than 8 bits clamp to [0, 2^bits - 1]: a Clip to the
+ * values of those codes comes first, which gives the same result exactly. */
+static void emit_fakequant(ex *e, int i, char *out)
+{
+    const pare_node *n = &e->g->nodes[i];
+    const pare_attrs *a = &n->a;
+    int zp = (int)a->beta, qmax = (1 << a->mode) - 1;
+    char *x = e->v[n->in[0]].name;
+    if (a->mode < 8) {
+        char *clipped = part(e, n, "clip");
+        char *in[3] = {x, init_scalar(e, a->alpha * (float)(0 - zp)),
+                       init_scalar(e, a->alpha * (float)(qmax - zp))};
+        add_node(e, "Clip", clipped, in, 3, clipped);
+        x = clipped;
+    }
+    uint8_t *z = ex_alloc(e, 1);
+    float *s = ex_alloc(e, sizeof *s);
+    if (!z || !s)
+        return;
+    *z = (uint8_t)zp;
+    *s = a->alpha;
+    char *sname = ex_unique(e, &e->tensors, ex_printf(e, "%s.scale", n->name));
+    set_raw_floats(e, add_init(e, sname, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, NULL, 0), s, 1);
+    char *zname = init_raw(e, ex_printf(e, "%s.zero_point", n->name),
+                           ONNX__TENSOR_PROTO__DATA_TYPE__UINT8, NULL, 0, z, 1);
+    char *codes = part(e, n, "quantize");
+    char *in[3] = {x, sname, zname};
+    add_node(e, "QuantizeLinear", codes, in, 3, codes);
+    char *in2[3] = {codes, sname, zname};
+    add_node(e, "DequantizeLinear", n->name, in2, 3, out);
+}
+
 /* ---- ops ---------------------------------------------------------------- */
 
 static void emit_pool(ex *e, int i, const char *op, char *out)
@@ -757,6 +932,10 @@ static void emit(ex *e, int i, char *out)
         add_node(e, "Reshape", n->name, in, 2, out);
         break;
     }
+    case PARE_OP_FAKEQUANT:
+        emit_fakequant(e, i, out);
+        y->rank = xr;
+        break;
     case PARE_OP_TRANSPOSE: {
         char *in = as_rank(e, n->in[0], 4);
         o = add_node(e, "Transpose", n->name, &in, 1, out);
@@ -796,9 +975,24 @@ static void add_params(ex *e)
             for (int d = 0; d < ndim; d++)
                 dims[d] = q->t->dims[d];
         }
-        Onnx__TensorProto *t = add_init(e, name, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, dims, ndim);
-        set_raw_floats(e, t, q->t->data, q->t->n);
+        char why[256];
+        if (q->q.bits && pare_file_qparams_problem(&q->q, q->t->ndim, q->t->dims, q->t->n, why,
+                                                   sizeof why)) {
+            e->err = pare_fail(PARE_EINVAL, "tensor %s %s", q->name, why);
+            return;
+        }
         e->pname[p] = name;
+        /* Affine qparams: the codes and a DequantizeLinear (ONNX Runtime's QDQ
+         * form); a codebook: the floats, and the codebook in metadata. */
+        if ((q->q.scheme == 1 || q->q.scheme == 2) && q->q.bits > 0 && q->q.n > 0) {
+            quant_param(e, p, name, dims, ndim);
+        } else {
+            Onnx__TensorProto *t =
+                add_init(e, name, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, dims, ndim);
+            set_raw_floats(e, t, q->t->data, q->t->n);
+            if (q->q.scheme == 3 && q->q.codebook && q->q.k > 0 && q->q.d > 0)
+                codebook_meta(e, q, name);
+        }
         if (q->scheme)
             add_meta(e, "pare.scheme.", name, q->scheme);
     }

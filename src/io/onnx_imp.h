@@ -77,9 +77,31 @@ typedef enum onnx_kind {
     V_CONST,     /* a constant tensor, folded at import */
     V_DEAD,      /* produced by a node pare cannot take (already reported) */
     V_BAD,       /* an initializer pare cannot read (`why` says so); fails where used */
-    V_SHUF       /* the 5-d (N, g, C/g, H, W) view of IR value `id` inside a channel
+    V_SHUF,      /* the 5-d (N, g, C/g, H, W) view of IR value `id` inside a channel
                     shuffle; shuf_t once transposed to (N, C/g, g, H, W) */
+    V_QACT       /* the integer codes QuantizeLinear makes of IR value `id`: a
+                    DequantizeLinear turns them into a fakequant layer (qa says how) */
 } onnx_kind;
+
+/* The codes of a quantized activation: clamp(rint(x / scale) + zp, lo, hi), in
+ * the type of the zero point (lo, hi: its range, or a Clip's narrower one). */
+typedef struct onnx_qact {
+    float scale;
+    int zp, lo, hi, dtype;
+    int fq;                  /* the fakequant layer a DequantizeLinear made of them, or -1 */
+} onnx_qact;
+
+/* What a DequantizeLinear of a constant says of the floats it gives, so that a
+ * conv or linear layer reading them as weight or bias gets pare's qparams. */
+typedef struct onnx_quant {
+    int dtype;               /* of the codes: UINT8, INT8 or INT32 */
+    int bits;                /* 8 or 32, or what the exporter recorded */
+    int axis;                /* the axis of per-axis scales, -1 per tensor */
+    size_t n;                /* scales */
+    float *scale;
+    int32_t *zero_point;
+    int64_t cmin, cmax;      /* codes minus zero points, over the tensor */
+} onnx_quant;
 
 typedef struct onnx_val {
     const char *name;
@@ -91,6 +113,13 @@ typedef struct onnx_val {
     char *why;               /* V_BAD */
     int uses, consumer;      /* inputs of nodes (and graph outputs) reading it; the first node */
     int shuf_g, shuf_t;      /* V_SHUF */
+    int elem;                /* V_ACT: 0 for float32; UINT8 or INT8 for a model input of
+                                that type (held as float32), which only DequantizeLinear
+                                and Cast take */
+    int clip_lo, clip_hi;    /* V_ACT made by a Clip whose only reader is a QuantizeLinear
+                                with that code range: the Clip is the Q's (clip_hi > clip_lo) */
+    onnx_qact qa;            /* V_QACT */
+    onnx_quant *q;           /* V_CONST from a DequantizeLinear, or NULL */
 } onnx_val;
 
 typedef struct onnx_smap {
@@ -198,5 +227,18 @@ pare_status onnx_set_param(onnx_imp *m, int id, int k, const float *x, size_t n)
 pare_status onnx_weight_sparsity(onnx_imp *m, int id, const char *vname);
 
 pare_attrs onnx_attrs0(void);
+
+/* ---- quantization (onnx_ops.c) ---------------------------------------------------- */
+
+void onnx_quant_free(onnx_quant *q);
+/* A deep copy; NULL when q is NULL or memory runs out (*st says which). */
+onnx_quant *onnx_quant_copy(const onnx_quant *q, pare_status *st);
+/* Gives parameter k of layer id the qparams of the value it was read from when
+ * they fit pare's representation; `axis` is the value's axis that became the
+ * parameter's axis 0 (-1: none does), and exact is 0 when the values were
+ * scaled or reordered on the way (Gemm's alpha). Otherwise, and for a value
+ * without them, the codebook the exporter recorded (pare.codebook.NAME) is
+ * restored when the values follow it. */
+pare_status onnx_param_quant(onnx_imp *m, int id, int k, const onnx_val *v, int axis, int exact);
 
 #endif

@@ -420,6 +420,8 @@ static void val_clear(onnx_val *x)
 {
     pare_onnx_tensor_free(x->c);
     x->c = NULL;
+    onnx_quant_free(x->q);
+    x->q = NULL;
     free(x->why);
     x->why = NULL;
 }
@@ -449,8 +451,18 @@ pare_status onnx_need_act(onnx_imp *m, const Onnx__NodeProto *nd, size_t k, onnx
                           "its input '%s' is a 5-dimensional tensor, which pare holds only inside a "
                           "channel shuffle (Reshape, Transpose, Reshape)",
                           nm);
+    if (x->kind == V_QACT)
+        return onnx_unsup(m, nd,
+                          "its input '%s' holds the integer codes of a QuantizeLinear; pare reads "
+                          "them only through a DequantizeLinear",
+                          nm);
     if (x->kind != V_ACT)
         return onnx_unsup(m, nd, "its input '%s' is a constant where pare needs an activation", nm);
+    if (x->elem)
+        return onnx_unsup(m, nd,
+                          "its input '%s' is %s; pare computes in float32 and takes integer "
+                          "data only into DequantizeLinear or a Cast to float",
+                          nm, onnx_dtype_name(x->elem));
     *out = x;
     return PARE_OK;
 }
@@ -584,9 +596,15 @@ pare_status onnx_def_copy(onnx_imp *m, const Onnx__NodeProto *nd, size_t k, cons
     x->batch = src->batch;
     x->shuf_g = src->shuf_g;
     x->shuf_t = src->shuf_t;
+    x->elem = src->elem;
+    x->clip_lo = src->clip_lo;
+    x->clip_hi = src->clip_hi;
+    x->qa = src->qa;
     x->c = src->c ? onnx_tensor_ref(src->c) : NULL;
     if (src->why && !(x->why = strdup(src->why)))
         return pare_fail(PARE_ENOMEM, "out of memory");
+    if (src->q && !(x->q = onnx_quant_copy(src->q, &st)))
+        return st;
     return PARE_OK;
 }
 
@@ -893,8 +911,12 @@ static pare_status add_inputs(onnx_imp *m)
     if (!value_type(data, &elem, &rank, d))
         return pare_fail(PARE_EUNSUPPORTED, "%s: input '%s' is not a tensor with a shape", m->what,
                          nm);
-    if (elem != PARE_ONNX_FLOAT)
-        return pare_fail(PARE_EUNSUPPORTED, "%s: input '%s' is %s; pare takes float32 input",
+    /* An input of int8 or uint8 codes (a quantized model's) is fed as float32
+     * holding those integers; only DequantizeLinear and Cast may read it. */
+    if (elem != PARE_ONNX_FLOAT && elem != PARE_ONNX_UINT8 && elem != PARE_ONNX_INT8)
+        return pare_fail(PARE_EUNSUPPORTED,
+                         "%s: input '%s' is %s; pare takes float32 input (or uint8 or int8 codes "
+                         "into a DequantizeLinear)",
                          m->what, nm, onnx_dtype_name(elem));
     if (m->o && m->o->input_dims) {
         if (m->o->input_rank < 0 || m->o->input_rank > PARE_ONNX_MAX_RANK)
@@ -931,6 +953,7 @@ static pare_status add_inputs(onnx_imp *m)
     x->id = id;
     x->rank = rank;
     x->batch = d[0] > 0 ? d[0] : -1;
+    x->elem = elem == PARE_ONNX_FLOAT ? 0 : elem;
     return PARE_OK;
 }
 
@@ -1118,9 +1141,17 @@ static pare_status finish_output(onnx_imp *m)
         return pare_fail(PARE_EUNSUPPORTED,
                          "%s: the output '%s' is a constant (it does not depend on the input)",
                          m->what, nm);
+    if (x->kind == V_QACT)
+        return pare_fail(PARE_EUNSUPPORTED,
+                         "%s: the output '%s' holds the integer codes of a QuantizeLinear; pare's "
+                         "graphs give float32 (a DequantizeLinear after it would give their values)",
+                         m->what, nm);
     if (x->kind != V_ACT)
         return pare_fail(PARE_EUNSUPPORTED, "%s: the output '%s' is a 5-dimensional tensor",
                          m->what, nm);
+    if (x->elem)
+        return pare_fail(PARE_EUNSUPPORTED, "%s: the output '%s' is %s; pare's graphs give float32",
+                         m->what, nm, onnx_dtype_name(x->elem));
     int id = x->id;
     if (id == 0) {
         /* The model computes nothing (its output is its input): one layer that

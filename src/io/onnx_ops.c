@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "graph/graph.h"
+#include "io/format.h"
 #include "io/onnx_imp.h"
 
 typedef const Onnx__NodeProto node;
@@ -440,7 +441,13 @@ static pare_status act_cast(onnx_imp *m, node *nd)
     if (to != PARE_ONNX_FLOAT)
         return onnx_unsup(m, nd, "it casts an activation to %s; pare computes in float32",
                           onnx_dtype_name((int)(to > 64 || to < 0 ? 0 : to)));
-    onnx_val *x;
+    onnx_val *x = onnx_in(m, nd, 0);
+    if (x && x->kind == V_ACT && x->elem) {
+        /* Integer model input is held as float32 already. */
+        if (s == PARE_OK && nd->output[0][0])
+            onnx_value(m, nd->output[0])->elem = 0;
+        return s;
+    }
     if ((s = onnx_need_act(m, nd, 0, &x)) != PARE_OK)
         return s;
     return onnx_def_copy(m, nd, 0, x);
@@ -1097,7 +1104,9 @@ static pare_status act_conv(onnx_imp *m, node *nd)
         return s;
     if ((s = onnx_set_param(m, id, 0, w->f, w->n)) != PARE_OK ||
         (b && (s = onnx_set_param(m, id, 1, b->f, b->n)) != PARE_OK) ||
-        (s = onnx_weight_sparsity(m, id, names[0])) != PARE_OK)
+        (s = onnx_weight_sparsity(m, id, names[0])) != PARE_OK ||
+        (s = onnx_param_quant(m, id, 0, onnx_in(m, nd, 1), 0, 1)) != PARE_OK ||
+        (b && (s = onnx_param_quant(m, id, 1, onnx_in(m, nd, 2), 0, 1)) != PARE_OK))
         return s;
     return onnx_def_act(m, nd, 0, id, x->rank, x->batch);
 }
@@ -1106,8 +1115,9 @@ static pare_status act_conv(onnx_imp *m, node *nd)
  * [M, K] (trans 1), scaled by alpha, and a bias of 1 or M values scaled by beta. */
 static pare_status linear(onnx_imp *m, node *nd, const onnx_val *x, const pare_onnx_tensor *wt,
                           int trans, float alpha, const pare_onnx_tensor *bias, float beta,
-                          const char *wname, const char *bname)
+                          const onnx_val *wv, const onnx_val *bv)
 {
+    const char *wname = wv->name, *bname = bv ? bv->name : NULL;
     pare_status s;
     int64_t K = trans ? wt->dims[1] : wt->dims[0], M = trans ? wt->dims[0] : wt->dims[1];
     size_t in = pare_shape_size(pare_graph_shape(m->g, x->id));
@@ -1135,7 +1145,11 @@ static pare_status linear(onnx_imp *m, node *nd, const onnx_val *x, const pare_o
         for (int64_t o = 0; o < M; o++)
             bp->t->data[o] = beta * bias->f[bias->n == 1 ? 0 : o];
     }
-    if ((s = onnx_weight_sparsity(m, id, wname)) != PARE_OK)
+    /* The output axis of the weight (and of a [1, M] bias) becomes pare's axis 0. */
+    if ((s = onnx_weight_sparsity(m, id, wname)) != PARE_OK ||
+        (s = onnx_param_quant(m, id, 0, wv, trans ? 0 : 1, alpha == 1.0f)) != PARE_OK ||
+        (bias && (s = onnx_param_quant(m, id, 1, bv, bias->rank == 2 ? 1 : 0, beta == 1.0f)) !=
+                     PARE_OK))
         return s;
     return onnx_def_act(m, nd, 0, id, 2, x->batch);
 }
@@ -1178,8 +1192,8 @@ static pare_status act_gemm(onnx_imp *m, node *nd)
                                  "the batch axis)");
     if (c && beta == 0.0f)
         c = NULL;
-    return linear(m, nd, x, w, tb != 0, alpha, c, beta, onnx_in(m, nd, 1)->name,
-                  c ? onnx_in(m, nd, 2)->name : NULL);
+    return linear(m, nd, x, w, tb != 0, alpha, c, beta, onnx_in(m, nd, 1),
+                  c ? onnx_in(m, nd, 2) : NULL);
 }
 
 /* The constant of an Add that only this MatMul's output feeds, when it can be
@@ -1227,7 +1241,7 @@ static pare_status act_matmul(onnx_imp *m, node *nd)
         return onnx_unsup(m, nd, "its right operand has %d dimensions, not 2", w->rank);
     int consumer = -1;
     const onnx_val *b = matmul_bias(m, nd, w->dims[1], &consumer);
-    s = linear(m, nd, x, w, 0, 1.0f, b ? b->c : NULL, 1.0f, wv->name, b ? b->name : NULL);
+    s = linear(m, nd, x, w, 0, 1.0f, b ? b->c : NULL, 1.0f, wv, b);
     if (s == PARE_OK && b)
         m->fused[consumer] = 1;
     return s;
@@ -1267,11 +1281,17 @@ static pare_status act_hardsigmoid(onnx_imp *m, node *nd)
     return s != PARE_OK ? s : elementwise(m, nd, PARE_OP_HARDSIGMOID, &a);
 }
 
+static pare_status clip_qact(onnx_imp *m, node *nd, onnx_val *x);
+static int clip_codes(onnx_imp *m, node *nd, float lo, float hi, int *klo, int *khi);
+
 static pare_status act_clip(onnx_imp *m, node *nd)
 {
     pare_attrs a = onnx_attrs0();
     float lo, hi;
     pare_status s;
+    onnx_val *x = onnx_in(m, nd, 0);
+    if (x && x->kind == V_QACT)
+        return clip_qact(m, nd, x);
     if (m->opset < 11) {
         if ((s = onnx_attr_float(m, nd, "min", -FLT_MAX, &lo)) != PARE_OK ||
             (s = onnx_attr_float(m, nd, "max", FLT_MAX, &hi)) != PARE_OK)
@@ -1279,6 +1299,16 @@ static pare_status act_clip(onnx_imp *m, node *nd)
     } else if ((s = scalar_in(m, nd, 1, "min", -FLT_MAX, &lo)) != PARE_OK ||
                (s = scalar_in(m, nd, 2, "max", FLT_MAX, &hi)) != PARE_OK) {
         return s;
+    }
+    int klo, khi;
+    if (clip_codes(m, nd, lo, hi, &klo, &khi)) {
+        if ((s = onnx_need_act(m, nd, 0, &x)) != PARE_OK ||
+            (s = onnx_def_copy(m, nd, 0, x)) != PARE_OK)
+            return s;
+        onnx_val *y = onnx_value(m, nd->output[0]);
+        y->clip_lo = klo;
+        y->clip_hi = khi;
+        return PARE_OK;
     }
     if (lo == 0.0f && hi == 6.0f)
         return elementwise(m, nd, PARE_OP_RELU6, &a);
@@ -1502,6 +1532,636 @@ static pare_status act_pad(onnx_imp *m, node *nd)
     return elementwise(m, nd, PARE_OP_PAD, &a);
 }
 
+/* ---- quantization: QuantizeLinear, DequantizeLinear ------------------------------------ */
+
+void onnx_quant_free(onnx_quant *q)
+{
+    if (!q)
+        return;
+    free(q->scale);
+    free(q->zero_point);
+    free(q);
+}
+
+onnx_quant *onnx_quant_copy(const onnx_quant *q, pare_status *st)
+{
+    *st = PARE_OK;
+    if (!q)
+        return NULL;
+    onnx_quant *c = malloc(sizeof *c);
+    float *sc = malloc((q->n ? q->n : 1) * sizeof *sc);
+    int32_t *zp = malloc((q->n ? q->n : 1) * sizeof *zp);
+    if (!c || !sc || !zp) {
+        free(c);
+        free(sc);
+        free(zp);
+        *st = pare_fail(PARE_ENOMEM, "out of memory");
+        return NULL;
+    }
+    *c = *q;
+    memcpy(sc, q->scale, q->n * sizeof *sc);
+    memcpy(zp, q->zero_point, q->n * sizeof *zp);
+    c->scale = sc;
+    c->zero_point = zp;
+    return c;
+}
+
+/* The range of a code type. */
+static void code_range(int dtype, int *lo, int *hi)
+{
+    *lo = dtype == PARE_ONNX_INT8 ? -128 : dtype == PARE_ONNX_UINT8 ? 0 : INT_MIN;
+    *hi = dtype == PARE_ONNX_INT8 ? 127 : dtype == PARE_ONNX_UINT8 ? 255 : INT_MAX;
+}
+
+/* What the scale and zero point inputs of a QuantizeLinear (is_q) or
+ * DequantizeLinear say, for an input of `rank` dims d. */
+typedef struct qspec {
+    const pare_onnx_tensor *scale, *zp; /* zp NULL: absent (0) */
+    int dtype;                          /* the codes' type, from the zero point (0: unknown) */
+    int axis;                           /* -1 per tensor */
+    size_t n;
+} qspec;
+
+static pare_status qspec_of(onnx_imp *m, node *nd, int rank, const int64_t *d, int is_q, qspec *q)
+{
+    pare_onnx_tensor *sc, *zp;
+    int64_t axis, block, odt;
+    pare_status s;
+    memset(q, 0, sizeof *q);
+    q->axis = -1;
+    if (m->opset < 10)
+        return onnx_unsup(m, nd, "it needs opset 10 or later, and the model imports opset %d",
+                          m->opset);
+    if ((s = onnx_attr_int(m, nd, "axis", 1, &axis)) != PARE_OK ||
+        (s = onnx_attr_int(m, nd, "block_size", 0, &block)) != PARE_OK ||
+        (s = onnx_attr_int(m, nd, "output_dtype", 0, &odt)) != PARE_OK)
+        return s;
+    if (block)
+        return onnx_unsup(m, nd, "it quantizes in blocks (block_size %lld); pare quantizes per "
+                                 "tensor or per channel",
+                          (long long)block);
+    if ((s = onnx_need_const(m, nd, 1, PARE_ONNX_FLOAT, "scale", &sc)) != PARE_OK ||
+        (s = onnx_need_const(m, nd, 2, 0, "zero point", &zp)) != PARE_OK)
+        return s;
+    if (!sc)
+        return onnx_bad(m, nd, "it has no scale");
+    if (sc->rank > 1 || sc->n == 0)
+        return onnx_bad(m, nd, "its scale is not a scalar or a list");
+    q->scale = sc;
+    q->n = sc->n;
+    /* A 1-D scale of one value is per tensor unless its axis has one entry
+     * too (as ONNX Runtime reads it; PyTorch writes per-tensor scales so). */
+    int per_axis = sc->rank == 1 && sc->n > 1;
+    if (sc->rank == 1 && sc->n == 1 && m->opset >= 13) {
+        int ax;
+        per_axis = norm_axis(axis, rank, &ax) && d[ax] == 1;
+    }
+    if (per_axis) {
+        if (m->opset < 13)
+            return onnx_bad(m, nd, "it has %zu scales, but per-axis quantization needs opset 13",
+                            sc->n);
+        int ax;
+        if (!norm_axis(axis, rank, &ax))
+            return onnx_bad(m, nd, "its axis %lld does not fit %d dimensions", (long long)axis,
+                            rank);
+        if (d[ax] >= 0 && (uint64_t)d[ax] != sc->n)
+            return onnx_bad(m, nd, "it has %zu scales for the %lld entries of axis %d", sc->n,
+                            (long long)d[ax], ax);
+        q->axis = ax;
+    }
+    if (zp) {
+        int t = zp->src_dtype ? zp->src_dtype : zp->dtype;
+        if (zp->dtype != PARE_ONNX_INT64 ||
+            (t != PARE_ONNX_UINT8 && t != PARE_ONNX_INT8 && (is_q || t != PARE_ONNX_INT32)))
+            return onnx_unsup(m, nd, "its zero point is %s; pare reads uint8 and int8 codes%s",
+                              onnx_dtype_name(t), is_q ? "" : " (and int32 ones for biases)");
+        if (zp->rank != sc->rank || zp->n != sc->n)
+            return onnx_bad(m, nd, "its zero point has %zu values and its scale %zu", zp->n, sc->n);
+        if (onnx_tensor_has_batch(zp))
+            return onnx_unsup(m, nd, "its zero point depends on the batch size");
+        q->zp = zp;
+        q->dtype = t;
+        if (t == PARE_ONNX_INT32)
+            for (size_t k = 0; k < zp->n; k++)
+                if (zp->i[k])
+                    return onnx_bad(m, nd, "its int32 zero point is %lld, and int32 codes have "
+                                           "none (it must be 0)",
+                                    (long long)zp->i[k]);
+    }
+    if (odt && odt != PARE_ONNX_UINT8 && odt != PARE_ONNX_INT8)
+        return onnx_unsup(m, nd, "its output type is %s; pare reads uint8 and int8 codes",
+                          onnx_dtype_name((int)(odt > 64 || odt < 0 ? 0 : odt)));
+    if (odt && q->dtype && odt != q->dtype)
+        return onnx_bad(m, nd, "its output_dtype %s disagrees with its zero point's %s",
+                        onnx_dtype_name((int)odt), onnx_dtype_name(q->dtype));
+    if (odt)
+        q->dtype = (int)odt;
+    if (is_q && !q->dtype)
+        q->dtype = PARE_ONNX_UINT8;
+    return PARE_OK;
+}
+
+static int64_t qzp(const qspec *q, size_t c) { return q->zp ? q->zp->i[q->zp->n == 1 ? 0 : c] : 0; }
+static float qscale(const qspec *q, size_t c) { return q->scale->f[q->scale->n == 1 ? 0 : c]; }
+
+/* The channel of element e of a tensor of dims d along axis (per-axis scales). */
+static size_t chan_of(size_t e, int rank, const int64_t *d, int axis)
+{
+    if (axis < 0)
+        return 0;
+    size_t inner = 1;
+    for (int k = axis + 1; k < rank; k++)
+        inner *= (size_t)d[k];
+    return (e / inner) % (size_t)d[axis];
+}
+
+/* ONNX's QuantizeLinear: x / scale rounded half to even (rintf in the default
+ * mode), plus the zero point, saturated to the type. */
+static int64_t quantize1(float x, float s, int64_t zp, int lo, int hi)
+{
+    float q = rintf(x / s);
+    if (!(q >= (float)lo - (float)zp)) /* NaN saturates low, as ORT's conversion does not
+                                          define it; any fixed choice is as good */
+        return lo;
+    if (q > (float)hi - (float)zp)
+        return hi;
+    return (int64_t)q + zp;
+}
+
+static pare_status fold_quantize(onnx_imp *m, node *nd)
+{
+    pare_onnx_tensor *x = cin(m, nd, 0), *t;
+    qspec q;
+    pare_status s;
+    if (!x || x->dtype != PARE_ONNX_FLOAT)
+        return onnx_unsup(m, nd, "its input is not float32");
+    if ((s = qspec_of(m, nd, x->rank, x->dims, 1, &q)) != PARE_OK)
+        return s;
+    int lo, hi;
+    code_range(q.dtype, &lo, &hi);
+    t = onnx_tensor_new(PARE_ONNX_INT64, x->rank, x->dims, ONNX_TENSOR_MAX, &s);
+    if (!t)
+        return s == PARE_ENOMEM ? s : onnx_bad(m, nd, "%s", pare_last_error());
+    t->src_dtype = q.dtype;
+    for (size_t e = 0; e < x->n; e++) {
+        size_t c = chan_of(e, x->rank, x->dims, q.axis);
+        t->i[e] = quantize1(x->f[e], qscale(&q, c), qzp(&q, c), lo, hi);
+    }
+    return onnx_def_const(m, nd, 0, t);
+}
+
+/* The bits the exporter recorded for a dequantized tensor ("pare.quant.NAME" =
+ * "bits=4"), or 0. */
+static int meta_bits(const onnx_imp *m, const char *vname)
+{
+    static const char prefix[] = "pare.quant.";
+    for (size_t k = 0; k < m->model->n_metadata_props; k++) {
+        const Onnx__StringStringEntryProto *e = m->model->metadata_props[k];
+        int b;
+        char extra;
+        if (e && e->key && e->value && !strncmp(e->key, prefix, sizeof prefix - 1) &&
+            !strcmp(e->key + sizeof prefix - 1, vname) &&
+            sscanf(e->value, "bits=%d%c", &b, &extra) == 1 && b >= 1 && b <= 32)
+            return b;
+    }
+    return 0;
+}
+
+static pare_status fold_dequantize(onnx_imp *m, node *nd)
+{
+    pare_onnx_tensor *x = cin(m, nd, 0), *t;
+    qspec q;
+    pare_status s;
+    int xt = x ? x->src_dtype : 0;
+    if (!x || x->dtype != PARE_ONNX_INT64 ||
+        (xt != PARE_ONNX_UINT8 && xt != PARE_ONNX_INT8 && xt != PARE_ONNX_INT32))
+        return onnx_unsup(m, nd, "its input is %s; DequantizeLinear reads uint8, int8 or int32 "
+                                 "codes",
+                          onnx_dtype_name(x ? (xt ? xt : x->dtype) : 0));
+    if (onnx_tensor_has_batch(x))
+        return onnx_unsup(m, nd, "its input depends on the batch size");
+    if ((s = qspec_of(m, nd, x->rank, x->dims, 0, &q)) != PARE_OK)
+        return s;
+    if (q.dtype && q.dtype != xt)
+        return onnx_bad(m, nd, "its codes are %s but its zero point is %s", onnx_dtype_name(xt),
+                        onnx_dtype_name(q.dtype));
+    t = onnx_tensor_new(PARE_ONNX_FLOAT, x->rank, x->dims, ONNX_TENSOR_MAX, &s);
+    onnx_quant *qi = calloc(1, sizeof *qi);
+    float *sc = malloc(q.n * sizeof *sc);
+    int32_t *zp = malloc(q.n * sizeof *zp);
+    if (!t || !qi || !sc || !zp) {
+        pare_onnx_tensor_free(t);
+        free(qi);
+        free(sc);
+        free(zp);
+        return !t && s != PARE_ENOMEM ? onnx_bad(m, nd, "%s", pare_last_error())
+                                      : pare_fail(PARE_ENOMEM, "out of memory");
+    }
+    int positive = 1;
+    for (size_t c = 0; c < q.n; c++) {
+        sc[c] = q.scale->f[c];
+        zp[c] = (int32_t)qzp(&q, c);
+        positive &= isfinite(sc[c]) && sc[c] > 0.0f;
+    }
+    qi->dtype = xt;
+    qi->axis = q.axis;
+    qi->n = q.n;
+    qi->scale = sc;
+    qi->zero_point = zp;
+    qi->cmin = INT64_MAX;
+    qi->cmax = INT64_MIN;
+    for (size_t e = 0; e < x->n; e++) {
+        size_t c = chan_of(e, x->rank, x->dims, q.axis);
+        int64_t k = x->i[e] - zp[c];
+        /* pare's representation: scale * (float)(code - zero point), as ONNX computes it. */
+        t->f[e] = sc[c] * (float)k;
+        qi->cmin = k < qi->cmin ? k : qi->cmin;
+        qi->cmax = k > qi->cmax ? k : qi->cmax;
+    }
+    int bits = nd->n_output > 0 ? meta_bits(m, nd->output[0]) : 0;
+    qi->bits = bits ? bits : xt == PARE_ONNX_INT32 ? 32 : 8;
+    s = onnx_def_const(m, nd, 0, t);
+    onnx_val *y = s == PARE_OK && nd->n_output > 0 ? onnx_value(m, nd->output[0]) : NULL;
+    /* A scale that is not a positive number gives values, but no qparams. */
+    if (y && positive) {
+        y->q = qi;
+        return PARE_OK;
+    }
+    onnx_quant_free(qi);
+    return s;
+}
+
+/* A constant quantized with a scale or zero point that is not: the reason is
+ * theirs. */
+static pare_status const_data(onnx_imp *m, node *nd, const onnx_val *x, int is_q)
+{
+    qspec q;
+    pare_status s = qspec_of(m, nd, x->c->rank, x->c->dims, is_q, &q);
+    return s != PARE_OK ? s : onnx_unsup(m, nd, "its inputs mix constants and data");
+}
+
+static pare_status act_quantize(onnx_imp *m, node *nd)
+{
+    onnx_val *x = onnx_in(m, nd, 0);
+    qspec q;
+    if (x && x->kind == V_CONST)
+        return const_data(m, nd, x, 1);
+    pare_status s = onnx_need_act(m, nd, 0, &x);
+    if (s != PARE_OK)
+        return s;
+    int64_t d[PARE_ONNX_MAX_RANK];
+    onnx_act_dims(m, x, d);
+    if ((s = qspec_of(m, nd, x->rank, d, 1, &q)) != PARE_OK)
+        return s;
+    if (q.axis >= 0 && q.n > 1)
+        return onnx_unsup(m, nd, "it quantizes an activation per channel (axis %d); pare's fake "
+                                 "quantization has one scale per tensor",
+                          q.axis);
+    float sc = q.scale->f[0];
+    if (!isfinite(sc) || !(sc > 0.0f))
+        return onnx_unsup(m, nd, "its scale %g is not a positive number", (double)sc);
+    onnx_qact qa = {sc, (int)qzp(&q, 0), 0, 0, q.dtype, -1};
+    code_range(q.dtype, &qa.lo, &qa.hi);
+    if (qa.zp < qa.lo || qa.zp > qa.hi)
+        return onnx_bad(m, nd, "its zero point %d is not a %s value", qa.zp,
+                        onnx_dtype_name(q.dtype));
+    /* A Clip before it that only narrows the codes (pare's export of fewer bits). */
+    if (x->clip_hi > x->clip_lo) {
+        qa.lo = x->clip_lo;
+        qa.hi = x->clip_hi;
+    }
+    if ((s = onnx_def_copy(m, nd, 0, x)) != PARE_OK)
+        return s;
+    onnx_val *y = nd->n_output > 0 && nd->output[0][0] ? onnx_value(m, nd->output[0]) : NULL;
+    if (y) {
+        y->kind = V_QACT;
+        y->clip_lo = y->clip_hi = 0;
+        y->qa = qa;
+    }
+    return PARE_OK;
+}
+
+/* A DequantizeLinear of integer model input: (x - zero point) * scale, as an
+ * add and a mul of constants (per tensor or along one axis). */
+static pare_status dequantize_input(onnx_imp *m, node *nd, onnx_val *x, const qspec *q)
+{
+    pare_status s;
+    if (q->dtype && q->dtype != x->elem)
+        return onnx_bad(m, nd, "its input is %s but its zero point is %s",
+                        onnx_dtype_name(x->elem), onnx_dtype_name(q->dtype));
+    if (q->axis == 0)
+        return onnx_unsup(m, nd, "it dequantizes along the batch axis");
+    int64_t d[PARE_ONNX_MAX_RANK], pd[PARE_ONNX_MAX_RANK];
+    onnx_act_dims(m, x, d);
+    for (int k = 0; k < x->rank; k++)
+        pd[k] = k == q->axis ? (int64_t)q->n : 1;
+    pare_shape cs;
+    if (!onnx_ir_shape(x->rank, pd, &cs))
+        return onnx_bad(m, nd, "its scale does not fit its input");
+    float *v = malloc(q->n * sizeof *v);
+    if (!v)
+        return pare_fail(PARE_ENOMEM, "out of memory");
+    int any_zp = 0, any_scale = 0;
+    for (size_t c = 0; c < q->n; c++) {
+        any_zp |= qzp(q, c) != 0;
+        any_scale |= qscale(q, c) != 1.0f;
+    }
+    int id = x->id;
+    pare_attrs a = onnx_attrs0();
+    pare_onnx_tensor ct = {.dtype = PARE_ONNX_FLOAT, .n = q->n, .f = v};
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 0 ? !any_zp : !any_scale)
+            continue;
+        for (size_t c = 0; c < q->n; c++)
+            v[c] = pass == 0 ? -(float)qzp(q, c) : qscale(q, c);
+        int cid = onnx_ir_const(m, nd, &ct, cs, NULL, &s);
+        int in[2] = {id, cid};
+        if (cid < 0 || (id = onnx_ir_add(m, nd, pass == 0 ? PARE_OP_ADD : PARE_OP_MUL, in, 2, &a,
+                                         pass == 0 ? "/zero_point" : NULL, NULL, &s)) < 0) {
+            free(v);
+            return s;
+        }
+    }
+    free(v);
+    if (id == x->id) {
+        if ((s = onnx_def_copy(m, nd, 0, x)) == PARE_OK && nd->output[0][0])
+            onnx_value(m, nd->output[0])->elem = 0;
+        return s;
+    }
+    return onnx_def_act(m, nd, 0, id, x->rank, x->batch);
+}
+
+static pare_status act_dequantize(onnx_imp *m, node *nd)
+{
+    onnx_val *x = onnx_in(m, nd, 0);
+    qspec q;
+    pare_status s;
+    if (!x)
+        return onnx_bad(m, nd, "it has no input");
+    if (x->kind == V_CONST)
+        return const_data(m, nd, x, 0);
+    if (x->kind == V_ACT && x->elem) {
+        int64_t d[PARE_ONNX_MAX_RANK];
+        onnx_act_dims(m, x, d);
+        if ((s = qspec_of(m, nd, x->rank, d, 0, &q)) != PARE_OK)
+            return s;
+        return dequantize_input(m, nd, x, &q);
+    }
+    if (x->kind == V_ACT)
+        return onnx_unsup(m, nd, "its input is float32 data; DequantizeLinear reads the codes of a "
+                                 "QuantizeLinear or integer model input");
+    if (x->kind != V_QACT)
+        return onnx_need_act(m, nd, 0, &x);
+    int64_t d[PARE_ONNX_MAX_RANK];
+    onnx_act_dims(m, x, d);
+    if ((s = qspec_of(m, nd, x->rank, d, 0, &q)) != PARE_OK)
+        return s;
+    const onnx_qact *qa = &x->qa;
+    float sc = q.scale->f[0];
+    int same_scale = (q.axis < 0 || q.n == 1) && !memcmp(&sc, &qa->scale, sizeof sc);
+    if (!same_scale || qzp(&q, 0) != qa->zp || (q.dtype && q.dtype != qa->dtype))
+        return onnx_unsup(m, nd, "its scale or zero point differs from those of the "
+                                 "QuantizeLinear before it; pare holds the pair as one fake "
+                                 "quantization");
+    /* clamp(rint(x / s) + zp, lo, hi) - zp = clamp(rint(x / s) + zp', 0, hi - lo) - zp'
+     * with zp' = zp - lo: pare's unsigned form, when hi - lo + 1 is a power of two. */
+    long width = (long)qa->hi - (long)qa->lo + 1;
+    int bits = 0;
+    while (bits <= 8 && (1L << bits) < width)
+        bits++;
+    if (bits < 1 || bits > 8 || (1L << bits) != width)
+        return onnx_unsup(m, nd, "its codes lie in [%d, %d], which is not the range of 1 to 8 "
+                                 "bits",
+                          qa->lo, qa->hi);
+    if (qa->zp < qa->lo || qa->zp > qa->hi)
+        return onnx_unsup(m, nd, "its zero point %d lies outside its codes' range [%d, %d]",
+                          qa->zp, qa->lo, qa->hi);
+    int id = qa->fq;
+    if (id < 0) {
+        pare_attrs a = onnx_attrs0();
+        a.alpha = sc;
+        a.beta = (float)(qa->zp - qa->lo);
+        a.mode = bits;
+        if ((id = onnx_ir_add(m, nd, PARE_OP_FAKEQUANT, &x->id, 1, &a, NULL, NULL, &s)) < 0)
+            return s;
+        x->qa.fq = id; /* a second DequantizeLinear of the same codes reuses it */
+    }
+    return onnx_def_act(m, nd, 0, id, x->rank, x->batch);
+}
+
+/* Clip whose only reader is a QuantizeLinear with bounds exactly on its grid,
+ * scale * (k - zp) for codes k spanning 2^b values: the Clip narrows the codes
+ * to [klo, khi] and adds no layer (pare exports fake quantization to b < 8 bits
+ * that way). 0 when it is anything else. */
+static int clip_codes(onnx_imp *m, node *nd, float lo, float hi, int *klo, int *khi)
+{
+    if (nd->n_output < 1 || !nd->output[0][0])
+        return 0;
+    onnx_val *y = onnx_value(m, nd->output[0]);
+    if (!y || y->uses != 1 || y->consumer < 0)
+        return 0;
+    const Onnx__NodeProto *qn = m->gp->node[y->consumer];
+    if (strcmp(str(qn->op_type), "QuantizeLinear") ||
+        (qn->domain && *qn->domain && strcmp(qn->domain, "ai.onnx")) || qn->n_input < 2 ||
+        strcmp(qn->input[0], y->name) || onnx_attr(qn, "block_size") || onnx_attr(qn, "output_dtype"))
+        return 0;
+    onnx_val *sv = onnx_value(m, qn->input[1]);
+    onnx_val *zv = qn->n_input > 2 && qn->input[2][0] ? onnx_value(m, qn->input[2]) : NULL;
+    if (!sv || sv->kind != V_CONST || sv->c->dtype != PARE_ONNX_FLOAT || sv->c->n != 1)
+        return 0;
+    int dtype = PARE_ONNX_UINT8, zp = 0;
+    if (zv) {
+        if (zv->kind != V_CONST || zv->c->dtype != PARE_ONNX_INT64 || zv->c->n != 1 ||
+            (zv->c->src_dtype != PARE_ONNX_UINT8 && zv->c->src_dtype != PARE_ONNX_INT8))
+            return 0;
+        dtype = zv->c->src_dtype;
+        zp = (int)zv->c->i[0];
+    }
+    float s = sv->c->f[0];
+    int tlo, thi;
+    code_range(dtype, &tlo, &thi);
+    if (!isfinite(s) || !(s > 0.0f) || !(lo / s >= -1024.0f && hi / s <= 1024.0f) || !(lo < hi))
+        return 0;
+    int a = (int)rintf(lo / s) + zp, b = (int)rintf(hi / s) + zp;
+    long width = (long)b - a + 1;
+    if (a < tlo || b > thi || width > 128 || (width & (width - 1)) ||
+        s * (float)(a - zp) != lo || s * (float)(b - zp) != hi)
+        return 0;
+    *klo = a;
+    *khi = b;
+    return 1;
+}
+
+/* Clip of codes (PyTorch clamps them to [0, 127] for 7-bit ranges): the codes'
+ * range narrows. */
+static pare_status clip_qact(onnx_imp *m, node *nd, onnx_val *x)
+{
+    pare_onnx_tensor *t[2];
+    pare_status s;
+    int b[2] = {x->qa.lo, x->qa.hi};
+    for (int k = 0; k < 2; k++) {
+        if ((s = onnx_need_const(m, nd, (size_t)k + 1, 0, k ? "max" : "min", &t[k])) != PARE_OK)
+            return s;
+        if (!t[k])
+            continue;
+        if (t[k]->dtype != PARE_ONNX_INT64 || t[k]->src_dtype != x->qa.dtype || t[k]->n != 1)
+            return onnx_bad(m, nd, "its %s is not one %s value", k ? "max" : "min",
+                            onnx_dtype_name(x->qa.dtype));
+        int64_t v = t[k]->i[0];
+        if (k == 0 && v > b[0])
+            b[0] = (int)v;
+        if (k == 1 && v < b[1])
+            b[1] = (int)v;
+    }
+    if (b[0] > b[1])
+        return onnx_unsup(m, nd, "its min exceeds its max");
+    if ((s = onnx_def_copy(m, nd, 0, x)) != PARE_OK)
+        return s;
+    if (nd->output[0][0]) {
+        onnx_val *y = onnx_value(m, nd->output[0]);
+        y->qa.lo = b[0];
+        y->qa.hi = b[1];
+        y->qa.fq = -1;
+    }
+    return PARE_OK;
+}
+
+/* ---- qparams of imported weights ---------------------------------------------------------- */
+
+/* "pare.codebook.NAME" = "k=K d=D: v v v ..." (hex floats), or NULL. */
+static const char *meta_codebook(const onnx_imp *m, const char *vname)
+{
+    static const char prefix[] = "pare.codebook.";
+    for (size_t k = 0; k < m->model->n_metadata_props; k++) {
+        const Onnx__StringStringEntryProto *e = m->model->metadata_props[k];
+        if (e && e->key && e->value && !strncmp(e->key, prefix, sizeof prefix - 1) &&
+            !strcmp(e->key + sizeof prefix - 1, vname))
+            return e->value;
+    }
+    return NULL;
+}
+
+static int row_cmp(const float *a, const float *b, int d) { return memcmp(a, b, sizeof(float) * (size_t)d); }
+
+/* The codebook the exporter recorded for p, restored when every run of d
+ * values along the last axis is one of its rows and pare's file takes it. */
+static pare_status restore_codebook(pare_param *p, const char *text)
+{
+    int k, d, used;
+    if (sscanf(text, "k=%d d=%d:%n", &k, &d, &used) != 2 || k < 1 || d < 1 || k > 65536 ||
+        d > 65536 || (size_t)k * (size_t)d > ((size_t)1 << 22) || p->t->ndim < 1 ||
+        p->t->dims[p->t->ndim - 1] % d)
+        return PARE_OK;
+    size_t kd = (size_t)k * (size_t)d;
+    float *cb = malloc(kd * sizeof *cb);
+    int *order = malloc((size_t)k * sizeof *order);
+    pare_status st = PARE_OK;
+    if (!cb || !order) {
+        st = pare_fail(PARE_ENOMEM, "out of memory");
+        goto done;
+    }
+    const char *at = text + used;
+    for (size_t e = 0; e < kd; e++) {
+        char *end;
+        cb[e] = strtof(at, &end);
+        if (end == at)
+            goto done;
+        at = end;
+    }
+    /* Rows sorted by their bytes (insertion sort: k is small), then a binary
+     * search per run of the tensor. */
+    for (int i = 0; i < k; i++) {
+        int j = i;
+        while (j > 0 && row_cmp(cb + (size_t)order[j - 1] * d, cb + (size_t)i * d, d) > 0) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
+    }
+    for (size_t r = 0; r < p->t->n / (size_t)d; r++) {
+        const float *run = p->t->data + r * (size_t)d;
+        int lo = 0, hi = k - 1, found = 0;
+        while (lo <= hi && !found) {
+            int mid = (lo + hi) / 2, c = row_cmp(cb + (size_t)order[mid] * d, run, d);
+            found = c == 0;
+            if (c < 0)
+                lo = mid + 1;
+            else if (c > 0)
+                hi = mid - 1;
+        }
+        if (!found)
+            goto done;
+    }
+    pare_qparams q = {0};
+    q.scheme = 3;
+    q.k = k;
+    q.d = d;
+    q.codebook = cb;
+    for (q.bits = 0; (1L << q.bits) < k; q.bits++)
+        ;
+    if (q.bits == 0)
+        q.bits = 1;
+    char why[200];
+    if (pare_file_qparams_problem(&q, p->t->ndim, p->t->dims, p->t->n, why, sizeof why))
+        goto done;
+    free(p->q.scale);
+    free(p->q.zero_point);
+    free(p->q.codebook);
+    p->q = q;
+    cb = NULL;
+done:
+    free(cb);
+    free(order);
+    return st;
+}
+
+pare_status onnx_param_quant(onnx_imp *m, int id, int k, const onnx_val *v, int axis, int exact)
+{
+    const pare_node *nd = &m->g->nodes[id];
+    if (!v || k >= nd->n_param)
+        return PARE_OK;
+    pare_param *p = &m->g->params[nd->param[k]];
+    const onnx_quant *q = v->q;
+    if (!q) {
+        const char *cb = meta_codebook(m, v->name);
+        return cb && exact ? restore_codebook(p, cb) : PARE_OK;
+    }
+    if (!exact || (q->axis >= 0 && q->axis != axis) || q->bits < 1 || q->bits > 32)
+        return PARE_OK;
+    /* pare's weights and biases are symmetric, codes within +-(2^(bits-1) - 1)
+     * (+-1 for 1 and 2 bits): others keep their values as float. */
+    int64_t cmax = q->bits <= 2 ? 1 : ((int64_t)1 << (q->bits - 1)) - 1;
+    for (size_t c = 0; c < q->n; c++)
+        if (q->zero_point[c])
+            return PARE_OK;
+    if (q->cmin < -cmax || q->cmax > cmax)
+        return PARE_OK;
+    pare_qparams nq = {0};
+    nq.bits = q->bits;
+    nq.scheme = q->axis < 0 ? 1 : 2;
+    nq.axis = 0;
+    nq.n = (int)q->n;
+    nq.scale = malloc(q->n * sizeof *nq.scale);
+    nq.zero_point = calloc(q->n, sizeof *nq.zero_point);
+    if (!nq.scale || !nq.zero_point) {
+        free(nq.scale);
+        free(nq.zero_point);
+        return pare_fail(PARE_ENOMEM, "out of memory");
+    }
+    memcpy(nq.scale, q->scale, q->n * sizeof *nq.scale);
+    char why[200];
+    if (pare_file_qparams_problem(&nq, p->t->ndim, p->t->dims, p->t->n, why, sizeof why)) {
+        free(nq.scale);
+        free(nq.zero_point);
+        return PARE_OK;
+    }
+    free(p->q.scale);
+    free(p->q.zero_point);
+    free(p->q.codebook);
+    p->q = nq;
+    return PARE_OK;
+}
+
 static const onnx_op ops[] = {
     {"Add", 2, fold_add, act_add},
     {"AveragePool", 1, NULL, act_avgpool},
@@ -1512,6 +2172,7 @@ static const onnx_op ops[] = {
     {"Constant", 0, op_constant, NULL},
     {"ConstantOfShape", 1, fold_constant_of_shape, NULL},
     {"Conv", 2, NULL, act_conv},
+    {"DequantizeLinear", 2, fold_dequantize, act_dequantize},
     {"Div", 2, fold_div, act_div},
     {"Dropout", 1, NULL, act_dropout},
     {"Flatten", 1, fold_flatten, act_flatten},
@@ -1528,6 +2189,7 @@ static const onnx_op ops[] = {
     {"Mul", 2, fold_mul, act_mul},
     {"Neg", 1, fold_neg, act_neg},
     {"Pad", 1, NULL, act_pad},
+    {"QuantizeLinear", 2, fold_quantize, act_quantize},
     {"Range", 3, fold_range, NULL},
     {"Relu", 1, NULL, act_relu},
     {"Reshape", 2, fold_reshape, act_reshape},

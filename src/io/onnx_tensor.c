@@ -50,7 +50,8 @@ const char *onnx_dtype_name(int dtype)
     static const char *const names[] = {
         "UNDEFINED", "FLOAT",   "UINT8",  "INT8",   "UINT16",    "INT16",      "INT32",
         "INT64",     "STRING",  "BOOL",   "FLOAT16", "DOUBLE",   "UINT32",     "UINT64",
-        "COMPLEX64", "COMPLEX128", "BFLOAT16",
+        "COMPLEX64", "COMPLEX128", "BFLOAT16", "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2",
+        "FLOAT8E5M2FNUZ", "UINT4", "INT4", "FLOAT4E2M1",
     };
     if (dtype >= 0 && dtype < (int)(sizeof names / sizeof names[0]))
         return names[dtype];
@@ -248,11 +249,13 @@ pare_status onnx_tensor_from_proto(const Onnx__TensorProto *tp, const char *dir,
 {
     *out = NULL;
     int dtype = tp->has_data_type ? tp->data_type : 0;
+    /* int8 and uint8 hold the codes of quantized models (DequantizeLinear). */
+    int small = dtype == PARE_ONNX_INT8 || dtype == PARE_ONNX_UINT8;
     if (dtype != PARE_ONNX_FLOAT && dtype != PARE_ONNX_INT64 && dtype != PARE_ONNX_INT32 &&
-        dtype != PARE_ONNX_BOOL)
+        dtype != PARE_ONNX_BOOL && !small)
         return pare_fail(PARE_EUNSUPPORTED,
-                         "%s is %s; pare reads float32 tensors (and int64, int32 or bool ones for "
-                         "shapes and flags)",
+                         "%s is %s; pare reads float32 tensors (int8, uint8 and int32 ones for "
+                         "quantized weights, and int64, int32 or bool ones for shapes and flags)",
                          what, onnx_dtype_name(dtype));
     if (tp->segment)
         return pare_fail(PARE_EUNSUPPORTED, "%s is a segment of a tensor, which pare does not read",
@@ -271,8 +274,10 @@ pare_status onnx_tensor_from_proto(const Onnx__TensorProto *tp, const char *dir,
         pare_error_prefix("%s", what);
         return s == PARE_EUNSUPPORTED ? PARE_EFORMAT : s;
     }
-    size_t n = t->n, esize = dtype == PARE_ONNX_INT64 ? 8 : dtype == PARE_ONNX_BOOL ? 1 : 4;
-    /* bool, like int32, keeps its typed values in int32_data. */
+    if (store != dtype)
+        t->src_dtype = dtype;
+    size_t n = t->n, esize = dtype == PARE_ONNX_INT64 ? 8 : dtype == PARE_ONNX_BOOL || small ? 1 : 4;
+    /* bool, int8 and uint8, like int32, keep their typed values in int32_data. */
     size_t typed = dtype == PARE_ONNX_FLOAT   ? tp->n_float_data
                    : dtype == PARE_ONNX_INT64 ? tp->n_int64_data
                                               : tp->n_int32_data;
@@ -315,6 +320,10 @@ pare_status onnx_tensor_from_proto(const Onnx__TensorProto *tp, const char *dir,
                 t->i[k] = (int64_t)pare_le64(p);
             } else if (dtype == PARE_ONNX_BOOL) {
                 t->i[k] = p[0] != 0;
+            } else if (dtype == PARE_ONNX_UINT8) {
+                t->i[k] = p[0];
+            } else if (dtype == PARE_ONNX_INT8) {
+                t->i[k] = (int8_t)p[0];
             } else {
                 t->i[k] = (int32_t)pare_le32(p);
             }
@@ -329,8 +338,17 @@ pare_status onnx_tensor_from_proto(const Onnx__TensorProto *tp, const char *dir,
         if (n)
             memcpy(t->i, tp->int64_data, n * sizeof(int64_t));
     } else {
-        for (size_t k = 0; k < n; k++)
-            t->i[k] = dtype == PARE_ONNX_BOOL ? tp->int32_data[k] != 0 : tp->int32_data[k];
+        for (size_t k = 0; k < n; k++) {
+            int32_t v = tp->int32_data[k];
+            /* A typed int8 or uint8 value outside its type is a damaged file. */
+            if ((dtype == PARE_ONNX_UINT8 && (v < 0 || v > 255)) ||
+                (dtype == PARE_ONNX_INT8 && (v < -128 || v > 127))) {
+                s = pare_fail(PARE_EFORMAT, "%s holds %ld, which is not a %s value", what, (long)v,
+                              onnx_dtype_name(dtype));
+                goto fail;
+            }
+            t->i[k] = dtype == PARE_ONNX_BOOL ? v != 0 : v;
+        }
     }
     free(ext);
     *out = t;
@@ -355,6 +373,24 @@ pare_status pare_onnx_tensor_read(const char *path, pare_onnx_tensor **out)
         return pare_fail(PARE_EFORMAT, "%s is not a serialised ONNX tensor (TensorProto)", path);
     char what[1200];
     snprintf(what, sizeof what, "tensor file %s", path);
+    /* ONNX's test data also hold sequences and optionals, which parse as
+     * TensorProtos whose dims are their names' bytes: far more elements than a
+     * file holds. */
+    size_t count = 1;
+    int huge = 0;
+    for (size_t k = 0; k < tp->n_dims && !huge; k++) {
+        if (tp->dims[k] > 0 && count > ONNX_TENSOR_MAX / (uint64_t)tp->dims[k])
+            huge = 1;
+        else if (tp->dims[k] >= 0)
+            count *= (size_t)tp->dims[k];
+    }
+    if (huge) {
+        onnx__tensor_proto__free_unpacked(tp, NULL);
+        return pare_fail(PARE_EUNSUPPORTED,
+                         "%s: its dims say more than %zu elements; it is no tensor pare reads (it "
+                         "may hold a sequence or an optional)",
+                         what, ONNX_TENSOR_MAX);
+    }
     s = onnx_tensor_from_proto(tp, NULL, what, out);
     if (s == PARE_OK && tp->name && *tp->name) {
         (*out)->name = strdup(tp->name);

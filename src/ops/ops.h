@@ -29,6 +29,7 @@ extern const pare_op_def pare_op_pad;
 extern const pare_op_def pare_op_const;
 extern const pare_op_def pare_op_reshape;
 extern const pare_op_def pare_op_transpose;
+extern const pare_op_def pare_op_fakequant;
 
 /* Uniform(-b, b) fill keyed by (seed, node, role). */
 void pare_init_uniform(float *x, size_t n, float bound, uint64_t seed, int node, int role);

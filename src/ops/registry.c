@@ -34,6 +34,7 @@ static const pare_op_def *const table[PARE_OP__COUNT] = {
     [PARE_OP_CONST] = &pare_op_const,
     [PARE_OP_RESHAPE] = &pare_op_reshape,
     [PARE_OP_TRANSPOSE] = &pare_op_transpose,
+    [PARE_OP_FAKEQUANT] = &pare_op_fakequant,
 };
 
 const pare_op_def *pare_op_get(pare_op_type t)

@@ -54,6 +54,7 @@ struct pare_trainer {
     double trace_acc;
     long trace_steps;
     pare_train_hooks hooks;
+    int last_n;             /* samples in the step the hooks are called for */
 };
 
 void pare_trainer_set_hooks(pare_trainer *t, const pare_train_hooks *h)
@@ -68,6 +69,7 @@ pare_exec *pare_trainer_exec(pare_trainer *t) { return t->exec; }
 pare_optim *pare_trainer_optim(pare_trainer *t) { return t->opt; }
 pare_graph *pare_trainer_graph(pare_trainer *t) { return t->g; }
 long pare_trainer_steps_per_epoch(const pare_trainer *t) { return t->spe; }
+int pare_trainer_step_samples(const pare_trainer *t) { return t->last_n; }
 
 static double lr_of(const pare_trainer *t, long step)
 {
@@ -220,6 +222,7 @@ static pare_status step_on_input(pare_trainer *t, int n, const long *idx, long *
     int k = g->nodes[g->output].out.c;
     uint64_t seed = pare_hash64(t->c.seed ^ pare_hash64((uint64_t)t->global_step + 0x57e9));
     long step = t->global_step;
+    t->last_n = n;
     if (t->eff)
         pare_eff_before_step(t->eff, t->exec, step);
     double f, fd;

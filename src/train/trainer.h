@@ -31,6 +31,9 @@ struct pare_optim *pare_trainer_optim(pare_trainer *t);
 pare_graph *pare_trainer_graph(pare_trainer *t);
 /* Steps per epoch and in all, known once pare_trainer_run has seen the data. */
 long pare_trainer_steps_per_epoch(const pare_trainer *t);
+/* Samples in the current step (the executor's buffers hold that many valid
+ * ones; a hook reading activations must not look further). */
+int pare_trainer_step_samples(const pare_trainer *t);
 
 /* Tags of the checkpoint sections. */
 #define PARE_CKPT_STATE "TRST"

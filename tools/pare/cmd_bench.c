@@ -1,5 +1,7 @@
 /* pare bench: latency (median, p90), throughput, memory and, with --verbose,
- * the kernel and time of every step of a compiled model. */
+ * the kernel and time of every step of a compiled model; a quantized model is
+ * timed in int8 and, block by block in turn, in float32 (its fakequant nodes
+ * skipped), and the ratio printed. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,9 +33,36 @@ static double quantile(const double *v, int n, double f)
     return v[i < 0 ? 0 : i >= n ? n - 1 : i];
 }
 
+/* The float32 plan's time (ms per run) of the step named like step i of the int8 plan, or -1. */
+static double float_ms(const pare_plan *pf, const char *name, int total)
+{
+    pare_plan_info fi;
+    pare_plan_get_info(pf, &fi);
+    for (int j = 0; j < fi.steps; j++) {
+        pare_step_info sj;
+        pare_plan_step_info(pf, j, &sj);
+        if (!strcmp(sj.name, name))
+            return sj.seconds / total * 1e3;
+    }
+    return -1;
+}
+
+/* One block of timed runs (ms, sorted); returns its median. */
+static double time_block(pare_plan *p, const float *x, int batch, float *y, int runs, double *t)
+{
+    for (int i = 0; i < runs; i++) {
+        double t0 = now_s();
+        pare_plan_run(p, x, batch, y);
+        t[i] = (now_s() - t0) * 1e3;
+    }
+    qsort(t, (size_t)runs, sizeof(double), cmp_d);
+    return quantile(t, runs, 0.5);
+}
+
 int cmd_bench(int argc, char **argv)
 {
     int threads = 0, batch = 1, runs = 50, warmup = 10, blocks = 3, verbose = 0, json = 0, dense = 0, no_tune = 0;
+    int as_float = 0, no_float = 0;
     const char *plot = NULL;
     cli_opt opts[] = {
         {"--threads", CLI_INT, &threads, "N", "threads (PARE_THREADS or all cores)", NULL, 1, 256, 0},
@@ -46,11 +75,16 @@ int cmd_bench(int argc, char **argv)
         {"--plot", CLI_STRING, &plot, "FILE.svg", "bar chart of time per step", NULL, 0, 0, 0},
         {"--dense", CLI_FLAG, &dense, NULL, "dense kernels only (the baseline)", NULL, 0, 0, 0},
         {"--no-tune", CLI_FLAG, &no_tune, NULL, "choose kernels by sparsity alone, without timing them", NULL, 0, 0, 0},
+        {"--float", CLI_FLAG, &as_float, NULL, "a quantized model: time it in float32 only (fakequant nodes skipped)",
+         NULL, 0, 0, 0},
+        {"--no-float", CLI_FLAG, &no_float, NULL, "a quantized model: time it in int8 only, without the float32 run",
+         NULL, 0, 0, 0},
     };
     cli_cmd cmd = {"bench", "MODEL.pare [options]",
                    "Compiles a model and measures it on random input: latency median and p90 over blocks of\n"
                    "runs, throughput, activation and weight memory and peak RSS; --verbose adds the kernel\n"
-                   "chosen and the time of every step.",
+                   "chosen and the time of every step. A quantized model runs in int8 and is also timed in\n"
+                   "float32 (blocks of runs in turn), with the ratio of the two medians.",
                    opts, (int)(sizeof opts / sizeof opts[0]), 1, 1};
     const char *pos[1];
     int npos;
@@ -58,28 +92,39 @@ int cmd_bench(int argc, char **argv)
     if (r)
         return r < 0 ? 0 : r;
     pare_graph *g = NULL;
-    pare_plan *p = NULL;
+    pare_plan *p = NULL, *pf = NULL;
     float *x = NULL, *y = NULL;
-    double *t = NULL;
+    double *t = NULL, *tf = NULL;
     int code = 1;
     pare_status s = pare_graph_load(pos[0], &g);
     /* By default each layer's kernels are timed against dense on this machine
      * (cached), so a compiled model is never slower than the dense one. */
-    pare_plan_options po = {threads, !no_tune, dense};
+    pare_plan_options po = {threads, !no_tune, dense, as_float ? 2 : 0};
     double tc = now_s();
     if (s == PARE_OK)
         s = pare_plan_new(g, &po, &p);
     tc = now_s() - tc;
     if (s != PARE_OK)
         goto fail;
-    pare_plan_info info;
+    pare_plan_info info, finfo;
     pare_plan_get_info(p, &info);
+    memset(&finfo, 0, sizeof finfo);
+    if (info.int8_layers > 0 && !no_float) {
+        /* the same model in float32, its quantizers skipped */
+        pare_plan_options fo = po;
+        fo.float32 = 2;
+        s = pare_plan_new(g, &fo, &pf);
+        if (s != PARE_OK)
+            goto fail;
+        pare_plan_get_info(pf, &finfo);
+    }
     size_t isz = (size_t)info.in_c * (size_t)info.in_h * (size_t)info.in_w;
     x = malloc(sizeof(float) * isz * (size_t)batch);
     y = malloc(sizeof(float) * (size_t)info.out_size * (size_t)batch);
     t = malloc(sizeof(double) * (size_t)runs * (size_t)blocks);
+    tf = malloc(sizeof(double) * (size_t)runs * (size_t)blocks);
     double *bmed = malloc(sizeof(double) * (size_t)blocks);
-    if (!x || !y || !t || !bmed) {
+    if (!x || !y || !t || !tf || !bmed) {
         free(bmed);
         s = pare_fail(PARE_ENOMEM, "out of memory");
         goto fail;
@@ -88,21 +133,27 @@ int cmd_bench(int argc, char **argv)
     pare_rng_seed(&rng, 1, 2, 3, 4);
     for (size_t i = 0; i < isz * (size_t)batch; i++)
         x[i] = (float)pare_rng_normal(&rng);
-    for (int i = 0; i < warmup; i++)
+    for (int i = 0; i < warmup; i++) {
         pare_plan_run(p, x, batch, y);
+        if (pf)
+            pare_plan_run(pf, x, batch, y);
+    }
     pare_plan_profile(p, verbose || plot != NULL);
+    if (pf)
+        pare_plan_profile(pf, verbose);
+    /* int8 and float32 in turn, block by block, so drift hits both */
     for (int b = 0; b < blocks; b++) {
-        for (int i = 0; i < runs; i++) {
-            double t0 = now_s();
-            pare_plan_run(p, x, batch, y);
-            t[b * runs + i] = (now_s() - t0) * 1e3;
-        }
-        qsort(t + b * runs, (size_t)runs, sizeof(double), cmp_d);
-        bmed[b] = quantile(t + b * runs, runs, 0.5);
+        bmed[b] = time_block(p, x, batch, y, runs, t + b * runs);
+        if (pf)
+            time_block(pf, x, batch, y, runs, tf + b * runs);
     }
     int total = runs * blocks;
     qsort(t, (size_t)total, sizeof(double), cmp_d);
-    double med = quantile(t, total, 0.5), p90 = quantile(t, total, 0.9), mn = t[0];
+    double med = quantile(t, total, 0.5), p90 = quantile(t, total, 0.9), mn = t[0], fmed = 0;
+    if (pf) {
+        qsort(tf, (size_t)total, sizeof(double), cmp_d);
+        fmed = quantile(tf, total, 0.5);
+    }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double rss_mb = (double)ru.ru_maxrss / 1024.0;
@@ -133,6 +184,13 @@ int cmd_bench(int argc, char **argv)
         pare_json_kv_int(j, "weight_bytes", (int64_t)info.weight_bytes);
         pare_json_kv_double(j, "peak_rss_mb", rss_mb);
         pare_json_kv_double(j, "compile_s", tc);
+        pare_json_kv_int(j, "int8_layers", info.int8_layers);
+        if (pf) {
+            pare_json_kv_double(j, "float32_median_ms", fmed);
+            pare_json_kv_double(j, "int8_speedup", fmed / med);
+            pare_json_kv_int(j, "float32_activation_bytes", (int64_t)finfo.activation_bytes);
+            pare_json_kv_int(j, "float32_weight_bytes", (int64_t)finfo.weight_bytes);
+        }
         if (verbose) {
             pare_json_key(j, "steps");
             pare_json_begin_array(j);
@@ -145,6 +203,8 @@ int cmd_bench(int argc, char **argv)
                 pare_json_kv_double(j, "macs", si.macs);
                 pare_json_kv_double(j, "dense_macs", si.dense_macs);
                 pare_json_kv_double(j, "ms", si.seconds / total * 1e3);
+                if (pf && strstr(si.kernel, "int8"))
+                    pare_json_kv_double(j, "float32_ms", float_ms(pf, si.name, total));
                 pare_json_end_object(j);
             }
             pare_json_end_array(j);
@@ -167,16 +227,25 @@ int cmd_bench(int argc, char **argv)
                info.macs / 1e6, info.dense_macs / 1e6, info.macs > 0 ? info.dense_macs / info.macs : 0, gflops);
         printf("memory    activations %.2f MB, packed weights %.2f MB, peak RSS %.1f MB\n",
                (double)info.activation_bytes / 1e6, (double)info.weight_bytes / 1e6, rss_mb);
+        if (info.int8_layers > 0)
+            printf("int8      %d conv and linear layers in int8\n", info.int8_layers);
+        if (pf)
+            printf("float32   median %.3f ms, activations %.2f MB, packed weights %.2f MB: int8 is %.2fx faster\n",
+                   fmed, (double)finfo.activation_bytes / 1e6, (double)finfo.weight_bytes / 1e6, fmed / med);
         if (verbose) {
-            static const char *const hdr[] = {"step", "kernel", "MMAC", "dense MMAC", "ms", "GFLOP/s", "eff."};
-            pare_table *tb = pare_table_new(7, hdr, "llrrrrr");
+            static const char *const hdr[] = {"step", "kernel", "MMAC", "dense MMAC", "ms", "GFLOP/s", "eff.", "f32 ms"};
+            pare_table *tb = pare_table_new(pf ? 8 : 7, hdr, "llrrrrrr");
             for (int i = 0; i < info.steps; i++) {
                 pare_step_info si;
                 pare_plan_step_info(p, i, &si);
-                double ms = si.seconds / total * 1e3;
-                pare_table_rowf(tb, "%s\t%s\t%.2f\t%.2f\t%.3f\t%.1f\t%.1f", si.name, si.kernel, si.macs / 1e6,
-                                si.dense_macs / 1e6, ms, ms > 0 ? 2 * si.macs * batch / (ms * 1e-3) * 1e-9 : 0,
-                                ms > 0 ? 2 * si.dense_macs * batch / (ms * 1e-3) * 1e-9 : 0);
+                double ms = si.seconds / total * 1e3, fms = pf && strstr(si.kernel, "int8") ? float_ms(pf, si.name, total) : -1;
+                char f32[32] = "";
+                if (fms >= 0)
+                    snprintf(f32, sizeof f32, "%.3f", fms);
+                pare_table_rowf(tb, pf ? "%s\t%s\t%.2f\t%.2f\t%.3f\t%.1f\t%.1f\t%s" : "%s\t%s\t%.2f\t%.2f\t%.3f\t%.1f\t%.1f%s",
+                                si.name, si.kernel, si.macs / 1e6, si.dense_macs / 1e6, ms,
+                                ms > 0 ? 2 * si.macs * batch / (ms * 1e-3) * 1e-9 : 0,
+                                ms > 0 ? 2 * si.dense_macs * batch / (ms * 1e-3) * 1e-9 : 0, f32);
             }
             printf("\n");
             pare_table_print(tb, stdout);
@@ -221,7 +290,9 @@ done:
     free(x);
     free(y);
     free(t);
+    free(tf);
     pare_plan_free(p);
+    pare_plan_free(pf);
     pare_graph_free(g);
     return code;
 }

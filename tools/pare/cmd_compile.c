@@ -33,7 +33,7 @@ int cmd_compile(int argc, char **argv)
     pare_plan *p = NULL;
     int code = 1;
     pare_status s = pare_graph_load(pos[0], &g);
-    pare_plan_options po = {threads, !no_tune, dense};
+    pare_plan_options po = {threads, !no_tune, dense, 0};
     if (s == PARE_OK)
         s = pare_plan_new(g, &po, &p);
     if (s == PARE_OK && emit)

@@ -27,6 +27,22 @@ static const char *scheme_of(const pare_graph *g, int node)
     return p >= 0 ? g->params[p].scheme : NULL;
 }
 
+/* A layer weight's quantization as text ("" when float): bits and how the
+ * codes map to values (FORMAT.md: per tensor, per channel, codebook). */
+static const pare_qparams *quant_of(const pare_graph *g, int node, char *buf, size_t n)
+{
+    int p = pare_graph_node_param(g, node, PARE_ROLE_WEIGHT);
+    const pare_qparams *q = p >= 0 ? &g->params[p].q : NULL;
+    buf[0] = 0;
+    if (!q || q->bits == 0)
+        return NULL;
+    if (q->scheme == 3)
+        snprintf(buf, n, "%d-bit codebook %dx%d", q->bits, q->k, q->d);
+    else
+        snprintf(buf, n, "%d-bit per %s", q->bits, q->scheme == 2 ? "channel" : "tensor");
+    return q;
+}
+
 int cmd_info(int argc, char **argv)
 {
     int json = 0, all = 0;
@@ -53,8 +69,8 @@ int cmd_info(int argc, char **argv)
     struct stat st;
     long long fsize = stat(pos[0], &st) == 0 ? (long long)st.st_size : -1;
     pare_json *j = json ? pare_json_new(stdout, 1) : NULL;
-    static const char *const hdr[] = {"layer", "op", "output", "params", "MACs", "sparsity", "scheme", ""};
-    pare_table *tb = json ? NULL : pare_table_new(8, hdr, "llrrrrll");
+    static const char *const hdr[] = {"layer", "op", "output", "params", "MACs", "sparsity", "scheme", "quant", ""};
+    pare_table *tb = json ? NULL : pare_table_new(9, hdr, "llrrrrlll");
     if (j) {
         pare_json_begin_object(j);
         pare_json_kv_string(j, "model", pare_graph_name(g));
@@ -85,6 +101,21 @@ int cmd_info(int argc, char **argv)
             pare_json_kv_double(j, "sparsity", li.weights ? (double)li.zeros / (double)li.weights : 0);
             pare_json_kv_bool(j, "masked", li.masked);
             pare_json_kv_string(j, "scheme", scheme_of(g, i));
+            char qt[64];
+            const pare_qparams *q = quant_of(g, i, qt, sizeof qt);
+            pare_json_key(j, "quant");
+            if (!q) {
+                pare_json_null(j);
+            } else {
+                pare_json_begin_object(j);
+                pare_json_kv_int(j, "bits", q->bits);
+                pare_json_kv_string(j, "scheme", q->scheme == 3 ? "codebook" : q->scheme == 2 ? "channel" : "tensor");
+                if (q->scheme == 3) {
+                    pare_json_kv_int(j, "k", q->k);
+                    pare_json_kv_int(j, "d", q->d);
+                }
+                pare_json_end_object(j);
+            }
             pare_json_kv_bool(j, "frozen", li.frozen);
             pare_json_end_object(j);
             continue;
@@ -107,8 +138,11 @@ int cmd_info(int argc, char **argv)
         if (li.masked)
             strcat(flags, "masked");
         const char *sch = scheme_of(g, i);
-        pare_table_rowf(tb, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", li.name, li.op, shape, li.params ? p : "-",
-                        li.macs > 0 ? m : "-", sp, sch ? sch : (li.weights ? "dense" : ""), flags);
+        char qt[64];
+        quant_of(g, i, qt, sizeof qt);
+        pare_table_rowf(tb, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", li.name, li.op, shape, li.params ? p : "-",
+                        li.macs > 0 ? m : "-", sp, sch ? sch : (li.weights ? "dense" : ""),
+                        qt[0] ? qt : (li.weights ? "float" : ""), flags);
     }
     int c, h, w, oc, oh, ow;
     pare_graph_input_shape(g, &c, &h, &w);
@@ -128,7 +162,7 @@ int cmd_info(int argc, char **argv)
         human(macs, m, sizeof m);
         snprintf(sp, sizeof sp, "%.1f%%", weights ? 100.0 * (double)zeros / (double)weights : 0.0);
         pare_table_separator(tb);
-        pare_table_rowf(tb, "total\t%d layers\t\t%s\t%s\t%s\t\t", n, p, m, sp);
+        pare_table_rowf(tb, "total\t%d layers\t\t%s\t%s\t%s\t\t\t", n, p, m, sp);
         printf("model %s: input %dx%dx%d, output %dx%dx%d", pare_graph_name(g), c, h, w, oc, oh, ow);
         if (fsize >= 0)
             printf(", file %.2f MB", (double)fsize / 1e6);

@@ -46,7 +46,7 @@ int cmd_run(int argc, char **argv)
     pare_status s = pare_graph_load(pos[0], &g);
     /* By default each layer's kernels are timed against dense on this machine
      * (cached), so a compiled model is never slower than the dense one. */
-    pare_plan_options po = {threads, !no_tune, dense};
+    pare_plan_options po = {threads, !no_tune, dense, 0};
     if (s == PARE_OK)
         s = pare_plan_new(g, &po, &p);
     if (s != PARE_OK)

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "compress/quant.h"
 #include "core/fsio.h"
 #include "report/report.h"
 
@@ -150,6 +151,60 @@ done:
     return s;
 }
 
+/* A quantized model trains only as one (--qat) or as a float model again
+ * (--dequantize); a float model given --qat is quantized first, calibrated
+ * on the first training samples. Replaces *g when it changes it. */
+static pare_status prepare_quant(const char *from, pare_graph **g, int dequantize,
+                                 int qat_bits, int act_bits, long calib_samples, int threads,
+                                 const pare_dataset *train, pare_graph **float_src)
+{
+    *float_src = NULL;
+    int nt, nf;
+    pare_graph *ng = NULL;
+    pare_status s;
+    if (pare_graph_quantized(*g, &nt, &nf) && !dequantize) {
+        if (!qat_bits)
+            return pare_fail(PARE_EINVAL,
+                             "%s is a quantized model (%d quantized tensors, %d fakequant nodes): training it "
+                             "in float would move its weights off their grid; give --dequantize to train it as "
+                             "a float model, or --qat BITS to keep it quantized",
+                             from, nt, nf);
+        for (int i = 0; i < (*g)->n_params; i++) {
+            const pare_param *p = &(*g)->params[i];
+            if (p->role != PARE_ROLE_WEIGHT || p->q.bits == 0)
+                continue;
+            if (p->q.scheme == 3 || p->q.bits != qat_bits)
+                return pare_fail(PARE_EINVAL,
+                                 "%s holds %s with %d-bit %s weights; --qat %d continues a model quantized to "
+                                 "%d bits: add --dequantize to quantize it again from its values",
+                                 from, p->name, p->q.bits, p->q.scheme == 3 ? "weight-shared" : "integer",
+                                 qat_bits, qat_bits);
+        }
+        return PARE_OK;
+    }
+    if (dequantize && pare_graph_quantized(*g, NULL, NULL)) {
+        if ((s = pare_graph_dequantize(*g, &ng)) != PARE_OK)
+            return s;
+        pare_graph_free(*g);
+        *g = ng;
+        ng = NULL;
+    }
+    if (!qat_bits)
+        return PARE_OK;
+    pare_quant_config qc;
+    pare_quant_config_init(&qc);
+    qc.weight_bits = qat_bits;
+    qc.act_bits = act_bits;
+    qc.calib_samples = calib_samples;
+    qc.report_samples = 1;
+    qc.threads = threads;
+    if ((s = pare_quantize(*g, &qc, train, &ng, NULL)) != PARE_OK)
+        return s;
+    *float_src = *g; /* QAT's latent weights start from the float ones */
+    *g = ng;
+    return PARE_OK;
+}
+
 static int train_main(int argc, char **argv, int finetune)
 {
     const char *cname = finetune ? "finetune" : "train";
@@ -165,7 +220,9 @@ static int train_main(int argc, char **argv, int finetune)
     const char *model = NULL, *from = NULL, *data = "fashion-mnist", *out = NULL, *plot = NULL;
     const char *ckpt = NULL, *tr_img = NULL, *tr_lab = NULL, *te_img = NULL, *te_lab = NULL;
     int opt_i = 0, sched_i = 2, json = 0, quiet = 0, no_test = 0, classes = 0;
-    long limit = 0, test_limit = 0;
+    int dequantize = 0, qat_bits = 0, act_bits = 8;
+    float act_ema = 0;
+    long limit = 0, test_limit = 0, calib_samples = 1000;
     cli_opt opts[] = {
         {"--model", CLI_STRING, &model, "NAME", "a zoo model: lenet, fmnist-cnn, resnet20, vgg11-bn, mobilenetv2, ...", NULL, 0, 0, 0},
         {"--from", CLI_STRING, &from, "FILE", "continue training the model in FILE instead", NULL, 0, 0, 0},
@@ -222,6 +279,12 @@ static int train_main(int argc, char **argv, int finetune)
         {"--drop-batch", CLI_FLOAT, &ef->drop_batch, "P", "skip each mini-batch with probability P", NULL, 0, 0.9999, 0},
         {"--grad-mask", CLI_FLOAT, &ef->grad_mask, "F", "drop the smallest F of the weight gradients", NULL, 0, 0.9999, 0},
         {"--grad-mask-every", CLI_LONG, &ef->grad_mask_every, "STEPS", "steps between gradient-mask refreshes (10)", NULL, 0, 1e12, 0},
+        /* quantization (docs/QUANT.md) */
+        {"--dequantize", CLI_FLAG, &dequantize, NULL, "train a quantized model as a float one (drops its qparams and fakequant nodes)", NULL, 0, 0, 0},
+        {"--qat", CLI_INT, &qat_bits, "BITS", "quantization-aware training with BITS-bit weights (8, 4, 2, 1)", NULL, 1, 8, 0},
+        {"--act-bits", CLI_INT, &act_bits, "N", "qat: activation bits of a float model being quantized (8; 0: float)", NULL, 0, 8, 0},
+        {"--act-ema", CLI_FLOAT, &act_ema, "M", "qat: activation ranges follow the batches by EMA of momentum M (0: fixed)", NULL, 0, 0.999999, 0},
+        {"--calib-samples", CLI_LONG, &calib_samples, "N", "qat: training samples that calibrate a float model's activations (1000)", NULL, 1, 1e9, 0},
     };
     cli_cmd cmd = {"train", "--model NAME --out FILE [options]",
                    "Trains a model with SGD or AdamW, evaluates it after every epoch, writes a checkpoint at\n"
@@ -258,6 +321,9 @@ static int train_main(int argc, char **argv, int finetune)
         return cli_error(cname, EXIT_USAGE, "--train-images/--train-labels and --test-images/--test-labels come in pairs");
     if (te_img && !tr_img)
         return cli_error(cname, EXIT_USAGE, "--test-images needs --train-images too");
+    if (!qat_bits && (cli_find(&cmd, "--act-bits")->set || cli_find(&cmd, "--act-ema")->set ||
+                      cli_find(&cmd, "--calib-samples")->set))
+        return cli_error(cname, EXIT_USAGE, "--act-bits, --act-ema and --calib-samples belong to --qat BITS");
     cfg.optimizer = (pare_optimizer)opt_i;
     cfg.schedule = (pare_schedule)sched_i;
     if (cfg.optimizer == PARE_OPT_ADAMW && !cli_find(&cmd, "--wd")->set)
@@ -273,6 +339,8 @@ static int train_main(int argc, char **argv, int finetune)
     pare_graph *g = NULL;
     pare_dataset *train = NULL, *test = NULL;
     pare_trainer *t = NULL;
+    pare_qat *qat = NULL;
+    pare_graph *float_src = NULL;
     pare_status s;
     int code = 1;
     if (model)
@@ -297,6 +365,15 @@ static int train_main(int argc, char **argv, int finetune)
         if (test)
             cli_apply_model_norm(g, test);
     }
+    if ((s = prepare_quant(from, &g, dequantize, qat_bits, act_bits, calib_samples, cfg.threads, train,
+                           &float_src)) != PARE_OK)
+        goto fail_status;
+    if (qat_bits && (s = pare_qat_new(g, act_ema, &qat)) != PARE_OK)
+        goto fail_status;
+    /* Resuming, the latents start from the checkpoint's weights instead. */
+    if (qat && float_src && !(cfg.resume && pare_file_exists(ckpt)) &&
+        (s = pare_qat_latent_from(qat, float_src)) != PARE_OK)
+        goto fail_status;
     if (cfg.resume && !pare_file_exists(ckpt) && !quiet)
         fprintf(stderr, "pare train: no checkpoint at %s; starting from the beginning\n", ckpt);
     run_ui ui = {0};
@@ -314,8 +391,14 @@ static int train_main(int argc, char **argv, int finetune)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     s = pare_trainer_new(g, &cfg, &t);
+    if (s == PARE_OK && qat) {
+        pare_train_hooks h = pare_qat_hooks(qat);
+        pare_trainer_set_hooks(t, &h);
+    }
     if (s == PARE_OK)
         s = pare_trainer_run(t, train, test);
+    if (s == PARE_OK && qat)
+        s = pare_qat_finish(qat);
     pare_progress_done(ui.bar);
     if (s == PARE_ECANCELLED) {
         code = cli_error(cname, EXIT_INTERRUPTED, "%s; continue with the same command and --resume",
@@ -372,6 +455,8 @@ fail_status:
     code = cli_fail(cname, s);
 done:
     pare_trainer_free(t);
+    pare_qat_free(qat);
+    pare_graph_free(float_src);
     pare_dataset_free(train);
     pare_dataset_free(test);
     pare_graph_free(g);

@@ -5,6 +5,8 @@
 #include "cli.h"
 #include "core/blas.h"
 
+int cmd_share(int argc, char **argv); /* cmd_share.c */
+
 typedef struct sub {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -17,6 +19,8 @@ static const sub subs[] = {
     {"eval", cmd_eval, "evaluate a model on a dataset: loss and accuracy"},
     {"info", cmd_info, "show a model's layers: shapes, parameters, MACs, sparsity"},
     {"prune", cmd_prune, "prune a model to a sparsity scheme, fine-tune it, shrink it"},
+    {"share", cmd_share, "share weights: k-means codebooks per layer (Deep k-Means), SmartExchange"},
+    {"quantize", cmd_quantize, "quantize a model: int8 post-training, QAT, ADMM down to binary"},
     {"run", cmd_run, "run a compiled model on raw samples or a dataset"},
     {"bench", cmd_bench, "measure a compiled model: latency, throughput, memory, per layer"},
     {"compile", cmd_compile, "show a model's compiled plan, or write it as one standalone C file"},
