@@ -148,6 +148,30 @@ static long col_off(const conv_geo *q, int cin, int i, int j)
     return ((long)slot * q->C + cin) * q->cs + (long)dy * q->rs + dx;
 }
 
+/* The halo the phase planes of a strided conv need: how far its taps reach
+ * past a phase plane's edges (at least 1). */
+static int phase_halo(const conv_geo *q, pare_shape in, pare_shape os)
+{
+    int need = 1;
+    for (int i = 0; i < q->kh; i++) {
+        int t = i * q->dh - q->pt, a = ((t % q->sh) + q->sh) % q->sh, dy = (t - a) / q->sh;
+        int Hq = (in.h + q->sh - 1) / q->sh;
+        if (-dy > need)
+            need = -dy;
+        if (os.h - 1 + dy - (Hq - 1) > need)
+            need = os.h - 1 + dy - (Hq - 1);
+    }
+    for (int j = 0; j < q->kw; j++) {
+        int t = j * q->dw - q->pl, a = ((t % q->sw) + q->sw) % q->sw, dx = (t - a) / q->sw;
+        int Wq = (in.w + q->sw - 1) / q->sw;
+        if (-dx > need)
+            need = -dx;
+        if (os.w - 1 + dx - (Wq - 1) > need)
+            need = os.w - 1 + dx - (Wq - 1);
+    }
+    return need;
+}
+
 static int in_channel(const conv_geo *q, int o, int c)
 {
     int og = q->O / q->G;
@@ -621,24 +645,7 @@ static pare_status lower_conv(builder *b, int v, aux_list *aux)
     int rd_act = in_act;
     pare_shape os = nd->out;
     if (q.sh > 1 || q.sw > 1) {
-        /* halo the phase planes need: taps reach dy in [min, max] */
-        int need = 1;
-        for (int i = 0; i < q.kh; i++) {
-            int t = i * q.dh - q.pt, a = ((t % q.sh) + q.sh) % q.sh, dy = (t - a) / q.sh;
-            int Hq = (in.h + q.sh - 1) / q.sh;
-            if (-dy > need)
-                need = -dy;
-            if (os.h - 1 + dy - (Hq - 1) > need)
-                need = os.h - 1 + dy - (Hq - 1);
-        }
-        for (int j = 0; j < q.kw; j++) {
-            int t = j * q.dw - q.pl, a = ((t % q.sw) + q.sw) % q.sw, dx = (t - a) / q.sw;
-            int Wq = (in.w + q.sw - 1) / q.sw;
-            if (-dx > need)
-                need = -dx;
-            if (os.w - 1 + dx - (Wq - 1) > need)
-                need = os.w - 1 + dx - (Wq - 1);
-        }
+        int need = phase_halo(&q, in, os);
         rd_act = phase_act(b, in_act, v, q.sh, q.sw, need);
         if (rd_act < 0) {
             pare_free(w);
@@ -1605,23 +1612,7 @@ static pare_status lower_qconv(builder *b, int v, aux_list *aux)
     int rd_act = in_act;
     pare_shape os = nd->out;
     if (q.sh > 1 || q.sw > 1) {
-        int need = 1;
-        for (int i = 0; i < q.kh; i++) {
-            int t = i * q.dh - q.pt, a = ((t % q.sh) + q.sh) % q.sh, dy = (t - a) / q.sh;
-            int Hq = (in.h + q.sh - 1) / q.sh;
-            if (-dy > need)
-                need = -dy;
-            if (os.h - 1 + dy - (Hq - 1) > need)
-                need = os.h - 1 + dy - (Hq - 1);
-        }
-        for (int j = 0; j < q.kw; j++) {
-            int t = j * q.dw - q.pl, a = ((t % q.sw) + q.sw) % q.sw, dx = (t - a) / q.sw;
-            int Wq = (in.w + q.sw - 1) / q.sw;
-            if (-dx > need)
-                need = -dx;
-            if (os.w - 1 + dx - (Wq - 1) > need)
-                need = os.w - 1 + dx - (Wq - 1);
-        }
+        int need = phase_halo(&q, in, os);
         rd_act = q_phase_act(b, in_act, v, q.sh, q.sw, need);
         if (rd_act < 0) {
             s = pare_fail(PARE_ENOMEM, "out of memory");

@@ -98,6 +98,34 @@ static inline float *at(pare_plan *p, int a, int c, int y, int x)
     return pare_engine_act(p, a) + c * s->cs + (long)(y + s->P) * s->rs + (x + s->P);
 }
 
+/* Thread t's share of row r of a conv step: positions [q0, q1) and filter
+ * units [u0, u1); 0 when it has none. By positions when there are enough of
+ * them (whole rows in rows mode, else tiles of SPLIT), else by units. */
+static int conv_share(const pare_step *st, int by_pos, long rows, long tiles, int units, int nt, int t, long r,
+                      long *q0, long *q1, int *u0, int *u1)
+{
+    long lo, hi;
+    *q0 = 0;
+    *q1 = st->n_pos;
+    *u0 = 0;
+    *u1 = units;
+    if (by_pos) {
+        if (st->rows_mode && rows >= nt) {
+            if (r % nt != t)
+                return 0;
+        } else {
+            pare_split_range(tiles, nt, t, &lo, &hi);
+            *q0 = lo * SPLIT;
+            *q1 = hi * SPLIT < st->n_pos ? hi * SPLIT : st->n_pos;
+        }
+    } else {
+        pare_split_range(units, nt, t, &lo, &hi);
+        *u0 = (int)lo;
+        *u1 = (int)hi;
+    }
+    return *q0 < *q1 && *u0 < *u1;
+}
+
 /* ---- conv ----------------------------------------------------------------- */
 
 static void run_conv(pare_plan *p, pare_step *st)
@@ -126,7 +154,6 @@ static void run_conv(pare_plan *p, pare_step *st)
 #pragma omp parallel num_threads(T) if (T > 1)
     {
         int t = tid(), nt = T;
-        long lo, hi;
         for (long r = 0; r < rows; r++) {
             pare_conv_io rio = io;
             if (st->rows_mode) {
@@ -134,23 +161,9 @@ static void run_conv(pare_plan *p, pare_step *st)
                 rio.out = io.out + r * oa->rs;
                 rio.res = io.res ? io.res + r * p->acts[st->res].rs : NULL;
             }
-            long q0 = 0, q1 = st->n_pos;
-            int u0 = 0, u1 = units;
-            if (by_pos) {
-                if (st->rows_mode && rows >= nt) {
-                    if (r % nt != t)
-                        continue;
-                } else {
-                    pare_split_range(tiles, nt, t, &lo, &hi);
-                    q0 = lo * SPLIT;
-                    q1 = hi * SPLIT < st->n_pos ? hi * SPLIT : st->n_pos;
-                }
-            } else {
-                pare_split_range(units, nt, t, &lo, &hi);
-                u0 = (int)lo;
-                u1 = (int)hi;
-            }
-            if (q0 >= q1 || u0 >= u1)
+            long q0, q1;
+            int u0, u1;
+            if (!conv_share(st, by_pos, rows, tiles, units, nt, t, r, &q0, &q1, &u0, &u1))
                 continue;
             if (st->ck == PARE_CK_NM)
                 k->f32_convnm(&rio, L, u0, u1, q0, q1);
@@ -470,7 +483,6 @@ static void run_qconv(pare_plan *p, pare_step *st)
 #pragma omp parallel num_threads(T) if (T > 1)
     {
         int t = tid(), nt = T;
-        long lo, hi;
         for (long r = 0; r < rows; r++) {
             pare_qconv_io rio = io;
             if (st->rows_mode) {
@@ -481,23 +493,9 @@ static void run_qconv(pare_plan *p, pare_step *st)
                     rio.outf = io.outf + r * oa->rs;
                 rio.res = io.res ? io.res + r * p->acts[st->res].rs : NULL;
             }
-            long q0 = 0, q1 = st->n_pos;
-            int u0 = 0, u1 = units;
-            if (by_pos) {
-                if (st->rows_mode && rows >= nt) {
-                    if (r % nt != t)
-                        continue;
-                } else {
-                    pare_split_range(tiles, nt, t, &lo, &hi);
-                    q0 = lo * SPLIT;
-                    q1 = hi * SPLIT < st->n_pos ? hi * SPLIT : st->n_pos;
-                }
-            } else {
-                pare_split_range(units, nt, t, &lo, &hi);
-                u0 = (int)lo;
-                u1 = (int)hi;
-            }
-            if (q0 >= q1 || u0 >= u1)
+            long q0, q1;
+            int u0, u1;
+            if (!conv_share(st, by_pos, rows, tiles, units, nt, t, r, &q0, &q1, &u0, &u1))
                 continue;
             k->s8_qconvg(&rio, L, u0, u1, q0, q1);
         }

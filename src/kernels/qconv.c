@@ -35,7 +35,7 @@ static void build(void)
             tables[l].kind = pare_##kind##_##mr##x##nr##__##isa;                                  \
             if (PARE_QK_##kind == PARE_QK_s8_qconvg) {                                            \
                 tables[l].name_conv = entries[i].name;                                            \
-                tables[l].tile = (mr) * 0 + (nr) * PARE_QCONV_CHUNK;                              \
+                tables[l].tile = (nr) * PARE_QCONV_CHUNK; /* mr filters x nr chunks */          \
             }                                                                                     \
             if (PARE_QK_##kind == PARE_QK_s8_qgemv)                                               \
                 tables[l].name_gemv = entries[i].name;                                            \
