@@ -876,6 +876,70 @@ PARE_TEST(quant_admm_reaches_its_levels)
     pare_dataset_free(te);
 }
 
+PARE_TEST(quant_bn_reestimate_averages_batches)
+{
+    pare_graph *g;
+    CHECK_OK(pare_zoo_build("fmnist-cnn", 0, 3, &g));
+    pare_dataset *ds;
+    CHECK_OK(pare_dataset_alloc("noise", 100, 1, 28, 28, &ds));
+    pare_rng r;
+    pare_rng_seed(&r, 2, 2, 0, 0);
+    for (long k = 0; k < 100 * 784; k++)
+        ds->images[k] = (uint8_t)pare_rng_below(&r, 256);
+    memset(ds->labels, 0, 100);
+    int bn = pare_graph_find_node(g, "block3.bn"), conv = g->nodes[bn].in[0];
+    int C = g->nodes[bn].out.c;
+    size_t hw = (size_t)g->nodes[bn].out.h * (size_t)g->nodes[bn].out.w;
+    float *rm = g->params[pare_graph_node_param(g, bn, PARE_ROLE_BN_MEAN)].t->data;
+    float *rv = g->params[pare_graph_node_param(g, bn, PARE_ROLE_BN_VAR)].t->data;
+    /* the reference: the plain average over 3 batches of 32 (the last 4 samples left out) of
+     * each batch's mean and unbiased variance of the conv output, computed naively */
+    double *mean = calloc((size_t)C, sizeof(double)), *var = calloc((size_t)C, sizeof(double));
+    pare_exec *e;
+    CHECK_OK(pare_exec_new(g, 32, 1, 1, &e));
+    float *x = malloc(sizeof(float) * 32 * 784);
+    int32_t lab[32];
+    long idx[32];
+    for (int b = 0; b < 3; b++) {
+        for (int i = 0; i < 32; i++)
+            idx[i] = b * 32 + i;
+        pare_data_batch(ds, idx, 32, pare_exec_input(e), lab, NULL, 0, 0, 1);
+        pare_exec_forward(e, 32, 0);
+        const float *y = pare_exec_value(e, conv);
+        for (int c = 0; c < C; c++) {
+            double s1 = 0, s2 = 0, m = 32.0 * (double)hw;
+            for (int i = 0; i < 32; i++)
+                for (size_t k = 0; k < hw; k++)
+                    s1 += y[((size_t)i * (size_t)C + (size_t)c) * hw + k];
+            double mu = s1 / m;
+            for (int i = 0; i < 32; i++)
+                for (size_t k = 0; k < hw; k++) {
+                    double d = y[((size_t)i * (size_t)C + (size_t)c) * hw + k] - mu;
+                    s2 += d * d;
+                }
+            mean[c] += mu / 3;
+            var[c] += s2 / (m - 1) / 3;
+        }
+    }
+    pare_exec_free(e);
+    free(x);
+    /* the forwards above moved the running statistics: start again from garbage */
+    for (int c = 0; c < C; c++) {
+        rm[c] = 100.0f;
+        rv[c] = 1e-6f;
+    }
+    CHECK_OK(pare_quant_bn_reestimate(g, ds, 32, 100, 2));
+    for (int c = 0; c < C; c++) {
+        CHECK_NEAR(rm[c], mean[c], 1e-5 * (1 + fabs(mean[c])));
+        CHECK_NEAR(rv[c], var[c], 1e-4 * var[c]);
+    }
+    CHECK(g->nodes[bn].a.momentum == 0.1f); /* restored */
+    free(mean);
+    free(var);
+    pare_dataset_free(ds);
+    pare_graph_free(g);
+}
+
 /* ---- the command ----------------------------------------------------------- */
 
 static int run(const char *args, char *err, size_t n)

@@ -1330,22 +1330,20 @@ static pare_status adopt_float(pare_graph *g, const pare_graph *f)
     return PARE_OK;
 }
 
-/* Batch-norm statistics for the weights the model has now: a hard
- * projection changes every layer's output distribution, and the running
- * statistics of the float weights would misplace them. Training-mode forward
- * passes over the first samples, each batch's statistics averaged with equal
- * weight (momentum 1 / (k + 1)); the parameters do not change. */
-#define BN_SAMPLES 4096
-
-static pare_status bn_reestimate(pare_graph *g, const pare_dataset *ds, int batch, int threads)
+/* A hard projection changes every layer's output distribution, and the
+ * running statistics of the float weights would misplace it. */
+pare_status pare_quant_bn_reestimate(pare_graph *g, const pare_dataset *ds, int batch, long samples,
+                                     int threads)
 {
     int has_bn = 0;
     for (int i = 0; i < g->n_nodes; i++)
         has_bn |= g->nodes[i].op == PARE_OP_BATCHNORM;
     if (!has_bn)
         return PARE_OK;
-    long n = ds->n < BN_SAMPLES ? ds->n : BN_SAMPLES;
+    long n = ds->n < samples ? ds->n : samples;
     int B = batch < n ? batch : (int)n;
+    if (B < 1)
+        return pare_fail(PARE_EINVAL, "re-estimating batch-norm statistics needs samples");
     float *mom = malloc(sizeof(float) * (size_t)g->n_nodes);
     feeder fd = {ds, malloc(sizeof(long) * (size_t)B), malloc(sizeof(int32_t) * (size_t)B), threads};
     pare_exec *e = NULL;
@@ -1440,7 +1438,7 @@ pare_status pare_quant_admm(pare_graph *g, const pare_graph *float_weights, cons
         for (int i = 0; i < n && s == PARE_OK; i++)
             s = pare_quant_weight(&g->params[param[i]], c->bits[j], c->per_channel, PARE_WFIT_L2);
         if (s == PARE_OK)
-            s = bn_reestimate(g, train, c->train.batch, pare_threads_resolve(c->train.threads));
+            s = pare_quant_bn_reestimate(g, train, c->train.batch, 4096, pare_threads_resolve(c->train.threads));
     }
     if (s != PARE_OK)
         goto done;

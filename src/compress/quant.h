@@ -111,6 +111,14 @@ pare_status pare_graph_rebuild(const pare_graph *g, const uint8_t *drop, const p
 /* Counts quantized tensors (q.bits != 0) and fakequant nodes; returns their sum. */
 int pare_quant_count(const pare_graph *g, int *tensors, int *fakequant);
 
+/* Batch-norm running statistics for the weights the model has now: training-
+ * mode forward passes over the first `samples` of ds in whole batches of
+ * `batch`, batch k taken with momentum 1 / (k + 1), so each running mean
+ * (variance) is the plain average of the batches' means (unbiased
+ * variances); frozen batch norms and all parameters stay as they are. */
+pare_status pare_quant_bn_reestimate(pare_graph *g, const pare_dataset *ds, int batch, long samples,
+                                     int threads);
+
 /* ---- quantization-aware training ------------------------------------------ */
 
 /* The QAT state of a graph: every conv/linear weight with qparams of 1 to 8
