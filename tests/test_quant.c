@@ -101,6 +101,29 @@ PARE_TEST(quant_scales_hand_made)
     CHECK(pare_quant_wcode(-2.5f, 1.0f, 8) == -2.0f && pare_quant_wcode(1000.0f, 1.0f, 8) == 127.0f);
     CHECK(pare_quant_wcode(-9.0f, 1.0f, 4) == -7.0f && pare_quant_wcode(0.6f, 1.0f, 2) == 1.0f);
     CHECK(pare_quant_wcode(0.0f, 1.0f, 1) == 1.0f && pare_quant_wcode(-1e-9f, 1.0f, 1) == -1.0f);
+    /* a small negative weight rounds to +0.0, not -0.0: values are scale * (float)code bit for bit */
+    float z = 0.5f * pare_quant_wcode(-0.1f, 0.5f, 8), pz = 0.0f;
+    CHECK(!memcmp(&z, &pz, sizeof z));
+    float nw[2] = {-0.001f, 1.0f}, nq[2];
+    float ns = 1.0f / 127.0f;
+    pare_quant_project(nw, NULL, 2, 1, 8, &ns, nq);
+    CHECK(!memcmp(&nq[0], &pz, sizeof pz));
+    pare_param np;
+    memset(&np, 0, sizeof np);
+    int nd[1] = {2};
+    np.t = pare_tensor_new(1, nd);
+    np.t->data[0] = -0.0f; /* -0.0 where the grid gives +0.0 is off the grid */
+    np.t->data[1] = 1.0f;
+    int32_t zp0 = 0;
+    np.q.bits = 8;
+    np.q.scheme = 1;
+    np.q.n = 1;
+    np.q.scale = &ns;
+    np.q.zero_point = &zp0;
+    CHECK(!pare_quant_on_grid(&np));
+    np.t->data[0] = 0.0f;
+    CHECK(pare_quant_on_grid(&np));
+    pare_tensor_free(np.t);
 }
 
 /* The L2 fit against a brute-force scan of scales. */

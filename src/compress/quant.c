@@ -264,14 +264,15 @@ int pare_quant_on_grid(const pare_param *p)
     size_t len = q->scheme == 2 ? t->n / (size_t)q->n : t->n;
     for (size_t k = 0; k < t->n; k++) {
         int g = q->scheme == 2 ? (int)(k / len) : 0;
-        float v = t->data[k], s = q->scale[g];
-        if (!kept(p->mask, k)) {
-            if (v != 0.0f)
+        float v = t->data[k], s = q->scale[g], want = 0.0f;
+        /* Bit for bit: -0.0 is not the +0.0 that scale * (float)0 gives. */
+        if (kept(p->mask, k)) {
+            double code = rint((double)v / (double)s) + q->zero_point[g];
+            if (!code_ok(code, q->bits))
                 return 0;
-            continue;
+            want = s * (float)(code - q->zero_point[g]);
         }
-        double code = rint((double)v / (double)s) + q->zero_point[g];
-        if (!code_ok(code, q->bits) || v != s * (float)(code - q->zero_point[g]))
+        if (memcmp(&v, &want, sizeof v))
             return 0;
     }
     return 1;
