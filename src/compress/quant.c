@@ -144,14 +144,6 @@ void pare_quant_project(const float *w, const uint8_t *mask, size_t n, int group
     }
 }
 
-void pare_qparams_clear(pare_qparams *q)
-{
-    free(q->scale);
-    free(q->zero_point);
-    free(q->codebook);
-    memset(q, 0, sizeof *q);
-}
-
 static pare_status set_qparams(pare_param *p, int bits, int scheme, int n, const float *scale)
 {
     float *sc = malloc(sizeof(float) * (size_t)n);
@@ -420,42 +412,6 @@ void pare_act_qparams(float lo, float hi, int bits, float *scale, int *zero_poin
 
 /* ---- graph surgery --------------------------------------------------------- */
 
-static pare_status copy_param_into(pare_param *d, const pare_param *s)
-{
-    if (d->role != s->role || d->t->n != s->t->n)
-        return pare_fail(PARE_EINVAL, "rebuilding: parameter %s changed shape", s->name);
-    memcpy(d->t->data, s->t->data, sizeof(float) * s->t->n);
-    d->trainable = s->trainable;
-    d->frozen = s->frozen;
-    if (s->mask) {
-        if (!(d->mask = malloc(s->t->n ? s->t->n : 1)))
-            return pare_fail(PARE_ENOMEM, "out of memory copying %s", s->name);
-        memcpy(d->mask, s->mask, s->t->n);
-    }
-    if (s->scheme && !(d->scheme = pare_strdup(s->scheme)))
-        return pare_fail(PARE_ENOMEM, "out of memory copying %s", s->name);
-    pare_qparams_clear(&d->q);
-    d->q = s->q;
-    d->q.scale = NULL;
-    d->q.zero_point = NULL;
-    d->q.codebook = NULL;
-    if (s->q.n > 0) {
-        d->q.scale = malloc(sizeof(float) * (size_t)s->q.n);
-        d->q.zero_point = malloc(sizeof(int32_t) * (size_t)s->q.n);
-        if (!d->q.scale || !d->q.zero_point)
-            return pare_fail(PARE_ENOMEM, "out of memory copying %s", s->name);
-        memcpy(d->q.scale, s->q.scale, sizeof(float) * (size_t)s->q.n);
-        memcpy(d->q.zero_point, s->q.zero_point, sizeof(int32_t) * (size_t)s->q.n);
-    }
-    if (s->q.codebook && s->q.k > 0 && s->q.d > 0) {
-        size_t kd = (size_t)s->q.k * (size_t)s->q.d;
-        if (!(d->q.codebook = malloc(sizeof(float) * kd)))
-            return pare_fail(PARE_ENOMEM, "out of memory copying %s", s->name);
-        memcpy(d->q.codebook, s->q.codebook, sizeof(float) * kd);
-    }
-    return PARE_OK;
-}
-
 /* "<base>.fq", or with a number, free in both the old and the new graph. */
 static void fq_name(const pare_graph *old, const pare_graph *g, const char *base, int id, char *buf,
                     size_t cap)
@@ -513,7 +469,7 @@ pare_status pare_graph_rebuild(const pare_graph *g, const uint8_t *drop, const p
             goto done;
         }
         for (int k = 0; k < nd->n_param && s == PARE_OK; k++)
-            s = copy_param_into(&ng->params[ng->nodes[id].param[k]], &g->params[nd->param[k]]);
+            s = pare_param_copy_into(&ng->params[ng->nodes[id].param[k]], &g->params[nd->param[k]]);
         if (s != PARE_OK)
             goto done;
         mp[i] = id;
@@ -714,7 +670,7 @@ static pare_status build_mini(const pare_graph *g, int node, const site *st, con
     int id = x >= 0 ? pare_graph_add_node(m, nd->op, &x, 1, &nd->a, nd->name) : -1;
     pare_status s = id < 0 ? (m->err ? m->err : PARE_EINVAL) : PARE_OK;
     for (int k = 0; s == PARE_OK && k < nd->n_param; k++)
-        s = copy_param_into(&m->params[m->nodes[id].param[k]], &g->params[nd->param[k]]);
+        s = pare_param_copy_into(&m->params[m->nodes[id].param[k]], &g->params[nd->param[k]]);
     if (s == PARE_OK)
         s = quantize_layer(m, id, st && c->act_bits > 0 ? st->scale : 0.0f, c, bias_q);
     if (s != PARE_OK) {

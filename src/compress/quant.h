@@ -58,9 +58,6 @@ int pare_quant_bias(pare_param *bias, const pare_param *weight, float s_in);
  * entry) with a code in its bits' range; 1 for a float tensor. */
 int pare_quant_on_grid(const pare_param *p);
 
-/* Clears qparams (values stay). */
-void pare_qparams_clear(pare_qparams *q);
-
 /* ---- activation calibration ------------------------------------------------ */
 
 #define PARE_OBS_BINS 2048

@@ -137,16 +137,21 @@ typedef struct conv_geo {
     int phase_slot[64];    /* phase (a*sw + b) -> plane block, -1 unused */
 } conv_geo;
 
-static long col_off(const conv_geo *q, int cin, int i, int j)
+/* The offset of plane c at tap (i, j) in the buffer the columns index, whose
+ * phase blocks (strided convs) hold `planes` planes each: channels for a float
+ * conv, channel quads (in dwords) for an int8 one. */
+static long plane_off(const conv_geo *q, int planes, int c, int i, int j)
 {
     int th = i * q->dh - q->pt, tw = j * q->dw - q->pl;
     if (q->sh == 1 && q->sw == 1)
-        return cin * q->cs + (long)th * q->rs + tw;
+        return c * q->cs + (long)th * q->rs + tw;
     int a = ((th % q->sh) + q->sh) % q->sh, bb = ((tw % q->sw) + q->sw) % q->sw;
     int dy = (th - a) / q->sh, dx = (tw - bb) / q->sw;
     int slot = q->phase_slot[a * q->sw + bb];
-    return ((long)slot * q->C + cin) * q->cs + (long)dy * q->rs + dx;
+    return ((long)slot * planes + c) * q->cs + (long)dy * q->rs + dx;
 }
+
+static long col_off(const conv_geo *q, int cin, int i, int j) { return plane_off(q, q->C, cin, i, j); }
 
 /* The halo the phase planes of a strided conv need: how far its taps reach
  * past a phase plane's edges (at least 1). */
@@ -534,6 +539,8 @@ typedef struct conv_aux {
     int8_t *codes;           /* [O][Cg*kh*kw] */
     float *qs, *qb;          /* per output channel: requantization scale and shift */
     int32_t zp_in;
+    int32_t *zb;             /* per output channel: -zp_in * (sum of its codes), the
+                              * accumulator's start whatever the packing */
 } conv_aux;
 
 typedef struct aux_list {
@@ -543,25 +550,28 @@ typedef struct aux_list {
 
 /* A phase-plane act for (input act, strides), shared by every conv that
  * reads the same input with the same stride. */
-static int phase_act(builder *b, int in_act, int node, int sh, int sw, int need)
+static int new_qact(pare_plan *p, int C, int H, int W, int P, int fill);
+
+/* u8: the act holds int8 codes (4 channels a dword); its phase planes hold
+ * Cq quads per phase, halo and out-of-range pixels the source's fill code. */
+static int phase_act(builder *b, int in_act, int node, int sh, int sw, int need, int u8)
 {
     pare_plan *p = b->p;
     for (int i = 0; i < p->n_steps; i++) {
         pare_step *s = &p->steps[i];
-        if (s->kind == PARE_STEP_PHASES && s->in[0] == in_act && s->sh == sh && s->sw == sw) {
-            pare_act *a = &p->acts[s->out];
-            if (a->P >= need)
-                return s->out;
-        }
+        if (s->kind == PARE_STEP_PHASES && s->in[0] == in_act && s->sh == sh && s->sw == sw &&
+            p->acts[s->out].P >= need)
+            return s->out;
     }
     const pare_act *src = &p->acts[in_act];
     int Hq = (src->H + sh - 1) / sh, Wq = (src->W + sw - 1) / sw;
-    int id = new_act(p, src->C * sh * sw, Hq, Wq, need);
+    int id = u8 ? new_qact(p, 4 * ((src->C + 3) / 4) * sh * sw, Hq, Wq, need, src->fill)
+                : new_act(p, src->C * sh * sw, Hq, Wq, need);
     pare_step *s = new_step(b, PARE_STEP_PHASES, node);
     if (!s)
         return -1;
     snprintf(s->name, sizeof s->name, "%s.phases", b->g->nodes[node].name);
-    snprintf(s->kernel, sizeof s->kernel, "space-to-depth %dx%d", sh, sw);
+    snprintf(s->kernel, sizeof s->kernel, "space-to-depth %dx%d%s", sh, sw, u8 ? " (u8)" : "");
     s->in[0] = in_act;
     s->n_in = 1;
     s->out = id;
@@ -646,7 +656,7 @@ static pare_status lower_conv(builder *b, int v, aux_list *aux)
     pare_shape os = nd->out;
     if (q.sh > 1 || q.sw > 1) {
         int need = phase_halo(&q, in, os);
-        rd_act = phase_act(b, in_act, v, q.sh, q.sw, need);
+        rd_act = phase_act(b, in_act, v, q.sh, q.sw, need, 0);
         if (rd_act < 0) {
             pare_free(w);
             pare_free(bias);
@@ -1138,43 +1148,41 @@ static pare_status lower_fakequant(builder *b, int v)
 }
 
 /* The offset (dwords) of channel quad k at tap (i, j) in the buffer the columns index. */
-static long qcol_off(const conv_geo *q, int k, int i, int j)
+static long qcol_off(const conv_geo *q, int k, int i, int j) { return plane_off(q, q->Cq, k, i, j); }
+
+
+/* Starts a packed int8 conv in arena a: its ng groups, and the requantization
+ * scale and shift per filter (8 spare: the widest tile reads past O). */
+static pare_qconv_layer *q_layer_begin(pare_step *st, arena *a, const conv_aux *ca, int ng)
 {
-    int th = i * q->dh - q->pt, tw = j * q->dw - q->pl;
-    if (q->sh == 1 && q->sw == 1)
-        return k * q->cs + (long)th * q->rs + tw;
-    int a = ((th % q->sh) + q->sh) % q->sh, bb = ((tw % q->sw) + q->sw) % q->sw;
-    int dy = (th - a) / q->sh, dx = (tw - bb) / q->sw;
-    int slot = q->phase_slot[a * q->sw + bb];
-    return ((long)slot * q->Cq + k) * q->cs + (long)dy * q->rs + dx;
+    int O = ca->geo.O;
+    pare_qconv_layer *L = &st->qconv;
+    L->mem = a->p;
+    L->groups = take(a, sizeof(pare_qconv_group) * (size_t)ng);
+    float *sc = take(a, sizeof(float) * (size_t)(O + 8)), *sh = take(a, sizeof(float) * (size_t)(O + 8));
+    memcpy(sc, ca->qs, sizeof(float) * (size_t)O);
+    memcpy(sh, ca->qb, sizeof(float) * (size_t)O);
+    L->scale = sc;
+    L->shift = sh;
+    L->bytes = 2 * sizeof(float) * (size_t)O;
+    return L;
 }
 
-/* Phase planes of a u8 act: Cq quads per phase, halo and out-of-range pixels
- * holding the source's fill code. */
-static int q_phase_act(builder *b, int in_act, int node, int sh, int sw, int need)
+/* Ends group gr (filters o0 .. o0 + r, rows padded to R) with its nc columns:
+ * its accumulators start at the filters' zero-point corrections. */
+static void q_group_end(pare_qconv_layer *L, pare_qconv_group *gr, const conv_aux *ca, int o0, int r, int R,
+                        int nc, const int32_t *off, const int8_t *gw, int32_t *gb)
 {
-    pare_plan *p = b->p;
-    for (int i = 0; i < p->n_steps; i++) {
-        pare_step *s = &p->steps[i];
-        if (s->kind == PARE_STEP_PHASES && s->in[0] == in_act && s->sh == sh && s->sw == sw &&
-            p->acts[s->out].P >= need)
-            return s->out;
-    }
-    const pare_act *src = &p->acts[in_act];
-    int Hq = (src->H + sh - 1) / sh, Wq = (src->W + sw - 1) / sw, Cq = (src->C + 3) / 4;
-    int id = new_qact(p, 4 * Cq * sh * sw, Hq, Wq, need, p->acts[in_act].fill);
-    pare_step *s = new_step(b, PARE_STEP_PHASES, node);
-    if (!s)
-        return -1;
-    snprintf(s->name, sizeof s->name, "%s.phases", b->g->nodes[node].name);
-    snprintf(s->kernel, sizeof s->kernel, "space-to-depth %dx%d (u8)", sh, sw);
-    s->in[0] = in_act;
-    s->n_in = 1;
-    s->out = id;
-    s->sh = sh;
-    s->sw = sw;
-    s->nphase = sh * sw;
-    return id;
+    for (int j = 0; j < 8; j++)
+        gb[j] = j < r ? ca->zb[o0 + j] : 0;
+    gr->o0 = o0;
+    gr->r = r;
+    gr->rp = R;
+    gr->ncols = nc;
+    gr->off = off;
+    gr->w = gw;
+    gr->bias = gb;
+    L->bytes += (size_t)nc * (sizeof(int32_t) + 4 * (size_t)R) + sizeof(int32_t) * (size_t)R;
 }
 
 /* Packs an int8 conv: groups of R filters (aligned to R, so a group's filters
@@ -1195,15 +1203,7 @@ static int qpack(pare_step *st, const conv_aux *ca, int R, int sparse_cols)
     arena a = {pare_alloc(need, 1), 0, need};
     if (!a.p)
         return -1;
-    pare_qconv_layer *L = &st->qconv;
-    L->mem = a.p;
-    L->groups = take(&a, sizeof(pare_qconv_group) * (size_t)ng);
-    float *sc = take(&a, sizeof(float) * (size_t)(O + 8)), *sh = take(&a, sizeof(float) * (size_t)(O + 8));
-    memcpy(sc, ca->qs, sizeof(float) * (size_t)O);
-    memcpy(sh, ca->qb, sizeof(float) * (size_t)O);
-    L->scale = sc;
-    L->shift = sh;
-    L->bytes = 2 * sizeof(float) * (size_t)O;
+    pare_qconv_layer *L = q_layer_begin(st, &a, ca, ng);
     for (int gi = 0; gi < ng; gi++) {
         int o0 = gi * R, r = O - o0 < R ? O - o0 : R;
         pare_qconv_group *gr = &L->groups[gi];
@@ -1233,21 +1233,7 @@ static int qpack(pare_step *st, const conv_aux *ca, int R, int sparse_cols)
                 memcpy(gw + (size_t)nc * 4 * (size_t)R, dw, 4 * (size_t)R);
                 nc++;
             }
-        for (int j = 0; j < 8; j++) {
-            int64_t sum = 0;
-            if (j < r)
-                for (int i = 0; i < K; i++)
-                    sum += ca->codes[(size_t)(o0 + j) * (size_t)K + (size_t)i];
-            gb[j] = (int32_t)(-(int64_t)ca->zp_in * sum);
-        }
-        gr->o0 = o0;
-        gr->r = r;
-        gr->rp = R;
-        gr->ncols = nc;
-        gr->off = off;
-        gr->w = gw;
-        gr->bias = gb;
-        L->bytes += (size_t)nc * (sizeof(int32_t) + 4 * (size_t)R) + sizeof(int32_t) * (size_t)R;
+        q_group_end(L, gr, ca, o0, r, R, nc, off, gw, gb);
     }
     L->n_groups = ng;
     return 1;
@@ -1377,25 +1363,18 @@ static int qpack_gather(pare_step *st, const conv_aux *ca, int R, int mode, int 
     arena a = {pare_alloc(need, 1), 0, need};
     int ok = a.p && st->qws ? 1 : -1;
     if (ok > 0) {
-        pare_qconv_layer *L = &st->qconv;
-        L->mem = a.p;
-        L->groups = take(&a, sizeof(pare_qconv_group) * (size_t)ng);
-        float *sc = take(&a, sizeof(float) * (size_t)(O + 8)), *sh = take(&a, sizeof(float) * (size_t)(O + 8));
+        pare_qconv_layer *L = q_layer_begin(st, &a, ca, ng);
         int32_t *goff = take(&a, sizeof(int32_t) * 4 * (size_t)(n_gather ? n_gather : 1));
         uint8_t *gsel = take(&a, 4 * (size_t)(n_gather ? n_gather : 1));
-        memcpy(sc, ca->qs, sizeof(float) * (size_t)O);
-        memcpy(sh, ca->qb, sizeof(float) * (size_t)O);
         for (int u = 0; u < n_units; u++)
             if (gidx[u] >= 0) {
                 memcpy(goff + 4 * gidx[u], uoff + 4 * u, sizeof(int32_t) * 4);
                 memcpy(gsel + 4 * gidx[u], usel + 4 * u, 4);
             }
-        L->scale = sc;
-        L->shift = sh;
         L->n_gather = n_gather;
         L->g_off = goff;
         L->g_sel = gsel;
-        L->bytes = 2 * sizeof(float) * (size_t)O + (size_t)n_gather * 8;
+        L->bytes += (size_t)n_gather * 8;
         for (int gi = 0; gi < ng; gi++) {
             int o0 = gi * R, r = O - o0 < R ? O - o0 : R;
             pare_qconv_group *gr = &L->groups[gi];
@@ -1416,21 +1395,7 @@ static int qpack_gather(pare_step *st, const conv_aux *ca, int R, int mode, int 
                 memcpy(gw + (size_t)nc * 4 * (size_t)R, uw + ((size_t)u * (size_t)O + (size_t)o0) * 4, 4 * (size_t)r);
                 nc++;
             }
-            for (int j = 0; j < 8; j++) {
-                int64_t sum = 0;
-                if (j < r)
-                    for (int i = 0; i < K; i++)
-                        sum += ca->codes[(size_t)(o0 + j) * (size_t)K + (size_t)i];
-                gb[j] = (int32_t)(-(int64_t)ca->zp_in * sum);
-            }
-            gr->o0 = o0;
-            gr->r = r;
-            gr->rp = R;
-            gr->ncols = nc;
-            gr->off = off;
-            gr->w = gw;
-            gr->bias = gb;
-            L->bytes += (size_t)nc * (sizeof(int32_t) + 4 * (size_t)R) + sizeof(int32_t) * (size_t)R;
+            q_group_end(L, gr, ca, o0, r, R, nc, off, gw, gb);
         }
         L->n_groups = ng;
     } else {
@@ -1549,10 +1514,11 @@ static pare_status lower_qconv(builder *b, int v, aux_list *aux)
     ca.codes = pare_alloc((size_t)q.O * (size_t)K, 0);
     ca.qs = pare_alloc_array((size_t)q.O, sizeof(float), 1);
     ca.qb = pare_alloc_array((size_t)q.O, sizeof(float), 1);
+    ca.zb = pare_alloc_array((size_t)q.O, sizeof(int32_t), 0);
     float *sw = pare_alloc_array((size_t)q.O, sizeof(float), 1);
     double *M = calloc((size_t)q.O, sizeof(double)), *B = calloc((size_t)q.O, sizeof(double));
     pare_status s = PARE_OK;
-    if (!ca.codes || !ca.qs || !ca.qb || !sw || !M || !B) {
+    if (!ca.codes || !ca.qs || !ca.qb || !ca.zb || !sw || !M || !B) {
         s = pare_fail(PARE_ENOMEM, "out of memory");
         goto fail;
     }
@@ -1613,7 +1579,7 @@ static pare_status lower_qconv(builder *b, int v, aux_list *aux)
     pare_shape os = nd->out;
     if (q.sh > 1 || q.sw > 1) {
         int need = phase_halo(&q, in, os);
-        rd_act = q_phase_act(b, in_act, v, q.sh, q.sw, need);
+        rd_act = phase_act(b, in_act, v, q.sh, q.sw, need, 1);
         if (rd_act < 0) {
             s = pare_fail(PARE_ENOMEM, "out of memory");
             goto fail;
@@ -1718,8 +1684,15 @@ static pare_status lower_qconv(builder *b, int v, aux_list *aux)
         b->done[Fo] = 1;
     }
     int nz = 0;
-    for (size_t i = 0; i < (size_t)q.O * (size_t)K; i++)
-        nz += ca.codes[i] != 0;
+    for (int o = 0; o < q.O; o++) {
+        int64_t sum = 0;
+        for (int i = 0; i < K; i++) {
+            int8_t c = ca.codes[(size_t)o * (size_t)K + (size_t)i];
+            sum += c;
+            nz += c != 0;
+        }
+        ca.zb[o] = (int32_t)(-(int64_t)ca.zp_in * sum);
+    }
     double density = (double)nz / ((double)q.O * K);
     ca.geo = q;
     ca.n_cand = q_candidates(wp, density, q.kh * q.kw, b->o.keep_dense, b->o.tune || b->qforce_gather >= 0, ca.cand,
@@ -1750,6 +1723,7 @@ fail:
     pare_free(ca.codes);
     pare_free(ca.qs);
     pare_free(ca.qb);
+    pare_free(ca.zb);
     pare_free(sw);
     free(M);
     free(B);
@@ -2352,6 +2326,7 @@ done:
         pare_free(aux.a[i].codes);
         pare_free(aux.a[i].qs);
         pare_free(aux.a[i].qb);
+        pare_free(aux.a[i].zb);
     }
     free(aux.a);
     if (b.cache)

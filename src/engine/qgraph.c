@@ -44,27 +44,12 @@ static pare_status value_ranges(pare_graph *g, int samples, uint64_t seed, float
     return PARE_OK;
 }
 
-static pare_status copy_param(pare_param *d, const pare_param *sp)
-{
-    if (d->t->n != sp->t->n)
-        return pare_fail(PARE_ESHAPE, "parameter %s changed size", sp->name);
-    memcpy(d->t->data, sp->t->data, sizeof(float) * sp->t->n);
-    if (sp->mask) {
-        d->mask = malloc(sp->t->n);
-        if (!d->mask)
-            return pare_fail(PARE_ENOMEM, "out of memory");
-        memcpy(d->mask, sp->mask, sp->t->n);
-    }
-    if (sp->scheme && !(d->scheme = pare_strdup(sp->scheme)))
-        return PARE_ENOMEM;
-    return PARE_OK;
-}
-
 /* Per output channel: s = max |w| / 127 (1 for an all-zero channel), w = s * rint(w / s). */
 static pare_status quantize_weight(pare_param *p)
 {
     int O = p->t->dims[0];
     size_t K = O > 0 ? p->t->n / (size_t)O : 0;
+    pare_qparams_clear(&p->q);
     p->q.scale = malloc(sizeof(float) * (size_t)(O > 0 ? O : 1));
     p->q.zero_point = calloc((size_t)(O > 0 ? O : 1), sizeof(int32_t));
     if (!p->q.scale || !p->q.zero_point)
@@ -135,7 +120,7 @@ pare_status pare_engine_fake_quantize(const pare_graph *g0, int samples, uint64_
         for (int k = 0; k < nd->n_param && s == PARE_OK; k++) {
             pare_param *d = &q->params[q->nodes[id].param[k]];
             const pare_param *sp = &g->params[nd->param[k]];
-            s = copy_param(d, sp);
+            s = pare_param_copy_into(d, sp);
             if (s == PARE_OK && qz && sp->role == PARE_ROLE_WEIGHT)
                 s = quantize_weight(d);
         }

@@ -98,6 +98,21 @@ static inline float *at(pare_plan *p, int a, int c, int y, int x)
     return pare_engine_act(p, a) + c * s->cs + (long)(y + s->P) * s->rs + (x + s->P);
 }
 
+/* How a conv step with `units` filter units splits over T threads: rows (one
+ * call per output row in rows mode) and position tiles, and by positions when
+ * there are enough of them (every thread then does every filter: balanced
+ * whatever the sparsity), else by units; returns the threads to use. */
+static int conv_threads(const pare_step *st, const pare_act *oa, int units, int T, long *rows, long *tiles,
+                        int *by_pos)
+{
+    *rows = st->rows_mode ? oa->H : 1;
+    *tiles = (st->n_pos + SPLIT - 1) / SPLIT;
+    *by_pos = *tiles * *rows >= 2L * T || units < T;
+    if (T > units && !*by_pos)
+        T = units > 0 ? units : 1;
+    return T;
+}
+
 /* Thread t's share of row r of a conv step: positions [q0, q1) and filter
  * units [u0, u1); 0 when it has none. By positions when there are enough of
  * them (whole rows in rows mode, else tiles of SPLIT), else by units. */
@@ -144,13 +159,9 @@ static void run_conv(pare_plan *p, pare_step *st)
     const pare_conv_layer *L = &st->conv;
     int units = st->ck == PARE_CK_NM ? L->n_nm : st->ck == PARE_CK_PATTERN ? L->n_pf : L->n_groups;
     int T = p->threads;
-    long rows = st->rows_mode ? oa->H : 1;
-    long tiles = (st->n_pos + SPLIT - 1) / SPLIT;
-    /* Split positions when there are enough of them (every thread then does
-     * every filter: balanced whatever the sparsity), else filters. */
-    int by_pos = tiles * rows >= 2L * T || units < T;
-    if (T > units && !by_pos)
-        T = units > 0 ? units : 1;
+    long rows, tiles;
+    int by_pos;
+    T = conv_threads(st, oa, units, T, &rows, &tiles, &by_pos);
 #pragma omp parallel num_threads(T) if (T > 1)
     {
         int t = tid(), nt = T;
@@ -475,11 +486,9 @@ static void run_qconv(pare_plan *p, pare_step *st)
         run_qconv_gathered(p, st, &io);
         return;
     }
-    long rows = st->rows_mode ? oa->H : 1;
-    long tiles = (st->n_pos + SPLIT - 1) / SPLIT;
-    int by_pos = tiles * rows >= 2L * T || units < T;
-    if (T > units && !by_pos)
-        T = units > 0 ? units : 1;
+    long rows, tiles;
+    int by_pos;
+    T = conv_threads(st, oa, units, T, &rows, &tiles, &by_pos);
 #pragma omp parallel num_threads(T) if (T > 1)
     {
         int t = tid(), nt = T;

@@ -50,9 +50,15 @@ static void free_param(pare_param *p)
     free(p->scheme);
     pare_tensor_free(p->t);
     free(p->mask);
-    free(p->q.scale);
-    free(p->q.zero_point);
-    free(p->q.codebook);
+    pare_qparams_clear(&p->q);
+}
+
+void pare_qparams_clear(pare_qparams *q)
+{
+    free(q->scale);
+    free(q->zero_point);
+    free(q->codebook);
+    memset(q, 0, sizeof *q);
 }
 
 void pare_graph_free(pare_graph *g)
@@ -304,6 +310,40 @@ pare_status pare_graph_set_output(pare_graph *g, int x)
     return PARE_OK;
 }
 
+/* What hangs on a parameter's values: flags, mask, scheme and quantization;
+ * d's own are NULL. */
+static pare_status copy_attachments(pare_param *d, const pare_param *s)
+{
+    d->trainable = s->trainable;
+    d->frozen = s->frozen;
+    if (s->scheme && !(d->scheme = pare_strdup(s->scheme)))
+        return pare_fail(PARE_ENOMEM, "out of memory copying %s", s->name);
+    if (s->mask) {
+        if (!(d->mask = malloc(s->t->n ? s->t->n : 1)))
+            return pare_fail(PARE_ENOMEM, "out of memory copying %s", s->name);
+        memcpy(d->mask, s->mask, s->t->n);
+    }
+    d->q = s->q;
+    d->q.scale = NULL;
+    d->q.zero_point = NULL;
+    d->q.codebook = NULL;
+    if (s->q.n > 0) {
+        d->q.scale = malloc(sizeof(float) * (size_t)s->q.n);
+        d->q.zero_point = malloc(sizeof(int32_t) * (size_t)s->q.n);
+        if (!d->q.scale || !d->q.zero_point)
+            return pare_fail(PARE_ENOMEM, "out of memory copying %s", s->name);
+        memcpy(d->q.scale, s->q.scale, sizeof(float) * (size_t)s->q.n);
+        memcpy(d->q.zero_point, s->q.zero_point, sizeof(int32_t) * (size_t)s->q.n);
+    }
+    if (s->q.codebook && s->q.k > 0 && s->q.d > 0) {
+        size_t kd = (size_t)s->q.k * (size_t)s->q.d;
+        if (!(d->q.codebook = malloc(sizeof(float) * kd)))
+            return pare_fail(PARE_ENOMEM, "out of memory copying %s", s->name);
+        memcpy(d->q.codebook, s->q.codebook, sizeof(float) * kd);
+    }
+    return PARE_OK;
+}
+
 static pare_status copy_param(pare_param *d, const pare_param *s)
 {
     memset(d, 0, sizeof *d);
@@ -313,39 +353,20 @@ static pare_status copy_param(pare_param *d, const pare_param *s)
         return PARE_ENOMEM;
     d->node = s->node;
     d->role = s->role;
-    d->trainable = s->trainable;
-    d->frozen = s->frozen;
-    if (s->scheme) {
-        d->scheme = pare_strdup(s->scheme);
-        if (!d->scheme)
-            return PARE_ENOMEM;
-    }
-    if (s->mask) {
-        d->mask = malloc(s->t->n);
-        if (!d->mask)
-            return pare_fail(PARE_ENOMEM, "out of memory");
-        memcpy(d->mask, s->mask, s->t->n);
-    }
-    d->q = s->q;
-    d->q.scale = NULL;
-    d->q.zero_point = NULL;
-    if (s->q.n > 0) {
-        d->q.scale = malloc(sizeof(float) * (size_t)s->q.n);
-        d->q.zero_point = malloc(sizeof(int32_t) * (size_t)s->q.n);
-        if (!d->q.scale || !d->q.zero_point)
-            return pare_fail(PARE_ENOMEM, "out of memory");
-        memcpy(d->q.scale, s->q.scale, sizeof(float) * (size_t)s->q.n);
-        memcpy(d->q.zero_point, s->q.zero_point, sizeof(int32_t) * (size_t)s->q.n);
-    }
-    d->q.codebook = NULL;
-    if (s->q.codebook && s->q.k > 0 && s->q.d > 0) {
-        size_t kd = (size_t)s->q.k * (size_t)s->q.d;
-        d->q.codebook = malloc(sizeof(float) * kd);
-        if (!d->q.codebook)
-            return pare_fail(PARE_ENOMEM, "out of memory");
-        memcpy(d->q.codebook, s->q.codebook, sizeof(float) * kd);
-    }
-    return PARE_OK;
+    return copy_attachments(d, s);
+}
+
+pare_status pare_param_copy_into(pare_param *d, const pare_param *s)
+{
+    if (d->role != s->role || d->t->n != s->t->n)
+        return pare_fail(PARE_EINVAL, "rebuilding: parameter %s changed shape", s->name);
+    memcpy(d->t->data, s->t->data, sizeof(float) * s->t->n);
+    free(d->mask);
+    free(d->scheme);
+    d->mask = NULL;
+    d->scheme = NULL;
+    pare_qparams_clear(&d->q);
+    return copy_attachments(d, s);
 }
 
 pare_status pare_graph_clone(const pare_graph *g, pare_graph **out)

@@ -169,6 +169,12 @@ const char *pare_graph_meta_get(const pare_graph *g, const char *key);
 
 /* Deep copy. */
 pare_status pare_graph_clone(const pare_graph *g, pare_graph **out);
+/* Copies s's values and all that hangs on them (trainable and frozen flags,
+ * mask, scheme, quantization) into d, a parameter of the same role and size
+ * in another graph; d's own are replaced. */
+pare_status pare_param_copy_into(pare_param *d, const pare_param *s);
+/* Frees a tensor's quantization parameters: it is float again (values stay). */
+void pare_qparams_clear(pare_qparams *q);
 
 /* The name of a parameter role ("weight", "bias", ...) and its inverse (-1). */
 const char *pare_role_name(pare_param_role r);

@@ -220,3 +220,28 @@ void cli_apply_model_norm(const pare_graph *g, pare_dataset *ds)
     if (n > 0)
         pare_dataset_set_normalization(ds, n, mean, std);
 }
+
+pare_status cli_load_train_test(const char *cmd, const pare_graph *g, const char *spec, const char *tr_img,
+                                const char *tr_lab, const char *te_img, const char *te_lab, long limit,
+                                long test_limit, int need_train, int data_given, int quiet, pare_dataset **train,
+                                pare_dataset **test)
+{
+    *train = *test = NULL;
+    pare_status s = cli_load_data(spec, te_img, te_lab, PARE_SPLIT_TEST, test_limit, test);
+    if (s != PARE_OK) {
+        /* Without training, accuracy is a bonus: skip it when the default
+         * data is absent, but not when the user asked for data. */
+        if (need_train || data_given)
+            return s;
+        *test = NULL;
+        if (!quiet)
+            fprintf(stderr, "pare %s: no test data (%s); accuracy is not reported\n", cmd, pare_last_error());
+    }
+    if (need_train && (s = cli_load_data(spec, tr_img, tr_lab, PARE_SPLIT_TRAIN, limit, train)) != PARE_OK)
+        return s;
+    if (*train)
+        cli_apply_model_norm(g, *train);
+    if (*test)
+        cli_apply_model_norm(g, *test);
+    return PARE_OK;
+}

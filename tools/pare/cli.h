@@ -56,6 +56,16 @@ pare_status cli_load_data(const char *spec, const char *images, const char *labe
 /* Applies the normalisation a model was trained with, if it records one. */
 void cli_apply_model_norm(const pare_graph *g, pare_dataset *ds);
 
+/* The data of a command that may train g (prune, share): the test split, and
+ * the training split when need_train, both normalised as g was trained. The
+ * test split is optional when nothing trains and the user gave no data
+ * (data_given 0): then *test is NULL and, unless quiet, a line says accuracy
+ * is not reported. */
+pare_status cli_load_train_test(const char *cmd, const pare_graph *g, const char *spec, const char *tr_img,
+                                const char *tr_lab, const char *te_img, const char *te_lab, long limit,
+                                long test_limit, int need_train, int data_given, int quiet, pare_dataset **train,
+                                pare_dataset **test);
+
 int cmd_train(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

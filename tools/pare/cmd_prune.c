@@ -175,22 +175,10 @@ int cmd_prune(int argc, char **argv)
         goto fail;
     int need_train = pc.method != PARE_PRUNE_ONESHOT || pc.finetune_epochs > 0;
     int data_given = cli_find(&cmd, "--data")->set || tr_img || te_img;
-    s = cli_load_data(data, te_img, te_lab, PARE_SPLIT_TEST, test_limit, &test);
-    if (s != PARE_OK) {
-        /* Without training, accuracy is a bonus: skip it when the default
-         * data is absent, but not when the user asked for data. */
-        if (need_train || data_given)
-            goto fail;
-        test = NULL;
-        if (!quiet)
-            fprintf(stderr, "pare prune: no test data (%s); accuracy is not reported\n", pare_last_error());
-    }
-    if (need_train && (s = cli_load_data(data, tr_img, tr_lab, PARE_SPLIT_TRAIN, limit, &train)) != PARE_OK)
+    s = cli_load_train_test("prune", g, data, tr_img, tr_lab, te_img, te_lab, limit, test_limit, need_train,
+                            data_given, quiet, &train, &test);
+    if (s != PARE_OK)
         goto fail;
-    if (train)
-        cli_apply_model_norm(g, train);
-    if (test)
-        cli_apply_model_norm(g, test);
     ui u = {0};
     u.bar = pare_progress_new(stderr, quiet ? 0 : -1);
     u.quiet = quiet;
