@@ -120,6 +120,20 @@ pare_status pare_graph_set_output(pare_graph *g, int x);
  * for conv and linear weights and biases; BN gamma 1, beta 0, running mean 0, var 1),
  * deterministically from the seed. Builders already call it with seed 0. */
 pare_status pare_graph_init_params(pare_graph *g, uint64_t seed);
+/* Conv and linear weight initialisations (fan_in = in_channels/groups x kh x kw or
+ * in_features; fan_out = out_channels x kh x kw or out_features):
+ * DEFAULT: PyTorch's default above;
+ * HE_NORMAL: normal with std sqrt(2 / fan_in), biases 0 (torch kaiming_normal_, ReLU);
+ * HE_UNIFORM: uniform ±sqrt(6 / fan_in), biases 0 (torch kaiming_uniform_, ReLU);
+ * XAVIER_UNIFORM: uniform ±sqrt(6 / (fan_in + fan_out)), biases 0 (Glorot).
+ * Batch norm is initialised as above under every scheme. */
+typedef enum pare_init_scheme {
+    PARE_INIT_DEFAULT = 0,
+    PARE_INIT_HE_NORMAL,
+    PARE_INIT_HE_UNIFORM,
+    PARE_INIT_XAVIER_UNIFORM
+} pare_init_scheme;
+pare_status pare_graph_init_params_as(pare_graph *g, uint64_t seed, pare_init_scheme scheme);
 
 /* The model zoo: "lenet", "fmnist-cnn", "resnet20", "vgg11-bn", "mobilenetv2"
  * (CIFAR widths), and the 224x224 inference models "resnet18", "vgg16",

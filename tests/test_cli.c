@@ -112,6 +112,8 @@ PARE_TEST(cli_bad_flags)
     expect_error("train --model lenet --out m.pare --lr nan", 2, "not a valid number");
     expect_error("train --model lenet --out m.pare --lr 1e-20", 2, "out of range");
     expect_error("train --model lenet --out m.pare --optimizer adam", 2, "'adam' is not one of: sgd, adamw");
+    expect_error("train --model lenet --out m.pare --init kaiming", 2, "'kaiming' is not one of: default, he-normal");
+    expect_error("train --from m.pare --out n.pare --init he-normal", 2, "--init initialises a zoo model");
     expect_error("train --model lenet --out m.pare --epochs", 2, "--epochs needs a value");
     expect_error("train --model lenet --out m.pare --epochs 1 --epochs 2", 2, "given twice");
     expect_error("train --model lenet --out m.pare --nesterov=1", 2, "takes no value");

@@ -3,6 +3,7 @@
  * same final model, masks and frozen layers kept, bad input refused, and
  * LeNet learning Fashion-MNIST. */
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -461,6 +462,88 @@ PARE_TEST(train_evaluate_matches_forward)
     pare_dataset_free(te);
 }
 
+/* Mean, standard deviation, largest magnitude and share beyond k standard deviations. */
+static void value_stats(const float *x, size_t n, double k_sd, double *mean, double *sd, double *amax,
+                        double *beyond)
+{
+    double s = 0, q = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        s += x[i];
+        q += (double)x[i] * x[i];
+        m = fabs(x[i]) > m ? fabs(x[i]) : m;
+    }
+    *mean = s / (double)n;
+    *sd = sqrt(q / (double)n - *mean * *mean);
+    *amax = m;
+    size_t b = 0;
+    for (size_t i = 0; i < n; i++)
+        b += fabs(x[i]) > k_sd * *sd;
+    *beyond = (double)b / (double)n;
+}
+
+PARE_TEST(init_schemes_draw_their_distributions)
+{
+    pare_graph *g = pare_graph_new("init");
+    int x = pare_graph_input(g, 64, 6, 6);
+    x = pare_graph_conv2d(g, x, 128, 3, 1, 1, "conv"); /* fan_in 576, fan_out 1152 */
+    x = pare_graph_batchnorm(g, x, "bn");
+    x = pare_graph_flatten(g, x, "flat");
+    pare_graph_linear(g, x, 300, 1, "fc"); /* fan_in 4608, fan_out 300 */
+    CHECK_OK(pare_graph_status(g));
+    size_t nw, nb, nfw, nfb, ng;
+    float *w = pare_graph_param_data(g, "conv.weight", &nw), *b = pare_graph_param_data(g, "conv.bias", &nb);
+    float *fw = pare_graph_param_data(g, "fc.weight", &nfw), *fb = pare_graph_param_data(g, "fc.bias", &nfb);
+    float *gamma = pare_graph_param_data(g, "bn.gamma", &ng);
+    CHECK(w && b && fw && fb && gamma && nw == 73728 && nfw == 300 * 4608);
+    double mean, sd, amax, beyond;
+
+    CHECK_OK(pare_graph_init_params_as(g, 7, PARE_INIT_HE_NORMAL));
+    value_stats(w, nw, 2.0, &mean, &sd, &amax, &beyond);
+    CHECK_NEAR(sd, sqrt(2.0 / 576), 0.01 * sqrt(2.0 / 576));
+    CHECK(fabs(mean) < 0.02 * sd);
+    CHECK_NEAR(beyond, 0.0455, 0.005); /* a normal's share beyond 2 sd; a uniform has none */
+    value_stats(fw, nfw, 2.0, &mean, &sd, &amax, &beyond);
+    CHECK_NEAR(sd, sqrt(2.0 / 4608), 0.01 * sqrt(2.0 / 4608));
+    for (size_t i = 0; i < nb; i++)
+        CHECK(b[i] == 0.0f);
+    for (size_t i = 0; i < nfb; i++)
+        CHECK(fb[i] == 0.0f);
+    for (size_t i = 0; i < ng; i++)
+        CHECK(gamma[i] == 1.0f);
+    float w0 = w[0], w1 = w[12345];
+    CHECK_OK(pare_graph_init_params_as(g, 7, PARE_INIT_HE_NORMAL)); /* same seed: same values */
+    CHECK(w[0] == w0 && w[12345] == w1);
+
+    CHECK_OK(pare_graph_init_params_as(g, 7, PARE_INIT_HE_UNIFORM));
+    value_stats(w, nw, 1.0, &mean, &sd, &amax, &beyond);
+    double bound = sqrt(6.0 / 576);
+    CHECK(amax <= bound && amax > 0.999 * bound);
+    CHECK_NEAR(sd, sqrt(2.0 / 576), 0.01 * sqrt(2.0 / 576)); /* U(±a) has variance a²/3 */
+    CHECK_NEAR(beyond, 1.0 - 1.0 / sqrt(3.0), 0.01);       /* share beyond one sd */
+    CHECK(b[5] == 0.0f);
+
+    CHECK_OK(pare_graph_init_params_as(g, 7, PARE_INIT_XAVIER_UNIFORM));
+    value_stats(fw, nfw, 1.0, &mean, &sd, &amax, &beyond);
+    bound = sqrt(6.0 / (4608 + 300));
+    CHECK(amax <= bound && amax > 0.999 * bound);
+    value_stats(w, nw, 1.0, &mean, &sd, &amax, &beyond);
+    bound = sqrt(6.0 / (576 + 1152));
+    CHECK(amax <= bound && amax > 0.999 * bound);
+
+    CHECK_OK(pare_graph_init_params_as(g, 8, PARE_INIT_DEFAULT)); /* PyTorch's: biases drawn too */
+    value_stats(w, nw, 1.0, &mean, &sd, &amax, &beyond);
+    CHECK(amax <= 1.0 / sqrt(576) && amax > 0.999 / sqrt(576));
+    value_stats(b, nb, 1.0, &mean, &sd, &amax, &beyond);
+    CHECK(amax > 0.5 / sqrt(576) && amax <= 1.0 / sqrt(576));
+    float d0 = w[0];
+    CHECK_OK(pare_graph_init_params(g, 8));
+    CHECK(w[0] == d0);
+
+    CHECK_STATUS(pare_graph_init_params_as(g, 8, (pare_init_scheme)9), PARE_EINVAL);
+    CHECK(strstr(pare_last_error(), "scheme 9"));
+    pare_graph_free(g);
+}
+
 PARE_TEST(train_lenet_fashion_mnist)
 {
     pare_dataset *tr = NULL, *te = NULL;
@@ -472,11 +555,17 @@ PARE_TEST(train_lenet_fashion_mnist)
     CHECK_OK(pare_dataset_limit(tr, 5000));
     pare_graph *g;
     CHECK_OK(pare_zoo_build("lenet", 0, 0, &g));
+    CHECK_OK(pare_graph_init_params_as(g, 0, PARE_INIT_HE_UNIFORM));
     pare_train_config c;
     pare_train_config_init(&c);
     c.epochs = 1;
-    c.batch = 16;
-    c.nesterov = 1;
+    c.batch = 4;
+    c.optimizer = PARE_OPT_ADAMW;
+    c.lr = 0.002f;
+    c.beta1 = 0.8f;
+    c.beta2 = 0.95f;
+    c.weight_decay = 0;
+    c.warmup_steps = 200;
     c.threads = 2;
     pare_trainer *t;
     CHECK_OK(pare_trainer_new(g, &c, &t));
@@ -484,11 +573,10 @@ PARE_TEST(train_lenet_fashion_mnist)
     pare_epoch_stats st;
     CHECK_OK(pare_trainer_epoch_stats(t, 1, &st));
     printf("  lenet, 5,000 images, 1 epoch: test accuracy %.2f%%\n", 100 * st.test_acc);
-    /* One epoch on 5,000 images: pare gives 75.7-78.3% over seeds 0-7 with this
-     * recipe (rounding alone moves it by ~2 points); PyTorch on the same data
-     * and its recipe gives 73.7-74.4% (batch 32/16, bench/peers/torch_train.py).
-     * The issue asked for 80%, which neither reaches in one epoch. */
-    CHECKF(st.test_acc >= 0.74, "test accuracy %.4f", st.test_acc);
+    /* One epoch on 5,000 images with He init and this AdamW recipe: 80.5-82.0%
+     * over seeds 0-7 (seed 0: 81.2%, the same under PARE_ISA=ref, avx2 and
+     * avx512); with PyTorch's default init the best recipe found gave 78.2-80.3%. */
+    CHECKF(st.test_acc >= 0.80, "test accuracy %.4f", st.test_acc);
     pare_trainer_free(t);
     pare_graph_free(g);
     pare_dataset_free(tr);

@@ -304,18 +304,25 @@ float *pare_graph_param_data(pare_graph *g, const char *name, size_t *n)
     return NULL;
 }
 
-pare_status pare_graph_init_params(pare_graph *g, uint64_t seed)
+pare_status pare_graph_init_params_as(pare_graph *g, uint64_t seed, pare_init_scheme scheme)
 {
     if (!g)
         return pare_fail(PARE_EINVAL, "no graph");
     if (g->err)
         return g->err;
+    if ((int)scheme < PARE_INIT_DEFAULT || scheme > PARE_INIT_XAVIER_UNIFORM)
+        return pare_fail(PARE_EINVAL, "initialisation scheme %d is not one of pare_init_scheme's", (int)scheme);
     for (int i = 0; i < g->n_nodes; i++) {
         const pare_op_def *def = pare_op_get(g->nodes[i].op);
         if (def->init)
-            def->init(g, i, seed);
+            def->init(g, i, seed, (int)scheme);
     }
     return PARE_OK;
+}
+
+pare_status pare_graph_init_params(pare_graph *g, uint64_t seed)
+{
+    return pare_graph_init_params_as(g, seed, PARE_INIT_DEFAULT);
 }
 
 void pare_graph_input_shape(const pare_graph *g, int *c, int *h, int *w)

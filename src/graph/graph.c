@@ -219,7 +219,7 @@ int pare_graph_add_node(pare_graph *g, pare_op_type op, const int *in, int n_in,
         }
     }
     if (def->init)
-        def->init(g, id, 0);
+        def->init(g, id, 0, PARE_INIT_DEFAULT);
     if (op != PARE_OP_INPUT)
         g->output = id;
     return id;

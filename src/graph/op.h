@@ -51,8 +51,8 @@ typedef struct pare_op_def {
     pare_status (*infer)(const pare_graph *g, pare_node *n);
     /* Fills specs (up to PARE_NODE_MAX_PARAMS) and returns how many; may be NULL (none). */
     int (*params)(const pare_graph *g, const pare_node *n, pare_param_spec *specs);
-    /* Parameter initialisation; NULL: leave zeros. */
-    void (*init)(pare_graph *g, int node, uint64_t seed);
+    /* Parameter initialisation by scheme (a pare_init_scheme); NULL: leave zeros. */
+    void (*init)(pare_graph *g, int node, uint64_t seed, int scheme);
     void (*forward)(const pare_op_ctx *c);
     void (*backward)(const pare_op_ctx *c);
     /* Per-thread workspace in floats for a batch; NULL: none. */

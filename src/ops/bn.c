@@ -31,9 +31,10 @@ static int bn_params(const pare_graph *g, const pare_node *n, pare_param_spec *s
     return 4;
 }
 
-static void bn_init(pare_graph *g, int node, uint64_t seed)
+static void bn_init(pare_graph *g, int node, uint64_t seed, int scheme)
 {
     (void)seed;
+    (void)scheme;
     const pare_node *n = &g->nodes[node];
     for (int k = 0; k < 4; k++) {
         pare_tensor *t = g->params[n->param[k]].t;

@@ -120,17 +120,14 @@ static int conv_params(const pare_graph *g, const pare_node *n, pare_param_spec 
     return 2;
 }
 
-static void conv_init(pare_graph *g, int node, uint64_t seed)
+static void conv_init(pare_graph *g, int node, uint64_t seed, int scheme)
 {
     const pare_node *n = &g->nodes[node];
     pare_tensor *w = g->params[n->param[0]].t;
-    int fan_in = w->dims[1] * w->dims[2] * w->dims[3];
-    float bound = 1.0f / sqrtf((float)fan_in);
-    pare_init_uniform(w->data, w->n, bound, seed, node, PARE_ROLE_WEIGHT);
-    if (n->n_param > 1) {
-        pare_tensor *b = g->params[n->param[1]].t;
-        pare_init_uniform(b->data, b->n, bound, seed, node, PARE_ROLE_BIAS);
-    }
+    int taps = w->dims[2] * w->dims[3];
+    pare_tensor *b = n->n_param > 1 ? g->params[n->param[1]].t : NULL;
+    pare_init_layer(w->data, w->n, b ? b->data : NULL, b ? b->n : 0, w->dims[1] * taps, w->dims[0] * taps,
+                    scheme, seed, node);
 }
 
 static double conv_macs(const pare_graph *g, const pare_node *n)

@@ -32,16 +32,13 @@ static int linear_params(const pare_graph *g, const pare_node *n, pare_param_spe
     return 2;
 }
 
-static void linear_init(pare_graph *g, int node, uint64_t seed)
+static void linear_init(pare_graph *g, int node, uint64_t seed, int scheme)
 {
     const pare_node *n = &g->nodes[node];
     pare_tensor *w = g->params[n->param[0]].t;
-    float bound = 1.0f / sqrtf((float)w->dims[1]);
-    pare_init_uniform(w->data, w->n, bound, seed, node, PARE_ROLE_WEIGHT);
-    if (n->n_param > 1) {
-        pare_tensor *b = g->params[n->param[1]].t;
-        pare_init_uniform(b->data, b->n, bound, seed, node, PARE_ROLE_BIAS);
-    }
+    pare_tensor *b = n->n_param > 1 ? g->params[n->param[1]].t : NULL;
+    pare_init_layer(w->data, w->n, b ? b->data : NULL, b ? b->n : 0, w->dims[1], w->dims[0], scheme, seed,
+                    node);
 }
 
 static double linear_macs(const pare_graph *g, const pare_node *n)

@@ -33,6 +33,10 @@ extern const pare_op_def pare_op_fakequant;
 
 /* Uniform(-b, b) fill keyed by (seed, node, role). */
 void pare_init_uniform(float *x, size_t n, float bound, uint64_t seed, int node, int role);
+/* A conv or linear layer's weights (nw values) and bias (nb values, b may be NULL)
+ * by a pare_init_scheme, keyed by (seed, node). */
+void pare_init_layer(float *w, size_t nw, float *b, size_t nb, int fan_in, int fan_out, int scheme,
+                     uint64_t seed, int node);
 
 /* The thread number inside a parallel region (0 outside). */
 int pare_thread_id(void);

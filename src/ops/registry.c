@@ -1,4 +1,5 @@
 /* The one table of ops, indexed by pare_op_type. */
+#include <math.h>
 #include <string.h>
 
 #include "core/rng.h"
@@ -56,6 +57,30 @@ void pare_init_uniform(float *x, size_t n, float bound, uint64_t seed, int node,
     pare_rng_seed(&r, seed, 0x1417, (uint64_t)node, (uint64_t)role);
     for (size_t i = 0; i < n; i++)
         x[i] = bound * (2.0f * pare_rng_uniform(&r) - 1.0f);
+}
+
+void pare_init_layer(float *w, size_t nw, float *b, size_t nb, int fan_in, int fan_out, int scheme,
+                     uint64_t seed, int node)
+{
+    float fi = (float)(fan_in > 0 ? fan_in : 1), fo = (float)(fan_out > 0 ? fan_out : 1);
+    if (scheme == PARE_INIT_DEFAULT) {
+        pare_init_uniform(w, nw, 1.0f / sqrtf(fi), seed, node, PARE_ROLE_WEIGHT);
+        if (b)
+            pare_init_uniform(b, nb, 1.0f / sqrtf(fi), seed, node, PARE_ROLE_BIAS);
+        return;
+    }
+    if (scheme == PARE_INIT_HE_NORMAL) {
+        pare_rng r;
+        pare_rng_seed(&r, seed, 0x1417, (uint64_t)node, (uint64_t)PARE_ROLE_WEIGHT);
+        double sd = sqrt(2.0 / fi);
+        for (size_t i = 0; i < nw; i++)
+            w[i] = (float)(sd * pare_rng_normal(&r));
+    } else {
+        float bound = scheme == PARE_INIT_HE_UNIFORM ? sqrtf(6.0f / fi) : sqrtf(6.0f / (fi + fo));
+        pare_init_uniform(w, nw, bound, seed, node, PARE_ROLE_WEIGHT);
+    }
+    for (size_t i = 0; b && i < nb; i++)
+        b[i] = 0.0f;
 }
 
 int pare_thread_id(void)

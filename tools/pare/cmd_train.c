@@ -210,6 +210,7 @@ static int train_main(int argc, char **argv, int finetune)
     const char *cname = finetune ? "finetune" : "train";
     static const char *const optimizers[] = {"sgd", "adamw", NULL};
     static const char *const schedules[] = {"constant", "step", "cosine", NULL};
+    static const char *const inits[] = {"default", "he-normal", "he-uniform", "xavier-uniform", NULL};
     pare_train_config cfg;
     pare_train_config_init(&cfg);
     if (finetune) {
@@ -219,7 +220,7 @@ static int train_main(int argc, char **argv, int finetune)
     pare_efficiency *ef = &cfg.eff;
     const char *model = NULL, *from = NULL, *data = "fashion-mnist", *out = NULL, *plot = NULL;
     const char *ckpt = NULL, *tr_img = NULL, *tr_lab = NULL, *te_img = NULL, *te_lab = NULL;
-    int opt_i = 0, sched_i = 2, json = 0, quiet = 0, no_test = 0, classes = 0;
+    int opt_i = 0, sched_i = 2, init_i = 0, json = 0, quiet = 0, no_test = 0, classes = 0;
     int dequantize = 0, qat_bits = 0, act_bits = 8;
     float act_ema = 0;
     long limit = 0, test_limit = 0, calib_samples = 1000;
@@ -253,6 +254,7 @@ static int train_main(int argc, char **argv, int finetune)
         {"--crop", CLI_INT, &cfg.augment_crop_pad, "PAD", "random crop after padding by PAD pixels (0: off)", NULL, 0, 64, 0},
         {"--flip", CLI_FLAG, &cfg.augment_hflip, NULL, "random horizontal flips", NULL, 0, 0, 0},
         {"--classes", CLI_INT, &classes, "N", "classes of a zoo model (10)", NULL, 1, 1 << 20, 0},
+        {"--init", CLI_CHOICE, &init_i, "NAME", "a zoo model's conv/linear weight initialisation (default: PyTorch's)", inits, 0, 0, 0},
         {"--checkpoint", CLI_STRING, &ckpt, "FILE", "checkpoint file (OUT.ckpt)", NULL, 0, 0, 0},
         {"--checkpoint-every", CLI_LONG, &cfg.checkpoint_every, "STEPS", "also checkpoint every STEPS steps (0: epoch ends only)", NULL, 0, 1e12, 0},
         {"--resume", CLI_FLAG, &cfg.resume, NULL, "continue from the checkpoint if there is one", NULL, 0, 0, 0},
@@ -315,6 +317,8 @@ static int train_main(int argc, char **argv, int finetune)
         return cli_error(cname, EXIT_USAGE, "--out FILE is required (where the trained model goes)");
     if (!model == !from)
         return cli_error(cname, EXIT_USAGE, "give either --model NAME (a zoo model) or --from FILE (a model to continue)");
+    if (!model && cli_find(&cmd, "--init")->set)
+        return cli_error(cname, EXIT_USAGE, "--init initialises a zoo model: it goes with --model NAME");
     if (ef->sparse_scheme && !(ef->sparse > 0))
         return cli_error(cname, EXIT_USAGE, "--scheme belongs to sparse training: give --sparse-train F too");
     if (!tr_img != !tr_lab || !te_img != !te_lab)
@@ -343,10 +347,13 @@ static int train_main(int argc, char **argv, int finetune)
     pare_graph *float_src = NULL;
     pare_status s;
     int code = 1;
-    if (model)
+    if (model) {
         s = pare_zoo_build(model, classes, cfg.seed, &g);
-    else
+        if (s == PARE_OK && init_i)
+            s = pare_graph_init_params_as(g, cfg.seed, (pare_init_scheme)init_i);
+    } else {
         s = pare_graph_load(from, &g);
+    }
     if (s != PARE_OK)
         goto fail_status;
     s = cli_load_data(data, tr_img, tr_lab, PARE_SPLIT_TRAIN, limit, &train);
