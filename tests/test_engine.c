@@ -237,6 +237,126 @@ PARE_TEST(engine_conv_kernels_vs_ref)
     printf("  %d kernel cases\n", cases);
 }
 
+/* The depthwise kernel of every ISA against the reference: kernels 1x1 to
+ * 5x5, strides 1 and 2 each way, every padding up to the halo, widths across
+ * every vector and tile edge (1 to 70 columns), residuals, activations, and
+ * the engine's two splits (channels, rows); the input ends at a guard page
+ * and unstored output cells keep their sentinel. */
+PARE_TEST(engine_dw_kernel_vs_ref)
+{
+    const pare_conv_kernels *ref = pare_conv_at(PARE_ISA_REF);
+    pare_rng r;
+    pare_rng_seed(&r, 77, 0, 0, 0);
+    int cases = 0;
+    for (int level = 1; level < PARE_ISA_COUNT; level++) {
+        const pare_conv_kernels *k = pare_conv_at(level);
+        if (!k)
+            continue;
+        for (int it = 0; it < 300; it++) {
+            pare_conv_layer L;
+            memset(&L, 0, sizeof L);
+            static const int ks[] = {1, 3, 3, 5};
+            L.dw_kh = ks[pare_rng_below(&r, 4)];
+            L.dw_kw = ks[pare_rng_below(&r, 4)];
+            L.dw_sh = 1 + (int)pare_rng_below(&r, 2);
+            L.dw_sw = 1 + (int)pare_rng_below(&r, 2);
+            int P = (L.dw_kh > L.dw_kw ? L.dw_kh : L.dw_kw) / 2 + (int)pare_rng_below(&r, 2);
+            L.dw_pt = (int)pare_rng_below(&r, (uint64_t)P + 1);
+            L.dw_pl = (int)pare_rng_below(&r, (uint64_t)P + 1);
+            int pb = (int)pare_rng_below(&r, (uint64_t)P + 1), pr = (int)pare_rng_below(&r, (uint64_t)P + 1);
+            int C = 1 + (int)pare_rng_below(&r, 5);
+            int H = L.dw_kh + (int)pare_rng_below(&r, 20), W = 1 + (int)pare_rng_below(&r, 140);
+            if (W + L.dw_pl + pr < L.dw_kw)
+                W = L.dw_kw;
+            int Ho = (H + L.dw_pt + pb - L.dw_kh) / L.dw_sh + 1, Wo = (W + L.dw_pl + pr - L.dw_kw) / L.dw_sw + 1;
+            if (Ho < 1 || Wo < 1)
+                continue;
+            long rs = W + 2L * P, cs = (H + 2L * P) * rs, n_in = C * cs;
+            float *in = pare_guard_alloc((size_t)n_in);
+            for (long i = 0; i < n_in; i++)
+                in[i] = frand(&r);
+            for (int c = 0; c < C; c++) /* the halo holds zeros, as in the engine */
+                for (long y = 0; y < H + 2L * P; y++)
+                    for (long x = 0; x < rs; x++)
+                        if (y < P || y >= P + H || x < P || x >= P + W)
+                            in[c * cs + y * rs + x] = 0.0f;
+            float *w = malloc(sizeof(float) * (size_t)(C * L.dw_kh * L.dw_kw + C));
+            for (int i = 0; i < C * L.dw_kh * L.dw_kw + C; i++)
+                w[i] = frand(&r);
+            L.dw_w = w;
+            L.dw_b = w + C * L.dw_kh * L.dw_kw;
+            long ors = Wo + 3, ocs = (long)Ho * ors, n_out = C * ocs;
+            float *o1 = pare_guard_alloc((size_t)n_out), *o2 = pare_guard_alloc((size_t)n_out);
+            float *res = pare_guard_alloc((size_t)n_out);
+            for (long i = 0; i < n_out; i++) {
+                o1[i] = o2[i] = 1234.5f;
+                res[i] = frand(&r);
+            }
+            pare_dw_io io;
+            memset(&io, 0, sizeof io);
+            io.in = in + (long)P * rs + P;
+            io.in_cs = cs;
+            io.in_rs = rs;
+            io.out_cs = ocs;
+            io.out_rs = ors;
+            io.res = pare_rng_below(&r, 2) ? res : NULL;
+            io.res_cs = ocs;
+            io.res_rs = ors;
+            io.wo = Wo;
+            io.act = (int)pare_rng_below(&r, 3);
+            int by_rows = it % 2, cut = by_rows ? (int)pare_rng_below(&r, (uint64_t)Ho + 1)
+                                                : (int)pare_rng_below(&r, (uint64_t)C + 1);
+            for (int pass = 0; pass < 2; pass++) {
+                const pare_conv_kernels *kk = pass ? k : ref;
+                io.out = pass ? o2 : o1;
+                if (by_rows) {
+                    kk->f32_convdw(&io, &L, 0, C, 0, cut);
+                    kk->f32_convdw(&io, &L, 0, C, cut, Ho);
+                } else {
+                    kk->f32_convdw(&io, &L, 0, cut, 0, Ho);
+                    kk->f32_convdw(&io, &L, cut, C, 0, Ho);
+                }
+            }
+            int bad = 0;
+            for (long i = 0; i < n_out && !bad; i++) {
+                float a = o1[i], b = o2[i];
+                int stored = i % ors < Wo;
+                if (!stored && (a != 1234.5f || b != 1234.5f))
+                    bad = 1;
+                if (!(fabsf(a - b) <= 1e-5f * (1 + fabsf(a))))
+                    bad = 1;
+                if (bad)
+                    CHECKF(0, "%s: k %dx%d s %dx%d pad %d,%d C %d %dx%d: out[%ld] = %g, ref %g",
+                           pare_isa_name((pare_isa_level)level), L.dw_kh, L.dw_kw, L.dw_sh, L.dw_sw, L.dw_pt, L.dw_pl,
+                           C, H, W, i, b, a);
+            }
+            /* the reference itself against the definition at one output */
+            int c = C - 1, y = Ho - 1, x = Wo - 1;
+            double want = L.dw_b[c];
+            for (int i = 0; i < L.dw_kh; i++)
+                for (int j = 0; j < L.dw_kw; j++) {
+                    int iy = y * L.dw_sh - L.dw_pt + i, ix = x * L.dw_sw - L.dw_pl + j;
+                    if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                        want += (double)w[(c * L.dw_kh + i) * L.dw_kw + j] * in[c * cs + (iy + P) * rs + ix + P];
+                }
+            if (io.res)
+                want += res[c * ocs + y * ors + x];
+            if (io.act >= 1 && want < 0)
+                want = 0;
+            if (io.act == 2 && want > 6)
+                want = 6;
+            CHECK_NEAR(o1[c * ocs + y * ors + x], want, 1e-5 * (1 + fabs(want)));
+            cases++;
+            free(w);
+            pare_guard_free(in, (size_t)n_in);
+            pare_guard_free(o1, (size_t)n_out);
+            pare_guard_free(o2, (size_t)n_out);
+            pare_guard_free(res, (size_t)n_out);
+        }
+    }
+    printf("  %d depthwise cases\n", cases);
+}
+
 /* ---- plans against the training graph ------------------------------------ */
 
 static void random_stats(pare_graph *g, uint64_t seed)

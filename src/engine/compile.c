@@ -40,9 +40,20 @@ static int new_act(pare_plan *p, int C, int H, int W, int P)
     return p->n_acts++;
 }
 
-/* The halo a value needs: the widest padding of a stride-1 conv reading it, at
- * least 1 for spatial values so convs can run over whole planes (a 1x1 value
- * gets one only when a padded conv reads it). */
+/* A depthwise conv (one filter per channel, no dilation, strides 1 or 2) that
+ * the depthwise kernel runs straight from its input act, strided or not. */
+static int dw_direct(const pare_graph *g, const pare_node *n)
+{
+    const pare_attrs *a = &n->a;
+    int c = g->nodes[n->in[0]].out.c;
+    return n->op == PARE_OP_CONV2D && c > 1 && a->groups == c && a->out_channels == c && a->dilation[0] == 1 &&
+           a->dilation[1] == 1 && (a->stride[0] == 1 || a->stride[0] == 2) && (a->stride[1] == 1 || a->stride[1] == 2);
+}
+
+/* The halo a value needs: the widest padding of a stride-1 or depthwise conv
+ * reading it (strided ones read phase planes with their own halo), at least 1
+ * for spatial values so convs can run over whole planes (a 1x1 value gets one
+ * only when a padded conv reads it). */
 static int halo_for(const pare_graph *g, int v, const int *needed)
 {
     pare_shape s = g->nodes[v].out;
@@ -51,7 +62,7 @@ static int halo_for(const pare_graph *g, int v, const int *needed)
         const pare_node *n = &g->nodes[u];
         if (!needed[u] || n->op != PARE_OP_CONV2D || n->in[0] != v)
             continue;
-        if (n->a.stride[0] != 1 || n->a.stride[1] != 1)
+        if ((n->a.stride[0] != 1 || n->a.stride[1] != 1) && !dw_direct(g, n))
             continue;
         for (int k = 0; k < 4; k++)
             if (n->a.pad[k] > P)
@@ -443,6 +454,29 @@ static int pack_pattern(const conv_geo *q, const float *w, const float *bias, pa
     return 1;
 }
 
+/* Depthwise: per channel its kh x kw weights (the folded [C][1][kh][kw] as
+ * they are) and bias. */
+static pare_status pack_dw(const conv_geo *q, const float *w, const float *bias, pare_conv_layer *L)
+{
+    size_t kk = (size_t)q->kh * (size_t)q->kw, C = (size_t)q->O;
+    float *m = pare_alloc_array(C * kk + C, sizeof(float), 0);
+    if (!m)
+        return pare_fail(PARE_ENOMEM, "out of memory");
+    memcpy(m, w, sizeof(float) * C * kk);
+    memcpy(m + C * kk, bias, sizeof(float) * C);
+    L->mem = m;
+    L->dw_w = m;
+    L->dw_b = m + C * kk;
+    L->dw_kh = q->kh;
+    L->dw_kw = q->kw;
+    L->dw_sh = q->sh;
+    L->dw_sw = q->sw;
+    L->dw_pt = q->pt;
+    L->dw_pl = q->pl;
+    L->bytes = sizeof(float) * (C * kk + C);
+    return PARE_OK;
+}
+
 static void conv_layer_free(pare_conv_layer *L)
 {
     pare_free(L->mem);
@@ -472,6 +506,9 @@ static int pack_kind(pare_step *st, const conv_geo *q, const float *w, const flo
     case PARE_CK_PATTERN:
         ok = pack_pattern(q, w, bias, &st->conv);
         break;
+    case PARE_CK_DW:
+        s = pack_dw(q, w, bias, &st->conv);
+        break;
     default:
         ok = 0;
     }
@@ -485,7 +522,7 @@ static int pack_kind(pare_step *st, const conv_geo *q, const float *w, const flo
 
 /* ---- lowering ------------------------------------------------------------- */
 
-static const char *const kind_names[PARE_CK__COUNT] = {"dense", "block", "sparse", "N:M", "pattern"};
+static const char *const kind_names[PARE_CK__COUNT] = {"dense", "block", "sparse", "N:M", "pattern", "depthwise"};
 const char *pare_conv_kind_name(pare_conv_kind k) { return (unsigned)k < PARE_CK__COUNT ? kind_names[k] : "?"; }
 
 /* The candidates a layer's scheme and density allow, best guess first. With
@@ -652,9 +689,9 @@ static pare_status lower_conv(builder *b, int v, aux_list *aux)
         b->done[cur] = 1;
     }
     /* phases for strided convs */
-    int rd_act = in_act;
+    int rd_act = in_act, dw = dw_direct(g, nd);
     pare_shape os = nd->out;
-    if (q.sh > 1 || q.sw > 1) {
+    if ((q.sh > 1 || q.sw > 1) && !dw) {
         int need = phase_halo(&q, in, os);
         rd_act = phase_act(b, in_act, v, q.sh, q.sw, need, 0);
         if (rd_act < 0) {
@@ -696,7 +733,14 @@ static pare_status lower_conv(builder *b, int v, aux_list *aux)
     double density = (double)nz / ((double)q.O * K);
     ca.n_cand = candidates(wp, density, q.kh, q.kw, ca.cand, ca.cand_rows, &st->nm_n, &st->nm_m, b->o.keep_dense,
                            b->o.tune);
-    snprintf(ca.key, sizeof ca.key, "v2|%s|t%d|%dx%dx%d->%dx%dx%d|k%dx%d|s%dx%d|g%d|nz%d|%s", pare_isa(), b->p->threads,
+    if (dw) {
+        /* the depthwise kernel is the dense one; a strided layer has no phase
+         * planes for the others to read */
+        if (q.sh > 1 || q.sw > 1)
+            ca.n_cand = 1;
+        ca.cand[ca.n_cand - 1] = PARE_CK_DW;
+    }
+    snprintf(ca.key, sizeof ca.key, "v3|%s|t%d|%dx%dx%d->%dx%dx%d|k%dx%d|s%dx%d|g%d|nz%d|%s", pare_isa(), b->p->threads,
              in.c, in.h, in.w, os.c, os.h, os.w, q.kh, q.kw, q.sh, q.sw, q.G, nz, wp->scheme ? wp->scheme : "dense");
     ca.step = b->p->n_steps - 1;
     if (aux->n == aux->cap) {
@@ -1971,6 +2015,9 @@ static double conv_macs_of(const pare_step *st, const pare_plan *p)
         for (int f = 0; f < L->n_pf; f++)
             per_pos += 4.0 * L->pf[f].nk;
         break;
+    case PARE_CK_DW:
+        per_pos = (double)oa->C * L->dw_kh * L->dw_kw;
+        break;
     default:
         for (int g = 0; g < L->n_groups; g++)
             per_pos += (double)L->groups[g].ncols * L->groups[g].r;
@@ -2009,8 +2056,12 @@ static void name_conv(pare_step *st)
         return;
     }
     const pare_conv_kernels *ck = pare_conv();
-    const char *fn = st->ck == PARE_CK_NM ? ck->name_nm : st->ck == PARE_CK_PATTERN ? ck->name_pat : ck->name_g;
-    snprintf(st->kernel, sizeof st->kernel, "%s %s%s", fn, pare_conv_kind_name(st->ck), st->rows_mode ? " (rows)" : "");
+    const char *fn = st->ck == PARE_CK_NM        ? ck->name_nm
+                     : st->ck == PARE_CK_PATTERN ? ck->name_pat
+                     : st->ck == PARE_CK_DW      ? ck->name_dw
+                                                 : ck->name_g;
+    snprintf(st->kernel, sizeof st->kernel, "%s %s%s", fn, pare_conv_kind_name(st->ck),
+             st->rows_mode && st->ck != PARE_CK_DW ? " (rows)" : "");
 }
 
 static pare_status choose_kernels(builder *b, aux_list *aux)

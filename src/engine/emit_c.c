@@ -568,11 +568,59 @@ static int emit_conv_arrays_pattern(emitter *E, int i, const pare_step *st)
     return 0;
 }
 
+/* A depthwise step: the reference kernel's loops (kernels/conv_ref.c), every
+ * size a literal. */
+static pare_status emit_dw(emitter *E, int i, const pare_step *st)
+{
+    const char *P = E->pre;
+    const pare_conv_layer *L = &st->conv;
+    const pare_act *ia = &E->p->acts[st->in[0]], *oa = &E->p->acts[st->out];
+    int kk = L->dw_kh * L->dw_kw;
+    char nm[32];
+    snprintf(nm, sizeof nm, "s%d_w", i);
+    float_array(E, nm, "per channel, its kh x kw taps", L->dw_w, (size_t)oa->C * (size_t)kk);
+    snprintf(nm, sizeof nm, "s%d_b", i);
+    float_array(E, nm, "per channel, its bias", L->dw_b, (size_t)oa->C);
+    putf(&E->b,
+         "\nstatic void %s_s%d(void)\n{\n"
+         "    const float *restrict in = %s_arena + %ld;\n"
+         "    float *restrict out = %s_arena + %ld;\n",
+         P, i, P, act_at(E, st->in[0], 0, 0, 0), P, act_at(E, st->out, 0, 0, 0));
+    if (st->res >= 0)
+        putf(&E->b, "    const float *restrict res = %s_arena + %ld;\n", P, act_at(E, st->res, 0, 0, 0));
+    putf(&E->b,
+         "    for (long c = 0; c < %d; c++) {\n"
+         "        const float *w = %s_s%d_w + c * %d;\n"
+         "        for (long y = 0; y < %d; y++) {\n"
+         "            const float *top = in + c * %ldL + (y * %d - %d) * %ldL - %d;\n"
+         "            float *o = out + c * %ldL + y * %ldL;\n"
+         "            for (long x = 0; x < %d; x++) {\n"
+         "                float v = %s_s%d_b[c];\n"
+         "                for (long i = 0; i < %d; i++)\n"
+         "                    for (long j = 0; j < %d; j++)\n"
+         "                        v += w[i * %d + j] * top[i * %ldL + x * %d + j];\n",
+         oa->C, P, i, kk, oa->H, ia->cs, L->dw_sh, L->dw_pt, ia->rs, L->dw_pl, oa->cs, oa->rs, oa->W, P, i,
+         L->dw_kh, L->dw_kw, L->dw_kw, ia->rs, L->dw_sw);
+    if (st->res >= 0)
+        putf(&E->b, "                v += res[c * %ldL + y * %ldL + x];\n", E->p->acts[st->res].cs,
+             E->p->acts[st->res].rs);
+    putf(&E->b,
+         "                o[x] = %s;\n"
+         "            }\n"
+         "        }\n"
+         "    }\n"
+         "}\n\n",
+         act_expr(st->act));
+    return PARE_OK;
+}
+
 static pare_status emit_conv(emitter *E, int i, const pare_step *st)
 {
     const char *P = E->pre;
     const pare_conv_layer *L = &st->conv;
     long ocs = E->p->acts[st->out].cs;
+    if (st->ck == PARE_CK_DW)
+        return emit_dw(E, i, st);
     if (st->ck != PARE_CK_DENSE && st->ck != PARE_CK_BLOCK && st->ck != PARE_CK_SPARSE && st->ck != PARE_CK_NM &&
         st->ck != PARE_CK_PATTERN)
         return pare_fail(PARE_EUNSUPPORTED, "step %d (%s): emitted C has no code for conv kind %d", i, st->name,
@@ -1094,7 +1142,7 @@ static pare_status emit_step(emitter *E, int i)
     safe_name(name, sizeof name, st->name);
     if (st->kind == PARE_STEP_CONV)
         putf(&E->b, "/* ---- step %d: %s, conv (%s%s) */\n", i, name, pare_conv_kind_name(st->ck),
-             st->wide ? ", whole planes" : ", row by row");
+             st->ck == PARE_CK_DW ? "" : st->wide ? ", whole planes" : ", row by row");
     else
         putf(&E->b, "/* ---- step %d: %s */\n", i, name);
     int r = 0;

@@ -55,6 +55,7 @@ typedef enum pare_conv_kind {
     PARE_CK_SPARSE,         /* one filter per group, its nonzero columns (CSR) */
     PARE_CK_NM,             /* N:M: shared group bases, small indices per filter */
     PARE_CK_PATTERN,        /* FKW: per filter, kernels sorted by pattern */
+    PARE_CK_DW,             /* depthwise: per channel its taps, read from the input act directly */
     PARE_CK__COUNT
 } pare_conv_kind;
 

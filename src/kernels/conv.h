@@ -11,7 +11,9 @@
  *             blocks' columns; unstructured: R = 1, CSR);
  *   N:M     - per filter, N indices (< M) per group of M channels at a tap;
  *   pattern - per filter, (channel, pattern) kernels sorted by pattern, the
- *             pattern's 4 tap offsets fixed for the layer (PatDNN's FKW). */
+ *             pattern's 4 tap offsets fixed for the layer (PatDNN's FKW).
+ * Depthwise convs (one filter per channel) have a kernel of their own that
+ * reads the input act directly, strided or not, row by row (pare_dw_io). */
 #ifndef PARE_KERNELS_CONV_H
 #define PARE_KERNELS_CONV_H
 
@@ -60,6 +62,9 @@ typedef struct pare_conv_layer {
     int n_pat, n_pf;
     int32_t pat_off[64][4];  /* per pattern, its 4 tap offsets */
     pare_pat_filter *pf;
+    /* depthwise: per channel kh x kw weights (row-major) and a bias */
+    int dw_kh, dw_kw, dw_sh, dw_sw, dw_pt, dw_pl; /* dw_sw is 1 or 2 */
+    const float *dw_w, *dw_b;
     void *mem;               /* owns every array above */
     size_t bytes;            /* packed weight and index bytes */
 } pare_conv_layer;
@@ -76,6 +81,19 @@ typedef struct pare_conv_io {
     int act;                 /* 0 none, 1 relu, 2 relu6 */
 } pare_conv_io;
 
+/* A depthwise call's buffers: output (y, x) of channel c reads the input at
+ * (y * sh - pt + i, x * sw - pl + j), inside the input's halo (which covers the
+ * padding: nothing is read outside [-pl, W + pr) of a row for a stored x). */
+typedef struct pare_dw_io {
+    const float *in;         /* channel 0, row 0, column 0 of the input */
+    float *out;              /* channel 0, row 0, column 0 of the output */
+    const float *res;        /* the same for the residual, or NULL */
+    long in_cs, out_cs, res_cs;
+    long in_rs, out_rs, res_rs;
+    int wo;                  /* output columns */
+    int act;                 /* 0 none, 1 relu, 2 relu6 */
+} pare_dw_io;
+
 /* Computes positions [q0, q1) (q0 a multiple of PARE_CONV_CHUNK) of the groups
  * [g0, g1) of a layer. Reads up to PARE_CONV_CHUNK - 1 positions past q1
  * (buffers carry slack). */
@@ -88,6 +106,9 @@ typedef void pare_f32_convnm_fn(const pare_conv_io *io, const pare_conv_layer *L
 typedef void pare_f32_convpat_fn(const pare_conv_io *io, const pare_conv_layer *L, int f0, int f1,
                                  long q0, long q1);
 
+/* Depthwise: output rows [y0, y1) of channels [c0, c1). */
+typedef void pare_f32_convdw_fn(const pare_dw_io *io, const pare_conv_layer *L, int c0, int c1, int y0, int y1);
+
 #define PARE_KERNEL(isa, kind, mr, nr) pare_##kind##_fn pare_##kind##_##mr##x##nr##__##isa;
 #include "kernels/conv.inc"
 #undef PARE_KERNEL
@@ -96,7 +117,8 @@ typedef struct pare_conv_kernels {
     pare_f32_convg_fn *f32_convg;
     pare_f32_convnm_fn *f32_convnm;
     pare_f32_convpat_fn *f32_convpat;
-    const char *name_g, *name_nm, *name_pat;
+    pare_f32_convdw_fn *f32_convdw;
+    const char *name_g, *name_nm, *name_pat, *name_dw;
     int tile;                /* positions a group call handles at once (for splitting work) */
 } pare_conv_kernels;
 

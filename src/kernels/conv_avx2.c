@@ -196,3 +196,78 @@ void pare_f32_convpat_1x2__avx2(const pare_conv_io *io, const pare_conv_layer *L
         }
     }
 }
+
+/* ---- depthwise ------------------------------------------------------------ */
+
+/* The first k lanes (k may exceed 8). */
+static inline __m256i first_lanes(int k)
+{
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), iota);
+}
+
+/* 8 input values of a vector at tap offset p (stride 2: the even elements of
+ * two masked loads); lanes: outputs stored, so nothing past them is read. */
+static inline __m256 dw_in8(const float *p, int sw, int lanes_n)
+{
+    if (sw == 1)
+        return _mm256_maskload_ps(p, first_lanes(lanes_n));
+    int e = 2 * lanes_n - 1;
+    __m256 a = _mm256_maskload_ps(p, first_lanes(e)), b = _mm256_maskload_ps(p + 8, first_lanes(e - 8));
+    __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 | a4 a6 b4 b6 */
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+static inline __attribute__((always_inline)) void dw_tile8(const pare_dw_io *io, const pare_conv_layer *L,
+                                                           const float *top, const float *w, float bias,
+                                                           float *out, const float *res, int x, int n,
+                                                           const int V)
+{
+    const int kh = L->dw_kh, kw = L->dw_kw, sw = L->dw_sw;
+    __m256 acc[4];
+    for (int v = 0; v < V; v++)
+        acc[v] = _mm256_set1_ps(bias);
+    const float *p0 = top + (long)x * sw;
+    for (int i = 0; i < kh; i++, p0 += io->in_rs)
+        for (int j = 0; j < kw; j++) {
+            __m256 wv = _mm256_set1_ps(w[i * kw + j]);
+            for (int v = 0; v < V; v++)
+                acc[v] = _mm256_fmadd_ps(wv, dw_in8(p0 + j + 8L * v * sw, sw, n - 8 * v), acc[v]);
+        }
+    for (int v = 0; v < V; v++) {
+        __m256i m = first_lanes(n - 8 * v);
+        __m256 a = acc[v];
+        if (res)
+            a = _mm256_add_ps(a, _mm256_maskload_ps(res + x + 8 * v, m));
+        if (io->act >= 1)
+            a = _mm256_max_ps(a, _mm256_setzero_ps());
+        if (io->act == 2)
+            a = _mm256_min_ps(a, _mm256_set1_ps(6.0f));
+        _mm256_maskstore_ps(out + x + 8 * v, m, a);
+    }
+}
+
+void pare_f32_convdw_1x4__avx2(const pare_dw_io *io, const pare_conv_layer *L, int c0, int c1, int y0, int y1)
+{
+    const int kk = L->dw_kh * L->dw_kw;
+    for (int c = c0; c < c1; c++) {
+        const float *w = L->dw_w + (long)c * kk;
+        float bias = L->dw_b[c];
+        for (int y = y0; y < y1; y++) {
+            const float *top = io->in + c * io->in_cs + (long)(y * L->dw_sh - L->dw_pt) * io->in_rs - L->dw_pl;
+            float *out = io->out + c * io->out_cs + y * io->out_rs;
+            const float *res = io->res ? io->res + c * io->res_cs + y * io->res_rs : NULL;
+            for (int x = 0; x < io->wo; x += 32) {
+                int n = io->wo - x;
+                if (n > 24)
+                    dw_tile8(io, L, top, w, bias, out, res, x, n, 4);
+                else if (n > 16)
+                    dw_tile8(io, L, top, w, bias, out, res, x, n, 3);
+                else if (n > 8)
+                    dw_tile8(io, L, top, w, bias, out, res, x, n, 2);
+                else
+                    dw_tile8(io, L, top, w, bias, out, res, x, n, 1);
+            }
+        }
+    }
+}

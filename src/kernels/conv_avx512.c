@@ -258,3 +258,133 @@ void pare_f32_convpat_1x4__avx512(const pare_conv_io *io, const pare_conv_layer 
             pat_tiles[V - 1](io, L, &L->pf[fi], q);
     }
 }
+
+/* ---- depthwise ------------------------------------------------------------ */
+
+/* The masks of chunk v's loads for `lanes` stored outputs: stride 1 reads
+ * the stored lanes; stride 2 the even elements [0, 2 * lanes - 1) of two
+ * vectors. Nothing past the last stored output's window is read. */
+static inline void dw_masks(int lanes, int S, __mmask16 *ma, __mmask16 *mb)
+{
+    lanes = lanes < CH ? lanes : CH;
+    if (S == 1) {
+        *ma = lanes >= CH ? (__mmask16)0xffff : (__mmask16)((1u << lanes) - 1);
+        *mb = 0;
+        return;
+    }
+    int e = 2 * lanes - 1;
+    *ma = e >= CH ? (__mmask16)0xffff : (__mmask16)((1u << e) - 1);
+    *mb = e > CH ? (__mmask16)((1u << (e - CH)) - 1) : 0;
+}
+
+/* R output rows x V chunks from column x (R, V and the stride S constants
+ * after inlining), n columns stored: R * V independent accumulators hide the
+ * FMA latency even on the narrow planes of late layers (one chunk a row). */
+static inline __attribute__((always_inline)) void dw_tile(const pare_dw_io *io, const pare_conv_layer *L,
+                                                          const float *top, const float *w, float bias,
+                                                          float *out, const float *res, int x, int n,
+                                                          const int R, const int V, const int S)
+{
+    const int kh = L->dw_kh, kw = L->dw_kw;
+    const long step = (long)L->dw_sh * io->in_rs; /* input rows between output rows */
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    __mmask16 ma[4], mb[4];
+    _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) dw_masks(n - CH * v, S, &ma[v], &mb[v]);
+    __m512 acc[8][4];
+    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
+    {
+        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[r][v] = _mm512_set1_ps(bias);
+    }
+    const float *p0 = top + (long)x * S;
+    for (int i = 0; i < kh; i++, p0 += io->in_rs)
+        for (int j = 0; j < kw; j++) {
+            __m512 wv = _mm512_set1_ps(w[i * kw + j]);
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
+            {
+                _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
+                {
+                    const float *p = p0 + r * step + j + (long)CH * v * S;
+                    __m512 xv = _mm512_maskz_loadu_ps(ma[v], p);
+                    if (S == 2)
+                        xv = _mm512_permutex2var_ps(xv, even, _mm512_maskz_loadu_ps(mb[v], p + CH));
+                    acc[r][v] = _mm512_fmadd_ps(wv, xv, acc[r][v]);
+                }
+            }
+        }
+    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
+    {
+        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
+        {
+            int lanes = n - CH * v;
+            __mmask16 m = lanes >= CH ? (__mmask16)0xffff : (__mmask16)((1u << lanes) - 1);
+            __m512 a = acc[r][v];
+            if (res)
+                a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(m, res + r * io->res_rs + x + CH * v));
+            if (io->act >= 1)
+                a = _mm512_max_ps(a, _mm512_setzero_ps());
+            if (io->act == 2)
+                a = _mm512_min_ps(a, _mm512_set1_ps(6.0f));
+            _mm512_mask_storeu_ps(out + r * io->out_rs + x + CH * v, m, a);
+        }
+    }
+}
+
+/* Rows per tile for V chunks a row: about 8 accumulators. */
+#define DW_ROWS(V) ((V) == 1 ? 8 : (V) == 2 ? 4 : (V) == 3 ? 3 : 2)
+
+#define DW_CASE(R, V, S)                                                                          \
+    case R:                                                                                       \
+        dw_tile(io, L, top, w, bias, out, res, x, n, R, V, S);                                    \
+        break;
+
+#define DW_SWITCH(S)                                                                              \
+    switch (V) {                                                                                  \
+    case 1:                                                                                       \
+        switch (R) {                                                                              \
+            DW_CASE(1, 1, S) DW_CASE(2, 1, S) DW_CASE(3, 1, S) DW_CASE(4, 1, S) DW_CASE(5, 1, S)   \
+            DW_CASE(6, 1, S) DW_CASE(7, 1, S) DW_CASE(8, 1, S)                                   \
+        }                                                                                         \
+        break;                                                                                    \
+    case 2:                                                                                       \
+        switch (R) { DW_CASE(1, 2, S) DW_CASE(2, 2, S) DW_CASE(3, 2, S) DW_CASE(4, 2, S) }          \
+        break;                                                                                    \
+    case 3:                                                                                       \
+        switch (R) { DW_CASE(1, 3, S) DW_CASE(2, 3, S) DW_CASE(3, 3, S) }                          \
+        break;                                                                                    \
+    default:                                                                                      \
+        switch (R) { DW_CASE(1, 4, S) DW_CASE(2, 4, S) }                                           \
+    }
+
+/* A tile of R (1..DW_ROWS(V)) rows of V chunks. */
+static void dw_rows(const pare_dw_io *io, const pare_conv_layer *L, const float *top, const float *w, float bias,
+                    float *out, const float *res, int x, int n, int R, int V)
+{
+    if (L->dw_sw == 1) {
+        DW_SWITCH(1)
+    } else {
+        DW_SWITCH(2)
+    }
+}
+
+/* Channel by channel; a channel's plane row tile by row tile (up to 64
+ * columns, so wide rows take two passes whose input rows stay in L2). */
+void pare_f32_convdw_1x4__avx512(const pare_dw_io *io, const pare_conv_layer *L, int c0, int c1, int y0, int y1)
+{
+    const int kk = L->dw_kh * L->dw_kw;
+    for (int c = c0; c < c1; c++) {
+        const float *w = L->dw_w + (long)c * kk;
+        float bias = L->dw_b[c];
+        for (int y = y0; y < y1;) {
+            int V = (io->wo + CH - 1) / CH > 4 ? 4 : (io->wo + CH - 1) / CH, RM = DW_ROWS(V);
+            int R = y1 - y < RM ? y1 - y : RM;
+            const float *top = io->in + c * io->in_cs + (long)(y * L->dw_sh - L->dw_pt) * io->in_rs - L->dw_pl;
+            float *out = io->out + c * io->out_cs + y * io->out_rs;
+            const float *res = io->res ? io->res + c * io->res_cs + y * io->res_rs : NULL;
+            for (int x = 0; x < io->wo; x += 4 * CH) {
+                int n = io->wo - x > 4 * CH ? 4 * CH : io->wo - x;
+                dw_rows(io, L, top, w, bias, out, res, x, n, R, (n + CH - 1) / CH);
+            }
+            y += R;
+        }
+    }
+}

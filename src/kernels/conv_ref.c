@@ -80,3 +80,28 @@ void pare_f32_convpat_1x1__ref(const pare_conv_io *io, const pare_conv_layer *L,
         }
     }
 }
+
+void pare_f32_convdw_1x1__ref(const pare_dw_io *io, const pare_conv_layer *L, int c0, int c1, int y0, int y1)
+{
+    int kh = L->dw_kh, kw = L->dw_kw;
+    for (int c = c0; c < c1; c++) {
+        const float *w = L->dw_w + (long)c * kh * kw;
+        for (int y = y0; y < y1; y++) {
+            const float *top = io->in + c * io->in_cs + (long)(y * L->dw_sh - L->dw_pt) * io->in_rs - L->dw_pl;
+            float *out = io->out + c * io->out_cs + y * io->out_rs;
+            for (int x = 0; x < io->wo; x++) {
+                float acc = L->dw_b[c];
+                for (int i = 0; i < kh; i++)
+                    for (int j = 0; j < kw; j++)
+                        acc += w[i * kw + j] * top[i * io->in_rs + (long)x * L->dw_sw + j];
+                if (io->res)
+                    acc += io->res[c * io->res_cs + y * io->res_rs + x];
+                if (io->act >= 1 && acc < 0.0f)
+                    acc = 0.0f;
+                if (io->act == 2 && acc > 6.0f)
+                    acc = 6.0f;
+                out[x] = acc;
+            }
+        }
+    }
+}
