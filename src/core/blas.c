@@ -49,6 +49,15 @@ static void gemm1(int ta, int tb, int m, int n, int k, float alpha, const float 
                 c[(long)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(long)i * ldc + j];
         return;
     }
+    if (m == 1) {
+        /* one row (a linear layer at batch 1): sgemv streams B once, where
+         * sgemm would first copy all of it into its packed panels */
+        if (tb)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, alpha, b, ldb, a, ta ? lda : 1, beta, c, 1);
+        else
+            cblas_sgemv(CblasRowMajor, CblasTrans, k, n, alpha, b, ldb, a, ta ? lda : 1, beta, c, 1);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
                 n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
