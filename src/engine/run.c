@@ -14,6 +14,7 @@
 #include "engine/engine.h"
 #include "graph/op.h"
 #include "kernels/qconv_impl.h"
+#include "kernels/vec.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -238,10 +239,42 @@ static void run_conv(pare_plan *p, pare_step *st)
 
 /* ---- small steps ---------------------------------------------------------- */
 
+/* Stride 2 across: each input row read once, deinterleaved into its two
+ * phase planes' rows (plane (a, b) of channel c is cc = (a * 2 + b) * C + c). */
+static void run_phases_w2(pare_plan *p, pare_step *st)
+{
+    const pare_act *src = &p->acts[st->in[0]], *dst = &p->acts[st->out];
+    const pare_vec_kernels *k = pare_vec();
+    int C = src->C, sh = st->sh, half = src->W / 2;
+#pragma omp parallel for num_threads(p->threads) schedule(static) if (C * dst->H * dst->W > 32768)
+    for (int ca = 0; ca < C * sh; ca++) {
+        int c = ca % C, a = ca / C;
+        for (int y = 0; y < dst->H; y++) {
+            int sy = y * sh + a;
+            float *e = at(p, st->out, (a * 2) * C + c, y, 0), *o = at(p, st->out, (a * 2 + 1) * C + c, y, 0);
+            if (sy >= src->H) {
+                memset(e, 0, sizeof(float) * (size_t)dst->W);
+                memset(o, 0, sizeof(float) * (size_t)dst->W);
+                continue;
+            }
+            const float *in = at(p, st->in[0], c, sy, 0);
+            k->f32_deint2((size_t)half, in, e, o);
+            for (int x = half; x < dst->W; x++) { /* an odd width: its last pixel is even */
+                e[x] = 2 * x < src->W ? in[2 * x] : 0.0f;
+                o[x] = 0.0f;
+            }
+        }
+    }
+}
+
 static void run_phases(pare_plan *p, pare_step *st)
 {
     const pare_act *src = &p->acts[st->in[0]], *dst = &p->acts[st->out];
     int C = src->C, sh = st->sh, sw = st->sw;
+    if (sw == 2 && dst->W == (src->W + 1) / 2) {
+        run_phases_w2(p, st);
+        return;
+    }
 #pragma omp parallel for num_threads(p->threads) schedule(static) if (C * dst->H * dst->W > 32768)
     for (int cc = 0; cc < C * sh * sw; cc++) {
         int ph = cc / C, c = cc % C, a = ph / sw, b = ph % sw;
