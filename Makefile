@@ -213,8 +213,8 @@ bench-engine: $(PARE)
 # and pattern sparse, beside float32 in pare and ONNX Runtime (bench/int8.sh; THREADS="1 2").
 $(BUILD)/int8_quant: bench/int8_quant.c $(LIBA)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIBA) $(LDFLAGS) $(LDLIBS)
-bench-int8: $(PARE) $(BUILD)/int8_quant
-	@bench/int8.sh $(abspath $(PARE)) $(abspath $(BUILD)/int8_quant)
+bench-int8: $(PARE) $(BUILD)/int8_quant $(BUILD)/qdq_model
+	@bench/int8.sh $(abspath $(PARE)) $(abspath $(BUILD)/int8_quant) $(abspath $(BUILD)/qdq_model)
 
 # ONNX figures: pare-exported models under ONNX Runtime against pare, imported torchvision
 # models timed against ONNX Runtime (bench/onnx.sh; THREADS="1 2" RUNS=50).

@@ -11,13 +11,20 @@
 # Every figure goes to bench/out/int8.jsonl; bench/int8_summary.py prints the table and the
 # issue's targets.
 #
-# usage: bench/int8.sh PARE_BINARY INT8_QUANT_BINARY
+# ONNX Runtime int8 (QDQ, static quantization) is timed on the dense model in the same run:
+# bench/qdq_model.c quantizes it as ONNX Runtime's static quantization would (uint8
+# activations after every layer, so ONNX Runtime fuses every conv into QLinearConv), pare
+# exports it as QDQ, and pare times the very same quantized model too ("pare int8, ORT's
+# quantization"), so the two int8 engines are compared on one model.
+#
+# usage: bench/int8.sh PARE_BINARY INT8_QUANT_BINARY [QDQ_MODEL_BINARY]
 # env:   THREADS="1 2"  MODELS="resnet18 mobilenetv2-224"  RUNS=N (timed runs per block, 50)
 #        REUSE=1  keep the model files of an earlier run in bench/out/int8/
-#        ORT_INT8=1  also time ONNX Runtime int8 (see the hook below)
+#        ORT_INT8=0  skip ONNX Runtime int8 (on by default when QDQ_MODEL_BINARY is given)
 set -eu
 pare=$1
 quant=$2
+qdq=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
 out=$here/out
 dir=$out/int8
@@ -96,26 +103,29 @@ ort_run() { # MODEL THREADS PASS
     fi
 }
 
-# ---- HOOK: ONNX Runtime int8 (QDQ, static quantization) --------------------------------
-# Not connected yet: it needs the QDQ export of a quantized model (src/io/onnx_export.c,
-# bench/qdq.sh). Connect it here: write the quantized model QFILE as a QDQ ONNX file and time
-# it with bench/peers/ort_bench.js (VARIANT int8-qdq), tagged precision=int8 variant=VARIANT,
-# so bench/int8_summary.py puts it beside pare's int8 line of the same variant.
-ort_int8() { # MODEL VARIANT QFILE THREADS
-    [ "${ORT_INT8:-0}" = 1 ] && [ "$have_ort" = 1 ] || return 0
-    f=$dir/onnx/$1-$2.int8.onnx
-    if [ ! -s "$f" ] && ! "$pare" convert "$3" "$f" > /dev/null 2>> "$dir/ort.log"; then
-        note engine=ort model="$1" variant="$2" precision=int8 unavailable="no QDQ export of $3"
+# ONNX Runtime int8 (QDQ, static quantization) and pare on the same quantized model:
+# FLOATFILE quantized by bench/qdq_model.c (once per model and variant), exported as QDQ.
+ort_int8() { # MODEL VARIANT FLOATFILE THREADS
+    [ "${ORT_INT8:-1}" = 1 ] && [ "$have_ort" = 1 ] && [ -n "$qdq" ] || return 0
+    p=$dir/onnx/$1-$2
+    if { fresh "$p.int8.onnx" || fresh "$p.int8.pare"; } && ! "$qdq" "$3" "$p" > /dev/null 2>> "$dir/ort.log"; then
+        note engine=ort model="$1" variant="$2" precision=int8 unavailable="qdq_model failed on $3"
         return 0
     fi
-    echo "   ort     int8 $2"
-    if node "$here/peers/ort_bench.js" "$f" "$4" "$runs" 10 3 "$1" int8-qdq > "$dir/run.json" 2>> "$dir/ort.log"; then
+    echo "   ort     int8 $2 (QDQ, static quantization)"
+    if node "$here/peers/ort_bench.js" "$p.int8.onnx" "$4" "$runs" 10 3 "$1" int8-qdq > "$dir/run.json" 2>> "$dir/ort.log"; then
         tag variant="$2" precision=int8 < "$dir/run.json"
     else
         note engine=ort model="$1" variant="$2" precision=int8 threads="$4" failed=true
     fi
+    echo "   pare    int8 $2, ONNX Runtime's quantization (the same model)"
+    if "$pare" compile "$p.int8.pare" --threads "$4" --quiet &&
+        "$pare" bench "$p.int8.pare" --threads "$4" --runs "$runs" --blocks 3 --json > "$dir/run.json"; then
+        tag model="$1" variant="$2" precision=int8-qdq < "$dir/run.json"
+    else
+        note engine=pare model="$1" variant="$2" precision=int8-qdq threads="$4" failed=true
+    fi
 }
-# -----------------------------------------------------------------------------------------
 
 fresh() { [ "$reuse" != 1 ] || [ ! -s "$1" ]; }
 
@@ -171,7 +181,7 @@ for m in $models; do
             else
                 note engine=pare model="$m" variant="$v" threads="$t" failed=true
             fi
-            ort_int8 "$m" "$v" "$q" "$t"
+            [ "$v" = dense ] && ort_int8 "$m" "$v" "$dir/$m-$v.pare" "$t"
         done
         ort_run "$m" "$t" after
     done

@@ -11,7 +11,7 @@ import sys
 
 def main(path):
     rows = [json.loads(line) for line in open(path) if line.strip()]
-    ort, f32, q8, ort8 = {}, {}, {}, {}
+    ort, f32, q8, ort8, qdq8 = {}, {}, {}, {}, {}
     for d in rows:
         if "median_ms" not in d:
             continue
@@ -24,6 +24,8 @@ def main(path):
             f32[key] = d["median_ms"]
         elif d.get("engine") == "pare" and d.get("precision") == "int8":
             q8[key + (d.get("variant"),)] = d
+        elif d.get("engine") == "pare" and d.get("precision") == "int8-qdq":
+            qdq8[key + (d.get("variant"),)] = d["median_ms"]
     keys = sorted(set(k[:2] for k in q8) | set(f32) | set(ort.keys()), key=lambda k: (str(k[0]), k[1] or 0))
     targets = []
     print("%-16s %2s  %-14s %9s %9s %8s %8s %7s  %s" %
@@ -48,7 +50,15 @@ def main(path):
                 d.get("activation_bytes", 0) / 1e6, len(slower),
                 " (worst %.2fx: %s)" % (worst, max(slower, key=lambda s: s[1] / s[2])[0]) if slower else ""))
             if (model, t, v) in ort8:
-                print("%-16s %2s  %-14s %9.3f" % (model, t, "ORT int8 " + v, ort8[(model, t, v)]))
+                o8 = ort8[(model, t, v)]
+                print("%-16s %2s  %-14s %9.3f %9s %8s %8s   (QDQ, ONNX Runtime's static quantization)" % (
+                    model, t, "ORT int8 " + v, o8, "", "%.2f" % (pf / o8) if pf else "-",
+                    "%.2f" % (o / o8) if o else "-"))
+                if (model, t, v) in qdq8:
+                    p8 = qdq8[(model, t, v)]
+                    print("%-16s %2s  %-14s %9.3f %9s %8s %8s   (the same QDQ model in pare: %.2fx ORT int8)" % (
+                        model, t, "pare int8 QDQ", p8, "", "%.2f" % (pf / p8) if pf else "-",
+                        "%.2f" % (o / p8) if o else "-", o8 / p8))
             if v == "dense" and pf:
                 targets.append(("int8 dense >= 2x pare float32 dense", model, t, pf / m, 2.0))
             if v.startswith("block") and o:
