@@ -565,7 +565,8 @@ pare_status pare_plan_run(pare_plan *p, const float *in, int n, float *out);
 
 typedef struct pare_plan_info {
     int steps;
-    size_t activation_bytes;   /* the planned activation arena (peak activation memory) */
+    size_t activation_bytes;   /* the planned activation arena (peak activation memory) and
+                                * the im2col scratch of GEMM-lowered convs */
     size_t weight_bytes;       /* packed weights and indices */
     double macs, dense_macs;   /* per sample: done, and what the dense model does */
     int in_c, in_h, in_w, out_size;

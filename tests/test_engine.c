@@ -10,6 +10,7 @@
 #include "compress/prune.h"
 #include "core/cpu.h"
 #include "core/rng.h"
+#include "engine/engine.h"
 #include "graph/graph.h"
 #include "kernels/conv.h"
 #include "test.h"
@@ -379,6 +380,9 @@ static void random_stats(pare_graph *g, uint64_t seed)
     }
 }
 
+static int plan_gemm; /* plan_error builds plans with every float dense conv as im2col + GEMM */
+static int plan_gemm_steps;
+
 /* Plan outputs against pare_graph_forward on a batch of 2. */
 static double plan_error(pare_graph *g, int threads, const char *what)
 {
@@ -391,8 +395,10 @@ static double plan_error(pare_graph *g, int threads, const char *what)
     double err = 1e30;
     pare_plan *p = NULL;
     pare_plan_options o = {threads, 0, 0, 0};
-    if (pare_graph_forward(g, x, 2, y1, 1) == PARE_OK && pare_plan_new(g, &o, &p) == PARE_OK &&
-        pare_plan_run(p, x, 2, y2) == PARE_OK) {
+    pare_status ps = plan_gemm ? pare_engine_plan_gemm(g, &o, &p) : pare_plan_new(g, &o, &p);
+    if (pare_graph_forward(g, x, 2, y1, 1) == PARE_OK && ps == PARE_OK && pare_plan_run(p, x, 2, y2) == PARE_OK) {
+        for (int i = 0; i < p->n_steps; i++)
+            plan_gemm_steps += p->steps[i].kind == PARE_STEP_CONV && p->steps[i].ck == PARE_CK_GEMM;
         double m = 0, d = 0;
         for (size_t i = 0; i < osz * 2; i++) {
             m = fmax(m, fabs(y1[i]));
@@ -442,6 +448,30 @@ PARE_TEST_ISA(engine_plans_match_the_graph)
                 CHECKF(e <= 1e-4, "%s: relative error %.3g", what, e);
                 pare_graph_free(g);
             }
+}
+
+/* The other dense lowering (im2col + sgemm), forced wherever it fits: every
+ * zoo model, dense and pruned, strided and residual convs, 1 and 2 threads. */
+PARE_TEST(engine_gemm_lowering_matches_the_graph)
+{
+    static const char *const models[] = {"lenet", "fmnist-cnn", "resnet20", "vgg11-bn", "mobilenetv2"};
+    plan_gemm = 1;
+    plan_gemm_steps = 0;
+    for (size_t m = 0; m < sizeof models / sizeof models[0]; m++)
+        for (int threads = 1; threads <= 2; threads++) {
+            pare_graph *g;
+            CHECK_OK(pare_zoo_build(models[m], 0, 40 + m, &g));
+            random_stats(g, 9 + m);
+            if (threads == 2)
+                prune_to(g, "unstructured", 0.5);
+            char what[128];
+            snprintf(what, sizeof what, "%s gemm t%d", models[m], threads);
+            double e = plan_error(g, threads, what);
+            CHECKF(e <= 1e-4, "%s: relative error %.3g", what, e);
+            pare_graph_free(g);
+        }
+    plan_gemm = 0;
+    CHECKF(plan_gemm_steps >= 40, "only %d convs ran as im2col + GEMM", plan_gemm_steps);
 }
 
 PARE_TEST(engine_224_models)

@@ -91,6 +91,7 @@ typedef struct builder {
     int *fq_other;     /* fakequant node: other readers (the output counts) */
     const char *const *keep_float; /* layers measured faster in float32 (NULL-terminated) */
     int qforce_gather, qforce_rows;  /* tests: the int8 candidate to take where it fits (-1: none) */
+    int force_gemm;                  /* tests: float dense convs take im2col + GEMM where it fits */
 } builder;
 
 static pare_step *new_step(builder *b, pare_step_kind k, int node)
@@ -454,6 +455,34 @@ static int pack_pattern(const conv_geo *q, const float *w, const float *bias, pa
     return 1;
 }
 
+/* im2col + GEMM: the folded weights as they are (O x K, K = C x kh x kw in
+ * that order) and each column's input offset. */
+static pare_status pack_gemm(const conv_geo *q, const float *w, const float *bias, pare_conv_layer *L)
+{
+    int K = q->Cg * q->kh * q->kw;
+    size_t O = (size_t)q->O;
+    arena a = {NULL, 0, 0};
+    a.cap = 64 * 4 + sizeof(float) * (O * (size_t)K + O) + sizeof(int32_t) * (size_t)K;
+    a.p = pare_alloc_array(a.cap, 1, 0);
+    if (!a.p)
+        return pare_fail(PARE_ENOMEM, "out of memory");
+    float *wm = take(&a, sizeof(float) * O * (size_t)K), *bm = take(&a, sizeof(float) * O);
+    int32_t *off = take(&a, sizeof(int32_t) * (size_t)K);
+    memcpy(wm, w, sizeof(float) * O * (size_t)K);
+    memcpy(bm, bias, sizeof(float) * O);
+    for (int c = 0, k = 0; c < q->Cg; c++)
+        for (int i = 0; i < q->kh; i++)
+            for (int j = 0; j < q->kw; j++)
+                off[k++] = (int32_t)col_off(q, c, i, j);
+    L->mem = a.p;
+    L->gemm_k = K;
+    L->gemm_w = wm;
+    L->gemm_b = bm;
+    L->gemm_off = off;
+    L->bytes = sizeof(float) * (O * (size_t)K + O) + sizeof(int32_t) * (size_t)K;
+    return PARE_OK;
+}
+
 /* Depthwise: per channel its kh x kw weights (the folded [C][1][kh][kw] as
  * they are) and bias. */
 static pare_status pack_dw(const conv_geo *q, const float *w, const float *bias, pare_conv_layer *L)
@@ -509,6 +538,9 @@ static int pack_kind(pare_step *st, const conv_geo *q, const float *w, const flo
     case PARE_CK_DW:
         s = pack_dw(q, w, bias, &st->conv);
         break;
+    case PARE_CK_GEMM:
+        s = pack_gemm(q, w, bias, &st->conv);
+        break;
     default:
         ok = 0;
     }
@@ -522,7 +554,8 @@ static int pack_kind(pare_step *st, const conv_geo *q, const float *w, const flo
 
 /* ---- lowering ------------------------------------------------------------- */
 
-static const char *const kind_names[PARE_CK__COUNT] = {"dense", "block", "sparse", "N:M", "pattern", "depthwise"};
+static const char *const kind_names[PARE_CK__COUNT] = {"dense", "block", "sparse", "N:M", "pattern", "depthwise",
+                                                       "im2col+GEMM"};
 const char *pare_conv_kind_name(pare_conv_kind k) { return (unsigned)k < PARE_CK__COUNT ? kind_names[k] : "?"; }
 
 /* The candidates a layer's scheme and density allow, best guess first. With
@@ -739,8 +772,12 @@ static pare_status lower_conv(builder *b, int v, aux_list *aux)
         if (q.sh > 1 || q.sw > 1)
             ca.n_cand = 1;
         ca.cand[ca.n_cand - 1] = PARE_CK_DW;
+    } else if (q.G == 1 && (b->o.tune || b->force_gemm) && ca.cand[ca.n_cand - 1] == PARE_CK_DENSE) {
+        /* the other dense lowering, for timing to decide (OpenBLAS wins on some
+         * shapes, e.g. 14x14 planes with many channels) */
+        ca.cand[ca.n_cand++] = PARE_CK_GEMM;
     }
-    snprintf(ca.key, sizeof ca.key, "v3|%s|t%d|%dx%dx%d->%dx%dx%d|k%dx%d|s%dx%d|g%d|nz%d|%s", pare_isa(), b->p->threads,
+    snprintf(ca.key, sizeof ca.key, "v4|%s|t%d|%dx%dx%d->%dx%dx%d|k%dx%d|s%dx%d|g%d|nz%d|%s", pare_isa(), b->p->threads,
              in.c, in.h, in.w, os.c, os.h, os.w, q.kh, q.kw, q.sh, q.sw, q.G, nz, wp->scheme ? wp->scheme : "dense");
     ca.step = b->p->n_steps - 1;
     if (aux->n == aux->cap) {
@@ -2018,6 +2055,9 @@ static double conv_macs_of(const pare_step *st, const pare_plan *p)
     case PARE_CK_DW:
         per_pos = (double)oa->C * L->dw_kh * L->dw_kw;
         break;
+    case PARE_CK_GEMM:
+        per_pos = (double)oa->C * L->gemm_k;
+        break;
     default:
         for (int g = 0; g < L->n_groups; g++)
             per_pos += (double)L->groups[g].ncols * L->groups[g].r;
@@ -2035,11 +2075,25 @@ static double qconv_macs_of(const pare_step *st, const pare_plan *p)
     return per_pos * oa->H * oa->W;
 }
 
-static int pack_any(pare_step *st, const conv_aux *ca, int k, int threads)
+static int pack_any(pare_plan *p, pare_step *st, const conv_aux *ca, int k, int threads)
 {
     if (ca->q)
         return qpack_kind(st, ca, k, threads);
-    return pack_kind(st, &ca->geo, ca->w, ca->b, ca->cand[k], ca->cand_rows[k]);
+    int ok = pack_kind(st, &ca->geo, ca->w, ca->b, ca->cand[k], ca->cand_rows[k]);
+    if (ok == 1 && st->ck == PARE_CK_GEMM) {
+        /* the columns (K x positions) and the product (O x positions) */
+        const pare_act *oa = &p->acts[st->out];
+        size_t n = (size_t)oa->H * (size_t)oa->W * ((size_t)st->conv.gemm_k + (size_t)oa->C);
+        if (n > p->scratch_floats) {
+            float *ns = pare_alloc_array(n, sizeof(float), 0);
+            if (!ns)
+                return -1;
+            pare_free(p->scratch);
+            p->scratch = ns;
+            p->scratch_floats = n;
+        }
+    }
+    return ok;
 }
 
 static void name_conv(pare_step *st)
@@ -2059,9 +2113,10 @@ static void name_conv(pare_step *st)
     const char *fn = st->ck == PARE_CK_NM        ? ck->name_nm
                      : st->ck == PARE_CK_PATTERN ? ck->name_pat
                      : st->ck == PARE_CK_DW      ? ck->name_dw
+                     : st->ck == PARE_CK_GEMM    ? "im2col + sgemm (cblas)"
                                                  : ck->name_g;
     snprintf(st->kernel, sizeof st->kernel, "%s %s%s", fn, pare_conv_kind_name(st->ck),
-             st->rows_mode && st->ck != PARE_CK_DW ? " (rows)" : "");
+             st->rows_mode && st->ck != PARE_CK_DW && st->ck != PARE_CK_GEMM ? " (rows)" : "");
 }
 
 static pare_status choose_kernels(builder *b, aux_list *aux)
@@ -2084,7 +2139,7 @@ static pare_status choose_kernels(builder *b, aux_list *aux)
                     in[e] = (float)((e * 2654435761u) % 1000) * 1e-3f;
                 double best = 1e30;
                 for (int k = 0; k < ca->n_cand; k++) {
-                    int ok = pack_any(st, ca, k, p->threads);
+                    int ok = pack_any(p, st, ca, k, p->threads);
                     if (ok < 0)
                         return pare_fail(PARE_ENOMEM, "out of memory packing layer %s", st->name);
                     if (!ok)
@@ -2106,9 +2161,12 @@ static pare_status choose_kernels(builder *b, aux_list *aux)
                     cache_put(b->cache, ca->key, chosen);
             }
         }
+        for (int k = 0; !ca->q && b->force_gemm && k < ca->n_cand; k++)
+            if (ca->cand[k] == PARE_CK_GEMM)
+                chosen = k;
         for (int k = 0; ca->q && b->qforce_gather >= 0 && k < ca->n_cand; k++)
             if (ca->cand_gather[k] == b->qforce_gather && ca->cand_rows[k] == b->qforce_rows && chosen < 0) {
-                int ok = pack_any(st, ca, k, p->threads);
+                int ok = pack_any(p, st, ca, k, p->threads);
                 if (ok < 0)
                     return pare_fail(PARE_ENOMEM, "out of memory packing layer %s", st->name);
                 chosen = ok ? k : -1;
@@ -2118,12 +2176,12 @@ static pare_status choose_kernels(builder *b, aux_list *aux)
          * not follow falls through to the next candidate (dense always fits). */
         int ok = 0;
         if (chosen >= 0) {
-            ok = pack_any(st, ca, chosen, p->threads);
+            ok = pack_any(p, st, ca, chosen, p->threads);
             if (ok < 0)
                 return pare_fail(PARE_ENOMEM, "out of memory packing layer %s", st->name);
         }
         for (int k = 0; k < ca->n_cand && !ok; k++) {
-            ok = pack_any(st, ca, k, p->threads);
+            ok = pack_any(p, st, ca, k, p->threads);
             if (ok < 0)
                 return pare_fail(PARE_ENOMEM, "out of memory packing layer %s", st->name);
         }
@@ -2249,6 +2307,7 @@ void pare_plan_free(pare_plan *p)
     free(p->steps);
     free(p->acts);
     pare_free(p->arena);
+    pare_free(p->scratch);
     free(p->name);
     free(p);
 }
@@ -2323,7 +2382,8 @@ static pare_status plan_build(const pare_graph *g0, const pare_plan_options *o, 
             }
     b.users[g->output]++; /* the output is read by the caller */
     b.keep_float = keep_float;
-    b.qforce_gather = qforce_gather;
+    b.force_gemm = qforce_gather == -2;
+    b.qforce_gather = qforce_gather == -2 ? -1 : qforce_gather;
     b.qforce_rows = qforce_rows;
     s = plan_int8(&b);
     if (s != PARE_OK)
@@ -2361,6 +2421,25 @@ static pare_status plan_build(const pare_graph *g0, const pare_plan_options *o, 
     s = plan_memory(p);
     if (s == PARE_OK)
         s = choose_kernels(&b, &aux);
+    if (s == PARE_OK) {
+        /* tuning sized the scratch for every GEMM it tried: keep what the chosen need */
+        size_t need = 0;
+        for (int i = 0; i < p->n_steps; i++) {
+            const pare_step *st = &p->steps[i];
+            if (st->kind == PARE_STEP_CONV && st->ck == PARE_CK_GEMM) {
+                const pare_act *oa = &p->acts[st->out];
+                size_t sz = (size_t)oa->H * (size_t)oa->W * ((size_t)st->conv.gemm_k + (size_t)oa->C);
+                need = sz > need ? sz : need;
+            }
+        }
+        if (need < p->scratch_floats) {
+            pare_free(p->scratch);
+            p->scratch = need ? pare_alloc_array(need, sizeof(float), 0) : NULL;
+            p->scratch_floats = p->scratch ? need : 0;
+            if (need && !p->scratch)
+                s = pare_fail(PARE_ENOMEM, "out of memory");
+        }
+    }
     if (s == PARE_OK)
         for (int i = 0; i < p->n_steps; i++) {
             pare_step *st = &p->steps[i];
@@ -2404,7 +2483,7 @@ void pare_plan_get_info(const pare_plan *p, pare_plan_info *out)
 {
     memset(out, 0, sizeof *out);
     out->steps = p->n_steps;
-    out->activation_bytes = p->arena_floats * sizeof(float);
+    out->activation_bytes = (p->arena_floats + p->scratch_floats) * sizeof(float); /* with the GEMM scratch */
     out->weight_bytes = p->weight_bytes;
     for (int i = 0; i < p->n_steps; i++) {
         out->macs += p->steps[i].macs;
@@ -2416,6 +2495,13 @@ void pare_plan_get_info(const pare_plan *p, pare_plan_info *out)
     out->out_size = p->out_n;
     out->isa = pare_isa_name((pare_isa_level)p->isa);
     out->int8_layers = p->int8_layers;
+}
+
+pare_status pare_engine_plan_gemm(const pare_graph *g, const pare_plan_options *o, pare_plan **out)
+{
+    pare_plan_options opts = *o;
+    opts.tune = 0;
+    return plan_build(g, &opts, NULL, -2, 0, out);
 }
 
 pare_status pare_engine_plan_forced(const pare_graph *g, const pare_plan_options *o, int gathered, int rows,

@@ -274,8 +274,8 @@ static void scan_uses(emitter *E)
         const pare_step *st = &p->steps[i];
         if (p->acts[st->out].P > 0)
             E->use_halo = 1;
-        if (st->kind != PARE_STEP_CONV)
-            continue;
+        if (st->kind != PARE_STEP_CONV || st->ck == PARE_CK_DW || st->ck == PARE_CK_GEMM)
+            continue; /* those two write plain loops */
         E->use_fill = 1;
         if (st->ck == PARE_CK_NM || st->ck == PARE_CK_DENSE || st->ck == PARE_CK_BLOCK || st->ck == PARE_CK_SPARSE)
             E->use_axpy = 1;
@@ -614,6 +614,58 @@ static pare_status emit_dw(emitter *E, int i, const pare_step *st)
     return PARE_OK;
 }
 
+/* An im2col + GEMM step: its sum written out directly (per output, the
+ * columns in order, then bias, residual and activation, the engine's order
+ * up to the GEMM's own summation order). */
+static pare_status emit_gemm(emitter *E, int i, const pare_step *st)
+{
+    const char *P = E->pre;
+    const pare_conv_layer *L = &st->conv;
+    const pare_act *ia = &E->p->acts[st->in[0]], *oa = &E->p->acts[st->out];
+    int K = L->gemm_k;
+    char nm[32];
+    snprintf(nm, sizeof nm, "s%d_w", i);
+    float_array(E, nm, "O x K weights", L->gemm_w, (size_t)oa->C * (size_t)K);
+    snprintf(nm, sizeof nm, "s%d_b", i);
+    float_array(E, nm, "per filter, its bias", L->gemm_b, (size_t)oa->C);
+    long *off = malloc(sizeof(long) * (size_t)(K > 0 ? K : 1));
+    if (!off)
+        return pare_fail(PARE_ENOMEM, "out of memory emitting layer %s", st->name);
+    for (int k = 0; k < K; k++)
+        off[k] = L->gemm_off[k];
+    snprintf(nm, sizeof nm, "s%d_off", i);
+    int_array(E, "int32_t", nm, "per column, its input offset", off, (size_t)K);
+    free(off);
+    putf(&E->b,
+         "\nstatic void %s_s%d(void)\n{\n"
+         "    const float *restrict in = %s_arena + %ld;\n"
+         "    float *restrict out = %s_arena + %ld;\n",
+         P, i, P, act_at(E, st->in[0], 0, 0, 0), P, act_at(E, st->out, 0, 0, 0));
+    if (st->res >= 0)
+        putf(&E->b, "    const float *restrict res = %s_arena + %ld;\n", P, act_at(E, st->res, 0, 0, 0));
+    putf(&E->b,
+         "    for (long o = 0; o < %d; o++) {\n"
+         "        const float *w = %s_s%d_w + o * %d;\n"
+         "        for (long y = 0; y < %d; y++)\n"
+         "            for (long x = 0; x < %d; x++) {\n"
+         "                const float *xi = in + y * %ldL + x;\n"
+         "                float v = 0.0f;\n"
+         "                for (long k = 0; k < %d; k++)\n"
+         "                    v += w[k] * xi[%s_s%d_off[k]];\n"
+         "                v = v + %s_s%d_b[o];\n",
+         oa->C, P, i, K, oa->H, oa->W, ia->rs, K, P, i, P, i);
+    if (st->res >= 0)
+        putf(&E->b, "                v = v + res[o * %ldL + y * %ldL + x];\n", E->p->acts[st->res].cs,
+             E->p->acts[st->res].rs);
+    putf(&E->b,
+         "                out[o * %ldL + y * %ldL + x] = %s;\n"
+         "            }\n"
+         "    }\n"
+         "}\n\n",
+         oa->cs, oa->rs, act_expr(st->act));
+    return PARE_OK;
+}
+
 static pare_status emit_conv(emitter *E, int i, const pare_step *st)
 {
     const char *P = E->pre;
@@ -621,6 +673,8 @@ static pare_status emit_conv(emitter *E, int i, const pare_step *st)
     long ocs = E->p->acts[st->out].cs;
     if (st->ck == PARE_CK_DW)
         return emit_dw(E, i, st);
+    if (st->ck == PARE_CK_GEMM)
+        return emit_gemm(E, i, st);
     if (st->ck != PARE_CK_DENSE && st->ck != PARE_CK_BLOCK && st->ck != PARE_CK_SPARSE && st->ck != PARE_CK_NM &&
         st->ck != PARE_CK_PATTERN)
         return pare_fail(PARE_EUNSUPPORTED, "step %d (%s): emitted C has no code for conv kind %d", i, st->name,
@@ -1142,7 +1196,7 @@ static pare_status emit_step(emitter *E, int i)
     safe_name(name, sizeof name, st->name);
     if (st->kind == PARE_STEP_CONV)
         putf(&E->b, "/* ---- step %d: %s, conv (%s%s) */\n", i, name, pare_conv_kind_name(st->ck),
-             st->ck == PARE_CK_DW ? "" : st->wide ? ", whole planes" : ", row by row");
+             st->ck == PARE_CK_DW || st->ck == PARE_CK_GEMM ? "" : st->wide ? ", whole planes" : ", row by row");
     else
         putf(&E->b, "/* ---- step %d: %s */\n", i, name);
     int r = 0;

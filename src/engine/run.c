@@ -190,10 +190,47 @@ static void run_dw(pare_plan *p, pare_step *st)
     }
 }
 
+/* im2col + GEMM: the columns (K x N, N = the output's H x W positions) into
+ * the scratch, Y = W x columns (O x N) after them, then Y with the bias, the
+ * residual and the activation into the output planes. Threads split the
+ * columns' rows, the GEMM's columns (pare_sgemm) and the output channels. */
+static void run_gemm(pare_plan *p, pare_step *st)
+{
+    const pare_act *ia = &p->acts[st->in[0]], *oa = &p->acts[st->out];
+    const pare_conv_layer *L = &st->conv;
+    int K = L->gemm_k, O = oa->C, H = oa->H, W = oa->W, N = H * W, T = p->threads;
+    float *col = p->scratch, *y = p->scratch + (size_t)K * (size_t)N;
+    const float *in = pare_engine_act(p, st->in[0]) + (long)ia->P * ia->rs + ia->P;
+#pragma omp parallel for num_threads(T) schedule(static) if (T > 1 && (long)K * N > 32768)
+    for (int k = 0; k < K; k++) {
+        const float *src = in + L->gemm_off[k];
+        float *dst = col + (size_t)k * (size_t)N;
+        for (int r = 0; r < H; r++)
+            memcpy(dst + (size_t)r * (size_t)W, src + (long)r * ia->rs, sizeof(float) * (size_t)W);
+    }
+    pare_sgemm(T, 0, 0, O, N, K, 1.0f, L->gemm_w, K, col, N, 0.0f, y, N);
+    float *out = pare_engine_act(p, st->out) + (long)oa->P * oa->rs + oa->P;
+    const pare_act *ra = st->res >= 0 ? &p->acts[st->res] : NULL;
+    const float *res = ra ? pare_engine_act(p, st->res) + (long)ra->P * ra->rs + ra->P : NULL;
+#pragma omp parallel for num_threads(T) schedule(static) if (T > 1 && (long)O * N > 32768)
+    for (int o = 0; o < O; o++)
+        for (int r = 0; r < H; r++) {
+            const float *yr = y + (size_t)o * (size_t)N + (size_t)r * (size_t)W;
+            float *dr = out + o * oa->cs + (long)r * oa->rs, b = L->gemm_b[o];
+            const float *rr = res ? res + o * ra->cs + (long)r * ra->rs : NULL;
+            for (int x = 0; x < W; x++)
+                dr[x] = act_fn(yr[x] + b + (rr ? rr[x] : 0.0f), st->act);
+        }
+}
+
 static void run_conv(pare_plan *p, pare_step *st)
 {
     if (st->ck == PARE_CK_DW) {
         run_dw(p, st);
+        return;
+    }
+    if (st->ck == PARE_CK_GEMM) {
+        run_gemm(p, st);
         return;
     }
     const pare_conv_kernels *k = pare_conv();

@@ -62,6 +62,11 @@ typedef struct pare_conv_layer {
     int n_pat, n_pf;
     int32_t pat_off[64][4];  /* per pattern, its 4 tap offsets */
     pare_pat_filter *pf;
+    /* im2col + GEMM (engine/run.c, not a kernel of this family): O x K weights,
+     * K column offsets (conv.h's off, for positions y * rs + x), O biases */
+    int gemm_k;
+    const int32_t *gemm_off;
+    const float *gemm_w, *gemm_b;
     /* depthwise: per channel kh x kw weights (row-major) and a bias */
     int dw_kh, dw_kw, dw_sh, dw_sw, dw_pt, dw_pl; /* dw_sw is 1 or 2 */
     const float *dw_w, *dw_b;
