@@ -568,6 +568,38 @@ static int emit_conv_arrays_pattern(emitter *E, int i, const pare_step *st)
     return 0;
 }
 
+/* The arrays of a plain-loop step: s<i>_w (nw weights) and s<i>_b (nb biases). */
+static void weights_and_bias(emitter *E, int i, const char *why, const float *w, size_t nw, const float *b, size_t nb)
+{
+    char nm[32];
+    snprintf(nm, sizeof nm, "s%d_w", i);
+    float_array(E, nm, why, w, nw);
+    snprintf(nm, sizeof nm, "s%d_b", i);
+    float_array(E, nm, "per output channel, its bias", b, nb);
+}
+
+/* The opening of a plain-loop step's function: in, out (and res) at element
+ * (0, 0, 0) of their acts. */
+static void plain_step_head(emitter *E, int i, const pare_step *st)
+{
+    const char *P = E->pre;
+    putf(&E->b,
+         "\nstatic void %s_s%d(void)\n{\n"
+         "    const float *restrict in = %s_arena + %ld;\n"
+         "    float *restrict out = %s_arena + %ld;\n",
+         P, i, P, act_at(E, st->in[0], 0, 0, 0), P, act_at(E, st->out, 0, 0, 0));
+    if (st->res >= 0)
+        putf(&E->b, "    const float *restrict res = %s_arena + %ld;\n", P, act_at(E, st->res, 0, 0, 0));
+}
+
+/* v += the residual at (channel `ch`, y, x), in a plain loop's body. */
+static void plain_residual(emitter *E, const pare_step *st, const char *ch)
+{
+    if (st->res >= 0)
+        putf(&E->b, "                v += res[%s * %ldL + y * %ldL + x];\n", ch, E->p->acts[st->res].cs,
+             E->p->acts[st->res].rs);
+}
+
 /* A depthwise step: the reference kernel's loops (kernels/conv_ref.c), every
  * size a literal. */
 static pare_status emit_dw(emitter *E, int i, const pare_step *st)
@@ -576,18 +608,9 @@ static pare_status emit_dw(emitter *E, int i, const pare_step *st)
     const pare_conv_layer *L = &st->conv;
     const pare_act *ia = &E->p->acts[st->in[0]], *oa = &E->p->acts[st->out];
     int kk = L->dw_kh * L->dw_kw;
-    char nm[32];
-    snprintf(nm, sizeof nm, "s%d_w", i);
-    float_array(E, nm, "per channel, its kh x kw taps", L->dw_w, (size_t)oa->C * (size_t)kk);
-    snprintf(nm, sizeof nm, "s%d_b", i);
-    float_array(E, nm, "per channel, its bias", L->dw_b, (size_t)oa->C);
-    putf(&E->b,
-         "\nstatic void %s_s%d(void)\n{\n"
-         "    const float *restrict in = %s_arena + %ld;\n"
-         "    float *restrict out = %s_arena + %ld;\n",
-         P, i, P, act_at(E, st->in[0], 0, 0, 0), P, act_at(E, st->out, 0, 0, 0));
-    if (st->res >= 0)
-        putf(&E->b, "    const float *restrict res = %s_arena + %ld;\n", P, act_at(E, st->res, 0, 0, 0));
+    weights_and_bias(E, i, "per channel, its kh x kw taps", L->dw_w, (size_t)oa->C * (size_t)kk, L->dw_b,
+                     (size_t)oa->C);
+    plain_step_head(E, i, st);
     putf(&E->b,
          "    for (long c = 0; c < %d; c++) {\n"
          "        const float *w = %s_s%d_w + c * %d;\n"
@@ -601,9 +624,7 @@ static pare_status emit_dw(emitter *E, int i, const pare_step *st)
          "                        v += w[i * %d + j] * top[i * %ldL + x * %d + j];\n",
          oa->C, P, i, kk, oa->H, ia->cs, L->dw_sh, L->dw_pt, ia->rs, L->dw_pl, oa->cs, oa->rs, oa->W, P, i,
          L->dw_kh, L->dw_kw, L->dw_kw, ia->rs, L->dw_sw);
-    if (st->res >= 0)
-        putf(&E->b, "                v += res[c * %ldL + y * %ldL + x];\n", E->p->acts[st->res].cs,
-             E->p->acts[st->res].rs);
+    plain_residual(E, st, "c");
     putf(&E->b,
          "                o[x] = %s;\n"
          "            }\n"
@@ -623,11 +644,8 @@ static pare_status emit_gemm(emitter *E, int i, const pare_step *st)
     const pare_conv_layer *L = &st->conv;
     const pare_act *ia = &E->p->acts[st->in[0]], *oa = &E->p->acts[st->out];
     int K = L->gemm_k;
+    weights_and_bias(E, i, "O x K weights", L->gemm_w, (size_t)oa->C * (size_t)K, L->gemm_b, (size_t)oa->C);
     char nm[32];
-    snprintf(nm, sizeof nm, "s%d_w", i);
-    float_array(E, nm, "O x K weights", L->gemm_w, (size_t)oa->C * (size_t)K);
-    snprintf(nm, sizeof nm, "s%d_b", i);
-    float_array(E, nm, "per filter, its bias", L->gemm_b, (size_t)oa->C);
     long *off = malloc(sizeof(long) * (size_t)(K > 0 ? K : 1));
     if (!off)
         return pare_fail(PARE_ENOMEM, "out of memory emitting layer %s", st->name);
@@ -636,13 +654,7 @@ static pare_status emit_gemm(emitter *E, int i, const pare_step *st)
     snprintf(nm, sizeof nm, "s%d_off", i);
     int_array(E, "int32_t", nm, "per column, its input offset", off, (size_t)K);
     free(off);
-    putf(&E->b,
-         "\nstatic void %s_s%d(void)\n{\n"
-         "    const float *restrict in = %s_arena + %ld;\n"
-         "    float *restrict out = %s_arena + %ld;\n",
-         P, i, P, act_at(E, st->in[0], 0, 0, 0), P, act_at(E, st->out, 0, 0, 0));
-    if (st->res >= 0)
-        putf(&E->b, "    const float *restrict res = %s_arena + %ld;\n", P, act_at(E, st->res, 0, 0, 0));
+    plain_step_head(E, i, st);
     putf(&E->b,
          "    for (long o = 0; o < %d; o++) {\n"
          "        const float *w = %s_s%d_w + o * %d;\n"
@@ -654,9 +666,7 @@ static pare_status emit_gemm(emitter *E, int i, const pare_step *st)
          "                    v += w[k] * xi[%s_s%d_off[k]];\n"
          "                v = v + %s_s%d_b[o];\n",
          oa->C, P, i, K, oa->H, oa->W, ia->rs, K, P, i, P, i);
-    if (st->res >= 0)
-        putf(&E->b, "                v = v + res[o * %ldL + y * %ldL + x];\n", E->p->acts[st->res].cs,
-             E->p->acts[st->res].rs);
+    plain_residual(E, st, "o");
     putf(&E->b,
          "                out[o * %ldL + y * %ldL + x] = %s;\n"
          "            }\n"
