@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compress/prune.h"
 #include "core/cpu.h"
 #include "core/rng.h"
 #include "engine/engine.h"
 #include "graph/graph.h"
 #include "kernels/conv.h"
+#include "models.h"
 #include "test.h"
 
 /* ---- kernels against the reference --------------------------------------- */
@@ -360,26 +360,6 @@ PARE_TEST(engine_dw_kernel_vs_ref)
 
 /* ---- plans against the training graph ------------------------------------ */
 
-static void random_stats(pare_graph *g, uint64_t seed)
-{
-    pare_rng r;
-    pare_rng_seed(&r, seed, 11, 0, 0);
-    for (int i = 0; i < g->n_params; i++) {
-        pare_param *p = &g->params[i];
-        for (size_t k = 0; k < p->t->n; k++) {
-            double u = pare_rng_uniform_d(&r);
-            switch (p->role) {
-            case PARE_ROLE_BN_VAR: p->t->data[k] = (float)(0.5 + u); break;
-            case PARE_ROLE_BN_MEAN:
-            case PARE_ROLE_BN_BETA:
-            case PARE_ROLE_BIAS: p->t->data[k] = (float)(u - 0.5) * 0.2f; break;
-            case PARE_ROLE_BN_GAMMA: p->t->data[k] = (float)(0.5 + u); break;
-            default: break;
-            }
-        }
-    }
-}
-
 static int plan_gemm; /* plan_error builds plans with every float dense conv as im2col + GEMM */
 static int plan_gemm_steps;
 
@@ -415,18 +395,6 @@ static double plan_error(pare_graph *g, int threads, const char *what)
     return err;
 }
 
-static void prune_to(pare_graph *g, const char *scheme, double sp)
-{
-    pare_prune_options po = {scheme, sp, 0, NULL, 0, 0};
-    pare_prune_plan plan;
-    if (pare_prune_plan_new(g, &po, &plan) != PARE_OK) {
-        printf("  (scheme %s: %s)\n", scheme, pare_last_error());
-        return;
-    }
-    pare_prune_apply(g, &plan, NULL, NULL);
-    pare_prune_plan_free(&plan);
-}
-
 PARE_TEST_ISA(engine_plans_match_the_graph)
 {
     static const char *const models[] = {"lenet", "fmnist-cnn", "resnet20", "vgg11-bn", "mobilenetv2"};
@@ -439,9 +407,9 @@ PARE_TEST_ISA(engine_plans_match_the_graph)
                     continue; /* two threads on a third of the cases keeps the suite short */
                 pare_graph *g;
                 CHECK_OK(pare_zoo_build(models[m], 0, 3 + s, &g));
-                random_stats(g, 7 + m);
+                test_random_stats(g, 7 + m);
                 if (s > 0)
-                    prune_to(g, schemes[s], 0.8);
+                    test_prune_to(g, schemes[s], 0.8);
                 char what[128];
                 snprintf(what, sizeof what, "%s %s t%d", models[m], schemes[s], threads);
                 double e = plan_error(g, threads, what);
@@ -461,9 +429,9 @@ PARE_TEST(engine_gemm_lowering_matches_the_graph)
         for (int threads = 1; threads <= 2; threads++) {
             pare_graph *g;
             CHECK_OK(pare_zoo_build(models[m], 0, 40 + m, &g));
-            random_stats(g, 9 + m);
+            test_random_stats(g, 9 + m);
             if (threads == 2)
-                prune_to(g, "unstructured", 0.5);
+                test_prune_to(g, "unstructured", 0.5);
             char what[128];
             snprintf(what, sizeof what, "%s gemm t%d", models[m], threads);
             double e = plan_error(g, threads, what);
@@ -482,9 +450,9 @@ PARE_TEST(engine_224_models)
         for (int s = 0; s < 4; s++) {
             pare_graph *g;
             CHECK_OK(pare_zoo_build(models[m], 0, 9, &g));
-            random_stats(g, 13);
+            test_random_stats(g, 13);
             if (s > 0)
-                prune_to(g, schemes[s], 0.9);
+                test_prune_to(g, schemes[s], 0.9);
             char what[128];
             snprintf(what, sizeof what, "%s %s", models[m], schemes[s]);
             double e = plan_error(g, 2, what);
@@ -521,7 +489,7 @@ PARE_TEST_ISA(engine_fold_and_fuse_exact)
     int gp = pare_graph_avgpool(g, cat, 2, 1, 1, "avg");
     pare_graph_linear(g, pare_graph_flatten(g, gp, "flat"), 5, 1, "fc");
     CHECK_OK(pare_graph_status(g));
-    random_stats(g, 99);
+    test_random_stats(g, 99);
     double err = plan_error(g, 1, "fusion graph");
     CHECKF(err <= 1e-5, "relative error %.3g", err);
     err = plan_error(g, 2, "fusion graph");
@@ -577,7 +545,7 @@ PARE_TEST_ISA(engine_runs_onnx_ops)
         pare_graph_free(g);
         return;
     }
-    random_stats(g, 31);
+    test_random_stats(g, 31);
     pare_rng r;
     pare_rng_seed(&r, 32, 0, 0, 0);
     static const char *const consts[] = {"bias.weight", "plane.weight"};
@@ -618,7 +586,7 @@ PARE_TEST(engine_reports_and_refuses)
 {
     pare_graph *g;
     CHECK_OK(pare_zoo_build("resnet20", 0, 1, &g));
-    prune_to(g, "pattern", 0.9);
+    test_prune_to(g, "pattern", 0.9);
     pare_plan *p;
     pare_plan_options o = {1, 0, 0, 0};
     CHECK_OK(pare_plan_new(g, &o, &p));

@@ -68,16 +68,6 @@ PARE_TEST(kernels_vec_vs_ref)
                         k->f32_vbn_bwd(n, x, d, 0.3f, 1.7f, 0.01f, -0.2f, b, acc), "vbn_bwd");
             }
             ONE_OUT(ref->f32_vadd(n, x, y, a), k->f32_vadd(n, x, y, b), "vadd");
-            {
-                /* deinterleave n / 2 pairs into the two halves of a and b; the
-                 * reference against the definition too */
-                size_t h = n / 2;
-                ref->f32_deint2(h, x, a, a + h);
-                k->f32_deint2(h, x, b, b + h);
-                CHECKF(same(a, b, 2 * h), "%s deint2 n=%zu differs from ref", pare_isa_name((pare_isa_level)level), n);
-                for (size_t i = 0; i < h; i++)
-                    CHECK(a[i] == x[2 * i] && a[h + i] == x[2 * i + 1]);
-            }
             memcpy(a, y, n * sizeof(float));
             memcpy(b, y, n * sizeof(float));
             ONE_OUT(ref->f32_vacc(n, x, a), k->f32_vacc(n, x, b), "vacc");

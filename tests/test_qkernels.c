@@ -491,16 +491,22 @@ PARE_TEST(qkernels_phase2_vs_ref)
                 for (long i = 0; i < w; i++)
                     in[i] = (uint32_t)pare_rng_u64(&r);
                 uint32_t *a = (uint32_t *)(void *)guard_bytes((size_t)n), *b = (uint32_t *)(void *)guard_bytes((size_t)n);
-                pare_u32_phase2_1x1__ref(a, in, n, w, 0x07070707u);
-                ((pare_u32_phase2_fn *)list[e]->fn)(b, in, n, w, 0x07070707u);
+                uint32_t *ao = (uint32_t *)(void *)guard_bytes((size_t)n), *bo = (uint32_t *)(void *)guard_bytes((size_t)n);
+                pare_u32_phase2_1x1__ref(a, ao, in, n, w, 0x07070707u);
+                ((pare_u32_phase2_fn *)list[e]->fn)(b, bo, in, n, w, 0x07070707u);
                 CHECKF(memcmp(a, b, 4 * (size_t)n) == 0, "%s n %ld w %ld differs from ref", list[e]->name, n, w);
+                CHECKF(memcmp(ao, bo, 4 * (size_t)n) == 0, "%s n %ld w %ld: odd phase differs from ref", list[e]->name,
+                       n, w);
                 guard_bytes_free((uint8_t *)in, (size_t)w);
                 guard_bytes_free((uint8_t *)a, (size_t)n);
                 guard_bytes_free((uint8_t *)b, (size_t)n);
+                guard_bytes_free((uint8_t *)ao, (size_t)n);
+                guard_bytes_free((uint8_t *)bo, (size_t)n);
             }
-    uint32_t in[5] = {1, 2, 3, 4, 5}, out[4];
-    pare_u32_phase2_1x1__ref(out, in, 4, 5, 9);
+    uint32_t in[5] = {1, 2, 3, 4, 5}, out[4], odd[4];
+    pare_u32_phase2_1x1__ref(out, odd, in, 4, 5, 9);
     CHECK(out[0] == 1 && out[1] == 3 && out[2] == 5 && out[3] == 9);
+    CHECK(odd[0] == 2 && odd[1] == 4 && odd[2] == 9 && odd[3] == 9);
 }
 
 /* ops/quant.c's forward, copied: the oracle of the float fakequant row. */

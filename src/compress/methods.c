@@ -7,10 +7,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "compress/prune.h"
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/threads.h"
@@ -19,13 +19,6 @@
 #include "ops/loss.h"
 #include "train/train.h"
 #include "train/trainer.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 void pare_prune_config_init(pare_prune_config *c)
 {
@@ -44,41 +37,6 @@ void pare_prune_config_init(pare_prune_config *c)
     c->bip_epochs = 2;
     c->bip_lambda = 1e-4f;
     c->bip_mask_lr = 0.1f;
-}
-
-static double accuracy(pare_graph *g, const pare_dataset *test, const pare_train_config *t)
-{
-    if (!test)
-        return -1;
-    pare_eval_result r;
-    if (pare_evaluate(g, test, t->eval_batch, t->threads, &r) != PARE_OK)
-        return -1;
-    return r.accuracy;
-}
-
-/* Trains `epochs` epochs with the masks in place (hooks may be NULL). */
-static pare_status train_epochs(pare_graph *g, const pare_prune_config *c, int epochs,
-                                const pare_train_hooks *hooks, const pare_dataset *train,
-                                const pare_dataset *test, double *acc)
-{
-    if (epochs <= 0)
-        return PARE_OK;
-    pare_train_config tc = c->train;
-    tc.epochs = epochs;
-    tc.checkpoint_path = NULL;
-    tc.checkpoint_every = 0;
-    tc.resume = 0;
-    pare_trainer *t;
-    pare_status s = pare_trainer_new(g, &tc, &t);
-    if (s != PARE_OK)
-        return s;
-    pare_trainer_set_hooks(t, hooks);
-    s = pare_trainer_run(t, train, test);
-    pare_epoch_stats st;
-    if (s == PARE_OK && acc && pare_trainer_epoch_stats(t, epochs, &st) == PARE_OK)
-        *acc = st.test_acc;
-    pare_trainer_free(t);
-    return s;
 }
 
 static double *layer_targets(const pare_prune_plan *plan, double frac_of_density)
@@ -244,7 +202,7 @@ pare_status pare_admm_run(pare_graph *g, const pare_admm_problem *p, const pare_
         long total = spe * (long)c->admm_epochs;
         a.period_steps = total / a.rho_steps > 0 ? total / a.rho_steps : 1;
         pare_train_hooks h = {&a, admm_after_backward, admm_after_step, admm_lr};
-        s = train_epochs(g, c, c->admm_epochs, &h, train, test, NULL);
+        s = pare_train_epochs(g, &c->train, c->admm_epochs, &h, train, test, NULL);
         if (s == PARE_OK)
             s = a.err;
     }
@@ -467,13 +425,13 @@ pare_status pare_prune_run(pare_graph *g, pare_prune_plan *plan, const pare_prun
     int trains = c->method != PARE_PRUNE_ONESHOT || c->finetune_epochs > 0;
     if (trains && !train)
         return pare_fail(PARE_EINVAL, "the %s method needs training data", pare_prune_method_name(c->method));
-    r->acc_before = accuracy(g, test, &c->train);
-    double t0 = now_s();
+    r->acc_before = pare_test_accuracy(g, test, &c->train);
+    double t0 = pare_now_s();
     pare_status s = PARE_OK;
     switch (c->method) {
     case PARE_PRUNE_ONESHOT:
         s = pare_prune_apply(g, plan, NULL, NULL);
-        r->acc_pruned = accuracy(g, test, &c->train);
+        r->acc_pruned = pare_test_accuracy(g, test, &c->train);
         break;
     case PARE_PRUNE_GMP: {
         /* The masks grow during fine-tuning; there is no separate phase. */
@@ -487,13 +445,14 @@ pare_status pare_prune_run(pare_graph *g, pare_prune_plan *plan, const pare_prun
         if (st.every < 1)
             st.every = 1;
         pare_train_hooks h = {&st, NULL, gmp_after_step, NULL};
-        s = train_epochs(g, c, c->finetune_epochs > 0 ? c->finetune_epochs : 1, &h, train, test, &r->acc_final);
+        s = pare_train_epochs(g, &c->train, c->finetune_epochs > 0 ? c->finetune_epochs : 1, &h, train, test,
+                              &r->acc_final);
         if (s == PARE_OK)
             s = st.err;
         if (s == PARE_OK) /* the last update lands at the ramp's end; make sure */
             s = pare_prune_apply(g, plan, NULL, NULL);
-        r->seconds_finetune = now_s() - t0;
-        r->acc_final = accuracy(g, test, &c->train);
+        r->seconds_finetune = pare_now_s() - t0;
+        r->acc_final = pare_test_accuracy(g, test, &c->train);
         return s;
     }
     case PARE_PRUNE_IMP: {
@@ -538,9 +497,9 @@ pare_status pare_prune_run(pare_graph *g, pare_prune_plan *plan, const pare_prun
                 }
             }
             if (k == rounds)
-                r->acc_pruned = accuracy(g, test, &c->train);
+                r->acc_pruned = pare_test_accuracy(g, test, &c->train);
             if (k < rounds)
-                s = train_epochs(g, c, c->finetune_epochs, NULL, train, test, NULL);
+                s = pare_train_epochs(g, &c->train, c->finetune_epochs, NULL, train, test, NULL);
         }
         pare_graph_free(rewind);
         break;
@@ -548,7 +507,7 @@ pare_status pare_prune_run(pare_graph *g, pare_prune_plan *plan, const pare_prun
     case PARE_PRUNE_ADMM:
         s = admm_stage(g, plan, NULL, c, train, test);
         r->rounds = 1;
-        r->acc_pruned = accuracy(g, test, &c->train);
+        r->acc_pruned = pare_test_accuracy(g, test, &c->train);
         break;
     case PARE_PRUNE_ADMM_PROGRESSIVE: {
         int k = c->stages > 0 ? c->stages : 1;
@@ -560,23 +519,23 @@ pare_status pare_prune_run(pare_graph *g, pare_prune_plan *plan, const pare_prun
             s = admm_stage(g, plan, targets, c, train, test);
             free(targets);
         }
-        r->acc_pruned = accuracy(g, test, &c->train);
+        r->acc_pruned = pare_test_accuracy(g, test, &c->train);
         break;
     }
     case PARE_PRUNE_BIP:
         s = bip_run(g, plan, c, train);
-        r->acc_pruned = accuracy(g, test, &c->train);
+        r->acc_pruned = pare_test_accuracy(g, test, &c->train);
         break;
     default:
         return pare_fail(PARE_EINVAL, "unknown pruning method %d", (int)c->method);
     }
     if (s != PARE_OK)
         return s;
-    r->seconds_prune = now_s() - t0;
-    double t1 = now_s();
+    r->seconds_prune = pare_now_s() - t0;
+    double t1 = pare_now_s();
     r->acc_final = r->acc_pruned;
     if (c->finetune_epochs > 0 && train)
-        s = train_epochs(g, c, c->finetune_epochs, NULL, train, test, &r->acc_final);
-    r->seconds_finetune = now_s() - t1;
+        s = pare_train_epochs(g, &c->train, c->finetune_epochs, NULL, train, test, &r->acc_final);
+    r->seconds_finetune = pare_now_s() - t1;
     return s;
 }

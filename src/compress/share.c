@@ -6,10 +6,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "compress/share.h"
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/threads.h"
@@ -21,13 +21,6 @@
 #define QSCHEME_CODEBOOK 3
 #define K_MAX 256
 #define D_MAX 16
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---- k-means ---------------------------------------------------------------- */
 
@@ -963,14 +956,6 @@ static int codebook_bits(int k)
     return b;
 }
 
-static void qparams_clear(pare_qparams *q)
-{
-    free(q->scale);
-    free(q->zero_point);
-    free(q->codebook);
-    memset(q, 0, sizeof *q);
-}
-
 pare_status pare_share_set(pare_param *p, int k, int d, const float *codebook,
                            const int32_t *assign)
 {
@@ -991,7 +976,7 @@ pare_status pare_share_set(pare_param *p, int k, int d, const float *codebook,
             p->t->data[e] = !p->mask || p->mask[e] ? row[j] : 0.0f;
         }
     }
-    qparams_clear(&p->q);
+    pare_qparams_clear(&p->q);
     p->q.bits = codebook_bits(k);
     p->q.scheme = QSCHEME_CODEBOOK;
     p->q.k = k;
@@ -1038,35 +1023,6 @@ typedef struct sstate {
     int n;
     pare_status err;
 } sstate;
-
-static double accuracy(pare_graph *g, const pare_dataset *test, const pare_train_config *t)
-{
-    if (!test)
-        return -1;
-    pare_eval_result r;
-    if (pare_evaluate(g, test, t->eval_batch, t->threads, &r) != PARE_OK)
-        return -1;
-    return r.accuracy;
-}
-
-static pare_status train_epochs(pare_graph *g, const pare_train_config *base, int epochs,
-                                const pare_train_hooks *hooks, const pare_dataset *train,
-                                const pare_dataset *test)
-{
-    pare_train_config tc = *base;
-    tc.epochs = epochs;
-    tc.checkpoint_path = NULL;
-    tc.checkpoint_every = 0;
-    tc.resume = 0;
-    pare_trainer *t;
-    pare_status s = pare_trainer_new(g, &tc, &t);
-    if (s != PARE_OK)
-        return s;
-    pare_trainer_set_hooks(t, hooks);
-    s = pare_trainer_run(t, train, test);
-    pare_trainer_free(t);
-    return s;
-}
 
 static void reg_after_backward(pare_trainer *t, void *user)
 {
@@ -1315,11 +1271,11 @@ pare_status pare_share(pare_graph *g, const pare_share_options *o, const pare_da
     r->n = n;
     /* Training phases see float weights: the old codebooks go now. */
     for (int i = 0; i < n; i++)
-        qparams_clear(&g->params[l[i].param].q);
+        pare_qparams_clear(&g->params[l[i].param].q);
     sstate st = {g, o, l, n, PARE_OK};
-    r->acc_before = accuracy(g, test, &o->train);
+    r->acc_before = pare_test_accuracy(g, test, &o->train);
 
-    double t0 = now_s();
+    double t0 = pare_now_s();
     if (reg) {
         for (int i = 0; i < n && s == PARE_OK; i++) {
             const pare_param *p = &g->params[l[i].param];
@@ -1328,17 +1284,17 @@ pare_status pare_share(pare_graph *g, const pare_share_options *o, const pare_da
         }
         pare_train_hooks h = {&st, reg_after_backward, reg_after_step, NULL};
         if (s == PARE_OK)
-            s = train_epochs(g, &o->train, o->reg_epochs, &h, train, NULL);
+            s = pare_train_epochs(g, &o->train, o->reg_epochs, &h, train, NULL, NULL);
         if (s == PARE_OK)
             s = st.err;
         for (int i = 0; i < n; i++)
             pare_share_reg_free(&l[i].reg);
         if (s == PARE_OK)
-            r->acc_reg = accuracy(g, test, &o->train);
+            r->acc_reg = pare_test_accuracy(g, test, &o->train);
     }
-    r->seconds_reg = now_s() - t0;
+    r->seconds_reg = pare_now_s() - t0;
 
-    t0 = now_s();
+    t0 = pare_now_s();
     for (int i = 0; i < n && s == PARE_OK; i++) {
         slayer *L = &l[i];
         pare_param *p = &g->params[L->param];
@@ -1409,11 +1365,11 @@ pare_status pare_share(pare_graph *g, const pare_share_options *o, const pare_da
         }
         R->rel_error = den > 0 ? sqrt(num / den) : 0;
     }
-    r->seconds_share = now_s() - t0;
+    r->seconds_share = pare_now_s() - t0;
     if (s == PARE_OK)
-        r->acc_shared = accuracy(g, test, &o->train);
+        r->acc_shared = pare_test_accuracy(g, test, &o->train);
 
-    t0 = now_s();
+    t0 = pare_now_s();
     if (s == PARE_OK && o->finetune_epochs > 0) {
         pare_train_hooks h = {&st, NULL, NULL, NULL};
         if (o->smartexchange) {
@@ -1422,17 +1378,17 @@ pare_status pare_share(pare_graph *g, const pare_share_options *o, const pare_da
             h.after_backward = ft_after_backward;
             h.after_step = ft_after_step;
         }
-        s = train_epochs(g, &o->train, o->finetune_epochs, &h, train, NULL);
+        s = pare_train_epochs(g, &o->train, o->finetune_epochs, &h, train, NULL, NULL);
         if (s == PARE_OK)
             s = st.err;
         if (s == PARE_OK && !o->smartexchange)
             ft_snap(&st);
         if (s == PARE_OK)
-            r->acc_final = accuracy(g, test, &o->train);
+            r->acc_final = pare_test_accuracy(g, test, &o->train);
     } else {
         r->acc_final = r->acc_shared;
     }
-    r->seconds_finetune = now_s() - t0;
+    r->seconds_finetune = pare_now_s() - t0;
 
     /* The codebooks become the tensors' quantization parameters last, so the
      * training phases above saw plain float weights. */

@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "compress/compress.h"
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/cpu.h"
 #include "core/fsio.h"
@@ -138,6 +138,55 @@ static int broadcast_add(const pare_graph *g, const pare_node *nd)
     return nd->op == PARE_OP_ADD && !same_shape(g->nodes[nd->in[0]].out, g->nodes[nd->in[1]].out);
 }
 
+/* ---- fusion ---------------------------------------------------------------- */
+
+/* Fuses the ReLU or ReLU6 that is *cur's sole user: returns the act code (1
+ * relu, 2 relu6, 0 none) and moves *cur to it. */
+static int fuse_act(builder *b, int *cur)
+{
+    int r = sole_user(b, *cur, PARE_OP_RELU), r6 = sole_user(b, *cur, PARE_OP_RELU6);
+    if (r < 0 && r6 < 0)
+        return 0;
+    *cur = r >= 0 ? r : r6;
+    b->done[*cur] = 1;
+    return r >= 0 ? 1 : 2;
+}
+
+/* Fuses the residual add that is *cur's sole user when its other input is
+ * computed already (in a float act, with float_only): returns that act, or
+ * -1, and moves *cur to the add. */
+static int fuse_residual(builder *b, int *cur, int float_only)
+{
+    int addn = sole_user(b, *cur, PARE_OP_ADD);
+    if (addn < 0 || broadcast_add(b->g, &b->g->nodes[addn]))
+        return -1;
+    const pare_node *an = &b->g->nodes[addn];
+    int other = an->in[0] == *cur ? an->in[1] : an->in[0];
+    if (other == *cur || !b->done[other] || b->act_of[other] < 0 ||
+        (float_only && b->p->acts[b->act_of[other]].q8))
+        return -1;
+    b->done[addn] = 1;
+    *cur = addn;
+    return b->act_of[other];
+}
+
+/* A batch norm's per-channel tensors. */
+typedef struct bn_view {
+    const float *gamma, *beta, *mean, *var;
+    double eps;
+} bn_view;
+
+static bn_view bn_of(const pare_graph *g, int bn)
+{
+    bn_view v;
+    v.gamma = g->params[pare_graph_node_param(g, bn, PARE_ROLE_BN_GAMMA)].t->data;
+    v.beta = g->params[pare_graph_node_param(g, bn, PARE_ROLE_BN_BETA)].t->data;
+    v.mean = g->params[pare_graph_node_param(g, bn, PARE_ROLE_BN_MEAN)].t->data;
+    v.var = g->params[pare_graph_node_param(g, bn, PARE_ROLE_BN_VAR)].t->data;
+    v.eps = g->nodes[bn].a.eps;
+    return v;
+}
+
 /* ---- conv packing --------------------------------------------------------- */
 
 typedef struct conv_geo {
@@ -187,6 +236,28 @@ static int phase_halo(const conv_geo *q, pare_shape in, pare_shape os)
             need = os.w - 1 + dx - (Wq - 1);
     }
     return need;
+}
+
+/* A conv's geometry from its attributes and input shape (cs, rs and the
+ * phases are the lowering's to set). */
+static conv_geo geo_of(const pare_attrs *at, pare_shape in)
+{
+    conv_geo q;
+    memset(&q, 0, sizeof q);
+    q.O = at->out_channels;
+    q.G = at->groups;
+    q.Cg = in.c / at->groups;
+    q.C = in.c;
+    q.Cq = (in.c + 3) / 4;
+    q.kh = at->kernel[0];
+    q.kw = at->kernel[1];
+    q.sh = at->stride[0];
+    q.sw = at->stride[1];
+    q.dh = at->dilation[0];
+    q.dw = at->dilation[1];
+    q.pt = at->pad[0];
+    q.pl = at->pad[1];
+    return q;
 }
 
 static int in_channel(const conv_geo *q, int o, int c)
@@ -659,20 +730,7 @@ static pare_status lower_conv(builder *b, int v, aux_list *aux)
     int src = nd->in[0];
     pare_shape in = g->nodes[src].out;
     int in_act = b->act_of[src];
-    conv_geo q;
-    memset(&q, 0, sizeof q);
-    q.O = at->out_channels;
-    q.G = at->groups;
-    q.Cg = in.c / at->groups;
-    q.C = in.c;
-    q.kh = at->kernel[0];
-    q.kw = at->kernel[1];
-    q.sh = at->stride[0];
-    q.sw = at->stride[1];
-    q.dh = at->dilation[0];
-    q.dw = at->dilation[1];
-    q.pt = at->pad[0];
-    q.pl = at->pad[1];
+    conv_geo q = geo_of(at, in);
     int K = q.Cg * q.kh * q.kw;
     /* fold a batch norm that only this conv feeds */
     const pare_param *wp = &g->params[pare_graph_node_param(g, v, PARE_ROLE_WEIGHT)];
@@ -689,38 +747,20 @@ static pare_status lower_conv(builder *b, int v, aux_list *aux)
         memcpy(bias, g->params[bp].t->data, sizeof(float) * (size_t)q.O);
     int cur = v, bn = sole_user(b, v, PARE_OP_BATCHNORM);
     if (bn >= 0) {
-        const float *gam = g->params[pare_graph_node_param(g, bn, PARE_ROLE_BN_GAMMA)].t->data;
-        const float *bet = g->params[pare_graph_node_param(g, bn, PARE_ROLE_BN_BETA)].t->data;
-        const float *mu = g->params[pare_graph_node_param(g, bn, PARE_ROLE_BN_MEAN)].t->data;
-        const float *var = g->params[pare_graph_node_param(g, bn, PARE_ROLE_BN_VAR)].t->data;
-        double eps = g->nodes[bn].a.eps;
+        bn_view n = bn_of(g, bn);
         for (int o = 0; o < q.O; o++) {
             /* the same float32 steps as the BN forward: a = gamma * invstd */
-            float invstd = (float)(1.0 / sqrt((double)var[o] + eps));
-            float a = gam[o] * invstd;
+            float invstd = (float)(1.0 / sqrt((double)n.var[o] + n.eps));
+            float a = n.gamma[o] * invstd;
             for (int k = 0; k < K; k++)
                 w[(size_t)o * K + (size_t)k] *= a;
-            bias[o] = bias[o] * a + (bet[o] - mu[o] * a);
+            bias[o] = bias[o] * a + (n.beta[o] - n.mean[o] * a);
         }
         b->done[bn] = 1;
         cur = bn;
     }
-    int res = -1, addn = sole_user(b, cur, PARE_OP_ADD);
-    if (addn >= 0 && !broadcast_add(g, &g->nodes[addn])) {
-        const pare_node *an = &g->nodes[addn];
-        int other = an->in[0] == cur ? an->in[1] : an->in[0];
-        if (other != cur && b->done[other] && b->act_of[other] >= 0) {
-            res = b->act_of[other];
-            b->done[addn] = 1;
-            cur = addn;
-        }
-    }
-    int act = 0, r = sole_user(b, cur, PARE_OP_RELU), r6 = sole_user(b, cur, PARE_OP_RELU6);
-    if (r >= 0 || r6 >= 0) {
-        act = r >= 0 ? 1 : 2;
-        cur = r >= 0 ? r : r6;
-        b->done[cur] = 1;
-    }
+    int res = fuse_residual(b, &cur, 0);
+    int act = fuse_act(b, &cur);
     /* phases for strided convs */
     int rd_act = in_act, dw = dw_direct(g, nd);
     pare_shape os = nd->out;
@@ -822,12 +862,7 @@ static pare_status lower_linear(builder *b, int v)
     int in_act = packed_act(b, nd->in[0], v);
     if (in_act < 0)
         return pare_fail(PARE_ENOMEM, "out of memory");
-    int cur = v, act = 0, r = sole_user(b, v, PARE_OP_RELU), r6 = sole_user(b, v, PARE_OP_RELU6);
-    if (r >= 0 || r6 >= 0) {
-        act = r >= 0 ? 1 : 2;
-        cur = r >= 0 ? r : r6;
-        b->done[cur] = 1;
-    }
+    int cur = v, act = fuse_act(b, &cur);
     int out = act_for_node(b, cur);
     pare_step *st = new_step(b, PARE_STEP_FC, cur);
     if (!st)
@@ -994,15 +1029,9 @@ static pare_status lower_other(builder *b, int v)
         b->done[v] = 1;
         return PARE_OK;
     case PARE_OP_ADD:
-    case PARE_OP_BATCHNORM: {
-        int r = sole_user(b, v, PARE_OP_RELU), r6 = sole_user(b, v, PARE_OP_RELU6);
-        if (r >= 0 || r6 >= 0) {
-            act = r >= 0 ? 1 : 2;
-            cur = r >= 0 ? r : r6;
-            b->done[cur] = 1;
-        }
+    case PARE_OP_BATCHNORM:
+        act = fuse_act(b, &cur);
         break;
-    }
     default:
         break;
     }
@@ -1045,14 +1074,11 @@ static pare_status lower_other(builder *b, int v)
         st->shift = pare_alloc_array((size_t)C, sizeof(float), 0);
         if (!st->scale || !st->shift)
             return pare_fail(PARE_ENOMEM, "out of memory");
-        const float *gam = g->params[pare_graph_node_param(g, v, PARE_ROLE_BN_GAMMA)].t->data;
-        const float *bet = g->params[pare_graph_node_param(g, v, PARE_ROLE_BN_BETA)].t->data;
-        const float *mu = g->params[pare_graph_node_param(g, v, PARE_ROLE_BN_MEAN)].t->data;
-        const float *var = g->params[pare_graph_node_param(g, v, PARE_ROLE_BN_VAR)].t->data;
+        bn_view n = bn_of(g, v);
         for (int c = 0; c < C; c++) {
-            float invstd = (float)(1.0 / sqrt((double)var[c] + (double)nd->a.eps));
-            st->scale[c] = gam[c] * invstd;
-            st->shift[c] = bet[c] - mu[c] * st->scale[c];
+            float invstd = (float)(1.0 / sqrt((double)n.var[c] + n.eps));
+            st->scale[c] = n.gamma[c] * invstd;
+            st->shift[c] = n.beta[c] - n.mean[c] * st->scale[c];
         }
     }
     b->done[v] = 1;
@@ -1571,21 +1597,7 @@ static pare_status lower_qconv(builder *b, int v, aux_list *aux)
     int in_act = b->qact[F];
     if (in_act < 0)
         return pare_fail(PARE_EINVAL, "layer %s: its int8 input was not planned", nd->name);
-    conv_geo q;
-    memset(&q, 0, sizeof q);
-    q.O = at->out_channels;
-    q.G = at->groups;
-    q.Cg = in.c / at->groups;
-    q.C = in.c;
-    q.Cq = (in.c + 3) / 4;
-    q.kh = at->kernel[0];
-    q.kw = at->kernel[1];
-    q.sh = at->stride[0];
-    q.sw = at->stride[1];
-    q.dh = at->dilation[0];
-    q.dw = at->dilation[1];
-    q.pt = at->pad[0];
-    q.pl = at->pad[1];
+    conv_geo q = geo_of(at, in);
     int K = q.Cg * q.kh * q.kw;
     const pare_param *wp = &g->params[pare_graph_node_param(g, v, PARE_ROLE_WEIGHT)];
     int bp = pare_graph_node_param(g, v, PARE_ROLE_BIAS);
@@ -1615,35 +1627,17 @@ static pare_status lower_qconv(builder *b, int v, aux_list *aux)
     }
     int cur = v, bn = sole_user(b, v, PARE_OP_BATCHNORM);
     if (bn >= 0) {
-        const float *gam = g->params[pare_graph_node_param(g, bn, PARE_ROLE_BN_GAMMA)].t->data;
-        const float *bet = g->params[pare_graph_node_param(g, bn, PARE_ROLE_BN_BETA)].t->data;
-        const float *mu = g->params[pare_graph_node_param(g, bn, PARE_ROLE_BN_MEAN)].t->data;
-        const float *var = g->params[pare_graph_node_param(g, bn, PARE_ROLE_BN_VAR)].t->data;
-        double eps = g->nodes[bn].a.eps;
+        bn_view n = bn_of(g, bn);
         for (int o = 0; o < q.O; o++) {
-            double a = (double)gam[o] / sqrt((double)var[o] + eps);
+            double a = (double)n.gamma[o] / sqrt((double)n.var[o] + n.eps);
             M[o] *= a;
-            B[o] = B[o] * a + ((double)bet[o] - (double)mu[o] * a);
+            B[o] = B[o] * a + ((double)n.beta[o] - (double)n.mean[o] * a);
         }
         b->done[bn] = 1;
         cur = bn;
     }
-    int res = -1, addn = sole_user(b, cur, PARE_OP_ADD);
-    if (addn >= 0 && !broadcast_add(g, &g->nodes[addn])) {
-        const pare_node *an = &g->nodes[addn];
-        int other = an->in[0] == cur ? an->in[1] : an->in[0];
-        if (other != cur && b->done[other] && b->act_of[other] >= 0 && !p->acts[b->act_of[other]].q8) {
-            res = b->act_of[other];
-            b->done[addn] = 1;
-            cur = addn;
-        }
-    }
-    int act = 0, r1 = sole_user(b, cur, PARE_OP_RELU), r6 = sole_user(b, cur, PARE_OP_RELU6);
-    if (r1 >= 0 || r6 >= 0) {
-        act = r1 >= 0 ? 1 : 2;
-        cur = r1 >= 0 ? r1 : r6;
-        b->done[cur] = 1;
-    }
+    int res = fuse_residual(b, &cur, 1);
+    int act = fuse_act(b, &cur);
     /* where the output goes */
     int U = b->users[cur] == 1 ? b->user[cur] : -1, Fo = -1, pool = -1;
     if (U >= 0 && fq_usable(&g->nodes[U]) && b->fq_other[U] == 0 && b->fq_int8[U] > 0 && !b->done[U])
@@ -1821,12 +1815,7 @@ static pare_status lower_qfc(builder *b, int v)
     int in_act = b->qact[nd->in[0]];
     if (in_act < 0)
         return pare_fail(PARE_EINVAL, "layer %s: its int8 input was not planned", nd->name);
-    int cur = v, act = 0, r1 = sole_user(b, v, PARE_OP_RELU), r6 = sole_user(b, v, PARE_OP_RELU6);
-    if (r1 >= 0 || r6 >= 0) {
-        act = r1 >= 0 ? 1 : 2;
-        cur = r1 >= 0 ? r1 : r6;
-        b->done[cur] = 1;
-    }
+    int cur = v, act = fuse_act(b, &cur);
     int out = act_for_node(b, cur);
     pare_step *st = new_step(b, PARE_STEP_QFC, cur);
     if (!st)
@@ -1998,13 +1987,6 @@ static void cache_save_free(tune_cache *c)
 
 /* ---- choosing and finishing conv steps ------------------------------------ */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void conv_positions(pare_plan *p, pare_step *st)
 {
     const pare_act *ia = &p->acts[st->in[0]], *oa = &p->acts[st->out];
@@ -2075,15 +2057,21 @@ static double qconv_macs_of(const pare_step *st, const pare_plan *p)
     return per_pos * oa->H * oa->W;
 }
 
+/* The scratch floats a GEMM step needs: its columns (K x positions) and its
+ * product (O x positions). */
+static size_t gemm_scratch(const pare_plan *p, const pare_step *st)
+{
+    const pare_act *oa = &p->acts[st->out];
+    return (size_t)oa->H * (size_t)oa->W * ((size_t)st->conv.gemm_k + (size_t)oa->C);
+}
+
 static int pack_any(pare_plan *p, pare_step *st, const conv_aux *ca, int k, int threads)
 {
     if (ca->q)
         return qpack_kind(st, ca, k, threads);
     int ok = pack_kind(st, &ca->geo, ca->w, ca->b, ca->cand[k], ca->cand_rows[k]);
     if (ok == 1 && st->ck == PARE_CK_GEMM) {
-        /* the columns (K x positions) and the product (O x positions) */
-        const pare_act *oa = &p->acts[st->out];
-        size_t n = (size_t)oa->H * (size_t)oa->W * ((size_t)st->conv.gemm_k + (size_t)oa->C);
+        size_t n = gemm_scratch(p, st);
         if (n > p->scratch_floats) {
             float *ns = pare_alloc_array(n, sizeof(float), 0);
             if (!ns)
@@ -2146,9 +2134,9 @@ static pare_status choose_kernels(builder *b, aux_list *aux)
                         continue;
                     double t = 1e30;
                     for (int r = 0; r < 6; r++) {
-                        double t0 = now_s();
+                        double t0 = pare_now_s();
                         pare_engine_run_step(p, st);
-                        double dt = now_s() - t0;
+                        double dt = pare_now_s() - t0;
                         if (r > 0 && dt < t)
                             t = dt;
                     }
@@ -2426,11 +2414,8 @@ static pare_status plan_build(const pare_graph *g0, const pare_plan_options *o, 
         size_t need = 0;
         for (int i = 0; i < p->n_steps; i++) {
             const pare_step *st = &p->steps[i];
-            if (st->kind == PARE_STEP_CONV && st->ck == PARE_CK_GEMM) {
-                const pare_act *oa = &p->acts[st->out];
-                size_t sz = (size_t)oa->H * (size_t)oa->W * ((size_t)st->conv.gemm_k + (size_t)oa->C);
-                need = sz > need ? sz : need;
-            }
+            if (st->kind == PARE_STEP_CONV && st->ck == PARE_CK_GEMM && gemm_scratch(p, st) > need)
+                need = gemm_scratch(p, st);
         }
         if (need < p->scratch_floats) {
             pare_free(p->scratch);

@@ -6,15 +6,14 @@
 #include <float.h>
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/blas.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "engine/engine.h"
 #include "graph/op.h"
 #include "kernels/qconv_impl.h"
-#include "kernels/vec.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -29,13 +28,6 @@ static int tid(void)
 #else
     return 0;
 #endif
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static inline float act_fn(float v, int act)
@@ -276,61 +268,6 @@ static void run_conv(pare_plan *p, pare_step *st)
 
 /* ---- small steps ---------------------------------------------------------- */
 
-/* Stride 2 across: each input row read once, deinterleaved into its two
- * phase planes' rows (plane (a, b) of channel c is cc = (a * 2 + b) * C + c). */
-static void run_phases_w2(pare_plan *p, pare_step *st)
-{
-    const pare_act *src = &p->acts[st->in[0]], *dst = &p->acts[st->out];
-    const pare_vec_kernels *k = pare_vec();
-    int C = src->C, sh = st->sh, half = src->W / 2;
-#pragma omp parallel for num_threads(p->threads) schedule(static) if (C * dst->H * dst->W > 32768)
-    for (int ca = 0; ca < C * sh; ca++) {
-        int c = ca % C, a = ca / C;
-        for (int y = 0; y < dst->H; y++) {
-            int sy = y * sh + a;
-            float *e = at(p, st->out, (a * 2) * C + c, y, 0), *o = at(p, st->out, (a * 2 + 1) * C + c, y, 0);
-            if (sy >= src->H) {
-                memset(e, 0, sizeof(float) * (size_t)dst->W);
-                memset(o, 0, sizeof(float) * (size_t)dst->W);
-                continue;
-            }
-            const float *in = at(p, st->in[0], c, sy, 0);
-            k->f32_deint2((size_t)half, in, e, o);
-            for (int x = half; x < dst->W; x++) { /* an odd width: its last pixel is even */
-                e[x] = 2 * x < src->W ? in[2 * x] : 0.0f;
-                o[x] = 0.0f;
-            }
-        }
-    }
-}
-
-static void run_phases(pare_plan *p, pare_step *st)
-{
-    const pare_act *src = &p->acts[st->in[0]], *dst = &p->acts[st->out];
-    int C = src->C, sh = st->sh, sw = st->sw;
-    if (sw == 2 && dst->W == (src->W + 1) / 2) {
-        run_phases_w2(p, st);
-        return;
-    }
-#pragma omp parallel for num_threads(p->threads) schedule(static) if (C * dst->H * dst->W > 32768)
-    for (int cc = 0; cc < C * sh * sw; cc++) {
-        int ph = cc / C, c = cc % C, a = ph / sw, b = ph % sw;
-        for (int y = 0; y < dst->H; y++) {
-            int sy = y * sh + a;
-            float *out = at(p, st->out, cc, y, 0);
-            if (sy >= src->H) {
-                memset(out, 0, sizeof(float) * (size_t)dst->W);
-                continue;
-            }
-            const float *in = at(p, st->in[0], c, sy, 0);
-            for (int x = 0; x < dst->W; x++) {
-                int sx = x * sw + b;
-                out[x] = sx < src->W ? in[sx] : 0.0f;
-            }
-        }
-    }
-}
-
 /* Interior windows of a max pool need no bounds checks: rows and columns whose
  * whole window lies inside the input. */
 static void maxpool_fast(pare_plan *p, pare_step *st, int c, const pare_qconv_kernels *k)
@@ -500,38 +437,42 @@ static void run_fc(pare_plan *p, pare_step *st)
 
 /* ---- int8 ----------------------------------------------------------------- */
 
-/* A u8 act's dword (4 codes) at quad k, row y, column x (halo coordinates from -P). */
+/* A 32-bit element of an act at plane k, row y, column x (halo coordinates
+ * from -P): a u8 act's dword (4 codes) of quad k, or a float act's value. */
 static inline uint32_t *qat(pare_plan *p, int a, int k, int y, int x)
 {
     const pare_act *s = &p->acts[a];
     return (uint32_t *)(void *)pare_engine_act(p, a) + k * s->cs + (long)(y + s->P) * s->rs + (x + s->P);
 }
 
-static void run_phases_u8(pare_plan *p, pare_step *st)
+/* Space-to-depth of a float act (a plane a channel) or a u8 one (a plane a
+ * channel quad, 4 codes a dword): the same copy of 32-bit elements, pixels
+ * past the input its fill (0.0f, or the u8 act's fill code in every byte). */
+static void run_phases(pare_plan *p, pare_step *st)
 {
     const pare_act *src = &p->acts[st->in[0]], *dst = &p->acts[st->out];
-    int Cq = (src->C + 3) / 4, sh = st->sh, sw = st->sw;
-    uint32_t fill = 0x01010101u * src->fill;
+    int planes = src->q8 ? (src->C + 3) / 4 : src->C, sh = st->sh, sw = st->sw;
+    uint32_t fill = src->q8 ? 0x01010101u * src->fill : 0u;
     const pare_qconv_kernels *kq = pare_qconv();
-#pragma omp parallel for num_threads(p->threads) schedule(static) if (Cq * dst->H * dst->W > 32768)
-    for (int cc = 0; cc < Cq * sh * sw; cc++) {
-        int ph = cc / Cq, k = cc % Cq, a = ph / sw, b = ph % sw;
+    /* plane (a, b) of input plane k is cc = (a * sw + b) * planes + k; each
+     * input row is read once for all its phases b */
+#pragma omp parallel for num_threads(p->threads) schedule(static) if (planes * dst->H * dst->W > 32768)
+    for (int ka = 0; ka < planes * sh; ka++) {
+        int k = ka % planes, a = ka / planes;
         for (int y = 0; y < dst->H; y++) {
             int sy = y * sh + a;
-            uint32_t *out = qat(p, st->out, cc, y, 0);
-            if (sy >= src->H) {
-                for (int x = 0; x < dst->W; x++)
-                    out[x] = fill;
+            const uint32_t *in = sy < src->H ? qat(p, st->in[0], k, sy, 0) : NULL;
+            if (in && sw == 2) {
+                kq->u32_phase2(qat(p, st->out, (a * 2) * planes + k, y, 0),
+                               qat(p, st->out, (a * 2 + 1) * planes + k, y, 0), in, dst->W, src->W, fill);
                 continue;
             }
-            const uint32_t *in = qat(p, st->in[0], k, sy, 0);
-            if (sw == 2) {
-                kq->u32_phase2(out, in + b, dst->W, src->W - b, fill);
-                continue;
-            }
-            for (int x = 0; x < dst->W; x++) {
-                int sx = x * sw + b;
-                out[x] = sx < src->W ? in[sx] : fill;
+            for (int b = 0; b < sw; b++) {
+                uint32_t *out = qat(p, st->out, (a * sw + b) * planes + k, y, 0);
+                for (int x = 0; x < dst->W; x++) {
+                    int sx = x * sw + b;
+                    out[x] = in && sx < src->W ? in[sx] : fill;
+                }
             }
         }
     }
@@ -766,10 +707,7 @@ void pare_engine_run_step(pare_plan *p, pare_step *st)
         run_conv(p, st);
         break;
     case PARE_STEP_PHASES:
-        if (p->acts[st->in[0]].q8)
-            run_phases_u8(p, st);
-        else
-            run_phases(p, st);
+        run_phases(p, st);
         break;
     case PARE_STEP_FC:
         run_fc(p, st);
@@ -830,11 +768,11 @@ pare_status pare_plan_run(pare_plan *p, const float *in, int n, float *out)
                        sizeof(float) * (size_t)p->in_w);
         for (int i = 0; i < p->n_steps; i++) {
             pare_step *st = &p->steps[i];
-            double t0 = p->profile ? now_s() : 0;
+            double t0 = p->profile ? pare_now_s() : 0;
             pare_engine_zero_halo(p, st->out);
             pare_engine_run_step(p, st);
             if (p->profile)
-                st->seconds += now_s() - t0;
+                st->seconds += pare_now_s() - t0;
         }
         float *y = out + (size_t)s * (size_t)p->out_n;
         for (int c = 0; c < oa->C; c++)

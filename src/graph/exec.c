@@ -3,9 +3,9 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/threads.h"
@@ -47,13 +47,6 @@ struct pare_exec {
     size_t *aux_size;           /* per node, bytes of aux */
     int n_masked;               /* parameters with a mask when the room was last planned */
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* A pool of buffers handed out by size; planning only records sizes. */
 typedef struct pool {
@@ -458,10 +451,10 @@ void pare_exec_forward(pare_exec *e, int n, uint64_t step_seed)
         pare_op_ctx c;
         fill_ctx(e, v, n, &c, e->sx, e->sxs, w, mask);
         c.seed = pare_hash64(step_seed ^ pare_hash64((uint64_t)v));
-        double t0 = e->profile ? now_s() : 0;
+        double t0 = e->profile ? pare_now_s() : 0;
         def->forward(&c);
         if (e->profile)
-            e->t_fwd[v] += now_s() - t0;
+            e->t_fwd[v] += pare_now_s() - t0;
     }
 }
 
@@ -529,7 +522,7 @@ void pare_exec_backward(pare_exec *e, int n)
         c.dx_acc = e->sacc;
         c.dw = dw;
         c.dw_mask = dw_mask;
-        double t0 = e->profile ? now_s() : 0;
+        double t0 = e->profile ? pare_now_s() : 0;
         def->backward(&c);
         if (!def->handles_dw_mask)
             for (int k = 0; k < nd->n_param; k++)
@@ -538,7 +531,7 @@ void pare_exec_backward(pare_exec *e, int n)
                         if (!dw_mask[k][i])
                             dw[k][i] = 0.0f;
         if (e->profile)
-            e->t_bwd[v] += now_s() - t0;
+            e->t_bwd[v] += pare_now_s() - t0;
     }
 }
 

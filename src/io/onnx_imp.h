@@ -184,6 +184,9 @@ pare_status onnx_need_const(onnx_imp *m, const Onnx__NodeProto *nd, size_t k, in
 /* Attributes; absent ones give the default (ints: *n = -1). A wrong type is
  * PARE_EFORMAT. */
 const Onnx__AttributeProto *onnx_attr(const Onnx__NodeProto *nd, const char *name);
+/* The value of the model's metadata entry "<prefix><vname>" (pare's exporter
+ * writes "pare.scheme.<name>" and "pare.codebook.<name>"), or NULL. */
+const char *onnx_meta(const onnx_imp *m, const char *prefix, const char *vname);
 pare_status onnx_attr_int(onnx_imp *m, const Onnx__NodeProto *nd, const char *name, int64_t def,
                           int64_t *out);
 pare_status onnx_attr_float(onnx_imp *m, const Onnx__NodeProto *nd, const char *name, float def,

@@ -716,15 +716,12 @@ int onnx_ir_const(onnx_imp *m, const Onnx__NodeProto *nd, const pare_onnx_tensor
 
 /* ---- sparsity ---------------------------------------------------------------------- */
 
-/* The scheme the model's metadata records for an initializer (pare's exporter
- * writes "pare.scheme.<name>"), or NULL. */
-static const char *meta_scheme(const onnx_imp *m, const char *vname)
+const char *onnx_meta(const onnx_imp *m, const char *prefix, const char *vname)
 {
-    static const char prefix[] = "pare.scheme.";
+    size_t np = strlen(prefix);
     for (size_t k = 0; k < m->model->n_metadata_props; k++) {
         const Onnx__StringStringEntryProto *e = m->model->metadata_props[k];
-        if (e && e->key && e->value && !strncmp(e->key, prefix, sizeof prefix - 1) &&
-            !strcmp(e->key + sizeof prefix - 1, vname))
+        if (e && e->key && e->value && !strncmp(e->key, prefix, np) && !strcmp(e->key + np, vname))
             return e->value;
     }
     return NULL;
@@ -764,7 +761,7 @@ pare_status onnx_weight_sparsity(onnx_imp *m, int id, const char *vname)
     size_t zeros = 0;
     for (size_t k = 0; k < w->n; k++)
         zeros += w->data[k] == 0.0f;
-    const char *recorded = vname ? meta_scheme(m, vname) : NULL;
+    const char *recorded = vname ? onnx_meta(m, "pare.scheme.", vname) : NULL;
     /* A scheme the exporter recorded stands even at a low sparsity; found zeros
      * count from about a tenth. */
     if (zeros == 0 || (!recorded && zeros * 10 < w->n))

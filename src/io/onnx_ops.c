@@ -2028,19 +2028,6 @@ static pare_status clip_qact(onnx_imp *m, node *nd, onnx_val *x)
 
 /* ---- qparams of imported weights ---------------------------------------------------------- */
 
-/* "pare.codebook.NAME" = "k=K d=D: v v v ..." (hex floats), or NULL. */
-static const char *meta_codebook(const onnx_imp *m, const char *vname)
-{
-    static const char prefix[] = "pare.codebook.";
-    for (size_t k = 0; k < m->model->n_metadata_props; k++) {
-        const Onnx__StringStringEntryProto *e = m->model->metadata_props[k];
-        if (e && e->key && e->value && !strncmp(e->key, prefix, sizeof prefix - 1) &&
-            !strcmp(e->key + sizeof prefix - 1, vname))
-            return e->value;
-    }
-    return NULL;
-}
-
 static int row_cmp(const float *a, const float *b, int d) { return memcmp(a, b, sizeof(float) * (size_t)d); }
 
 /* The codebook the exporter recorded for p, restored when every run of d
@@ -2123,7 +2110,8 @@ pare_status onnx_param_quant(onnx_imp *m, int id, int k, const onnx_val *v, int 
     pare_param *p = &m->g->params[nd->param[k]];
     const onnx_quant *q = v->q;
     if (!q) {
-        const char *cb = meta_codebook(m, v->name);
+        /* "k=K d=D: v v v ..." (hex floats) */
+        const char *cb = onnx_meta(m, "pare.codebook.", v->name);
         return cb && exact ? restore_codebook(p, cb) : PARE_OK;
     }
     if (!exact || (q->axis >= 0 && q->axis != axis) || q->bits < 1 || q->bits > 32)

@@ -105,9 +105,10 @@ typedef void pare_f32_maxrow_fn(float *out, const float *in, long in_rs, int kh,
  * q = rint(x / s), clamped to [-1 - zp, qmax + 1 - zp] by comparisons that a
  * NaN fails (so it propagates), q += zp, clamped to [0, qmax], y = (q - zp) * s. */
 typedef void pare_f32_fq_fn(float *y, const float *x, long n, float s, float zp, float qmax);
-/* One row of a stride-2 phase plane (space-to-depth, 4-byte elements: u8
- * quads or floats): out[x] = in[2x] while 2x < w, else fill; reads in[0, w). */
-typedef void pare_u32_phase2_fn(uint32_t *out, const uint32_t *in, long n, long w, uint32_t fill);
+/* The two stride-2 phase rows of one input row (space-to-depth, 4-byte
+ * elements: u8 quads or floats), for x < n: even[x] = in[2x] while 2x < w,
+ * odd[x] = in[2x + 1] while 2x + 1 < w, else fill; reads in[0, w) once. */
+typedef void pare_u32_phase2_fn(uint32_t *even, uint32_t *odd, const uint32_t *in, long n, long w, uint32_t fill);
 /* Gathered columns [0, n) of positions [0, len) (len a multiple of 16):
  * dst[i * ld + p] = the dword whose byte b is src[4 (p + off[4i + b]) + sel[4i + b]]. */
 typedef void pare_u8_gather4_fn(uint32_t *dst, long ld, const uint8_t *src, const int32_t *off, const uint8_t *sel,

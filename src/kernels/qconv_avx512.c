@@ -103,16 +103,24 @@ void pare_f32_maxrow_1x16__avx512(float *out, const float *in, long in_rs, int k
         pare_f32_maxrow_1x1__ref(out + x, in + x * sw, in_rs, kh, kw, sw, n - x);
 }
 
-void pare_u32_phase2_1x16__avx512(uint32_t *out, const uint32_t *in, long n, long w, uint32_t fill)
+void pare_u32_phase2_1x16__avx512(uint32_t *even, uint32_t *odd, const uint32_t *in, long n, long w, uint32_t fill)
 {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    long x = 0;
-    /* 16 outputs read in[2x, 2x + 32): all inside [0, w) */
-    for (; x + 16 <= n && 2 * x + 32 <= w; x += 16)
-        _mm512_storeu_si512((void *)(out + x), _mm512_permutex2var_epi32(_mm512_loadu_si512((const void *)(in + 2 * x)), even,
-                                                                          _mm512_loadu_si512((const void *)(in + 2 * x + 16))));
-    if (x < n)
-        pare_u32_phase2_1x1__ref(out + x, in + 2 * x, n - x, w - 2 * x, fill);
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512i vf = _mm512_set1_epi32((int)fill);
+    /* 16 outputs of each phase a step from 32 inputs; masked loads read only
+     * in[0, w), lanes past w take the fill, lanes past n are not stored */
+    for (long x = 0; x < n; x += 16) {
+        long ra = w - 2 * x, rb = ra - 16, ve = ra > 0 ? (ra + 1) / 2 : 0, vo = ra > 0 ? ra / 2 : 0, left = n - x;
+        __mmask16 ma = ra >= 16 ? (__mmask16)0xffff : ra > 0 ? (__mmask16)((1u << ra) - 1) : 0;
+        __mmask16 mb = rb >= 16 ? (__mmask16)0xffff : rb > 0 ? (__mmask16)((1u << rb) - 1) : 0;
+        __mmask16 me = ve >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << ve) - 1);
+        __mmask16 mo = vo >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << vo) - 1);
+        __mmask16 ms = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        __m512i a = _mm512_maskz_loadu_epi32(ma, in + 2 * x), b = _mm512_maskz_loadu_epi32(mb, in + 2 * x + 16);
+        _mm512_mask_storeu_epi32(even + x, ms, _mm512_mask_blend_epi32(me, vf, _mm512_permutex2var_epi32(a, ie, b)));
+        _mm512_mask_storeu_epi32(odd + x, ms, _mm512_mask_blend_epi32(mo, vf, _mm512_permutex2var_epi32(a, io, b)));
+    }
 }
 
 /* Blends on ordered comparisons: a NaN fails them and is kept, as in C. */

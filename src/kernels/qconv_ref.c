@@ -129,10 +129,12 @@ void pare_f32_maxrow_1x1__ref(float *out, const float *in, long in_rs, int kh, i
     }
 }
 
-void pare_u32_phase2_1x1__ref(uint32_t *out, const uint32_t *in, long n, long w, uint32_t fill)
+void pare_u32_phase2_1x1__ref(uint32_t *even, uint32_t *odd, const uint32_t *in, long n, long w, uint32_t fill)
 {
-    for (long x = 0; x < n; x++)
-        out[x] = 2 * x < w ? in[2 * x] : fill;
+    for (long x = 0; x < n; x++) {
+        even[x] = 2 * x < w ? in[2 * x] : fill;
+        odd[x] = 2 * x + 1 < w ? in[2 * x + 1] : fill;
+    }
 }
 
 void pare_f32_fq_1x1__ref(float *y, const float *x, long n, float s, float zp, float qmax)

@@ -15,8 +15,6 @@ typedef void pare_f32_vrelu6_fn(size_t n, const float *x, float *y);
 typedef void pare_f32_vrelu_bwd_fn(size_t n, const float *y, const float *dy, float *dx, int acc);
 /* dx (+)= 0 < y < 6 ? dy : 0. */
 typedef void pare_f32_vrelu6_bwd_fn(size_t n, const float *y, const float *dy, float *dx, int acc);
-/* even[i] = x[2i], odd[i] = x[2i + 1] for i < n (a stride-2 row's phase planes). */
-typedef void pare_f32_deint2_fn(size_t n, const float *x, float *even, float *odd);
 /* z = x + y. */
 typedef void pare_f32_vadd_fn(size_t n, const float *x, const float *y, float *z);
 /* y += x. */

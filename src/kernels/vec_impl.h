@@ -44,14 +44,6 @@ void VK(f32_vrelu6_bwd)(size_t n, const float *y, const float *dy, float *dx, in
             dx[i] = (y[i] > 0.0f && y[i] < 6.0f) ? dy[i] : 0.0f;
 }
 
-void VK(f32_deint2)(size_t n, const float *x, float *even, float *odd)
-{
-    for (size_t i = 0; i < n; i++) {
-        even[i] = x[2 * i];
-        odd[i] = x[2 * i + 1];
-    }
-}
-
 void VK(f32_vadd)(size_t n, const float *x, const float *y, float *z)
 {
     for (size_t i = 0; i < n; i++)

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "report/text.h"
 
 #define BAR_MIN 8
@@ -80,13 +80,6 @@ void pare_format_count(double v, char *buf, size_t n)
     if (r < 0)
         tmp[--i] = '-';
     snprintf(buf, n, "%s", tmp + i);
-}
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static int line_width(const pare_progress *p)
@@ -221,7 +214,7 @@ void pare_progress_update(pare_progress *p, const char *label, long done, long t
 {
     if (!p)
         return;
-    double now = now_seconds();
+    double now = pare_now_s();
     if (!label)
         label = "";
     char cut[sizeof p->label];
@@ -250,7 +243,7 @@ void pare_progress_done(pare_progress *p)
     if (!p)
         return;
     if (p->tty && p->active && p->pending)
-        draw(p, now_seconds());
+        draw(p, pare_now_s());
     if (p->on_screen) {
         fputc('\n', p->f);
         fflush(p->f);

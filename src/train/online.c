@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/bytes.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/fsio.h"
 #include "core/rng.h"
@@ -415,13 +415,6 @@ static pare_status check_options(const pare_online_options *o)
     return PARE_OK;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static pare_status new_segment(pare_online *ol, int id)
 {
     if (ol->n_seg == ol->cap_seg) {
@@ -679,7 +672,7 @@ static pare_status run_round(pare_online *ol, int forced)
     long n = ol->rb_n;
     if (n < 2)
         return PARE_OK;     /* batch norm needs two samples; the labels wait */
-    double t0 = now_s();
+    double t0 = pare_now_s();
     pare_graph *g = ol->g;
     int B = ol->o.batch, k = ol->classes;
     long round = ol->st.rounds;
@@ -738,7 +731,7 @@ done:
     ol->st.forced_rounds += forced != 0;
     ol->seg[ol->n_seg - 1].rounds++;
     ol->new_labels = 0;
-    ol->st.finetune_seconds += now_s() - t0;
+    ol->st.finetune_seconds += pare_now_s() - t0;
     return s;
 }
 

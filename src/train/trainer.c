@@ -6,10 +6,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/alloc.h"
 #include "core/bytes.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/fsio.h"
 #include "core/rng.h"
@@ -77,13 +77,6 @@ static double lr_of(const pare_trainer *t, long step)
     if (t->hooks.lr)
         return t->hooks.lr(step, total, t->spe, t->hooks.user);
     return pare_lr_at(&t->c, step, total, t->spe);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 void pare_train_config_init(pare_train_config *c)
@@ -725,7 +718,7 @@ pare_status pare_trainer_run(pare_trainer *t, const pare_dataset *train, const p
         else
             pare_data_permutation(train->n, t->c.seed, (uint64_t)t->epoch, t->perm);
         long spe = steps_in_epoch(t, t->epoch);
-        double t0 = now_s(), prev_secs = t->epoch_seconds;
+        double t0 = pare_now_s(), prev_secs = t->epoch_seconds;
         long seen_at_start = t->seen;
         while (t->step_in_epoch < spe) {
             long start = t->step_in_epoch * t->c.batch;
@@ -762,12 +755,12 @@ pare_status pare_trainer_run(pare_trainer *t, const pare_dataset *train, const p
                 t->trace_acc = 0;
                 t->trace_steps = 0;
             }
-            t->epoch_seconds = prev_secs + (now_s() - t0);
+            t->epoch_seconds = prev_secs + (pare_now_s() - t0);
             base_event(t, &ev, PARE_EV_STEP);
             ev.loss = t->seen ? t->loss_sum / (double)t->seen : 0;
             ev.lr = lr_of(t, t->global_step - 1);
             ev.seconds = t->epoch_seconds;
-            ev.images_per_s = t->epoch_seconds > 0 ? (double)(t->seen - seen_at_start) / (now_s() - t0) : 0;
+            ev.images_per_s = t->epoch_seconds > 0 ? (double)(t->seen - seen_at_start) / (pare_now_s() - t0) : 0;
             emit(t, &ev);
             int cancel = t->c.cancel && *t->c.cancel;
             if (t->ckpt_path && ((t->c.checkpoint_every && t->global_step % t->c.checkpoint_every == 0 &&
@@ -843,4 +836,37 @@ pare_status pare_trainer_run(pare_trainer *t, const pare_dataset *train, const p
     if (t->eff)
         pare_eff_end(t->eff);
     return PARE_OK;
+}
+
+pare_status pare_train_epochs(pare_graph *g, const pare_train_config *base, int epochs, const pare_train_hooks *hooks,
+                              const pare_dataset *train, const pare_dataset *test, double *acc)
+{
+    if (epochs <= 0)
+        return PARE_OK;
+    pare_train_config tc = *base;
+    tc.epochs = epochs;
+    tc.checkpoint_path = NULL;
+    tc.checkpoint_every = 0;
+    tc.resume = 0;
+    pare_trainer *t;
+    pare_status s = pare_trainer_new(g, &tc, &t);
+    if (s != PARE_OK)
+        return s;
+    pare_trainer_set_hooks(t, hooks);
+    s = pare_trainer_run(t, train, test);
+    pare_epoch_stats st;
+    if (s == PARE_OK && acc && pare_trainer_epoch_stats(t, epochs, &st) == PARE_OK)
+        *acc = st.test_acc;
+    pare_trainer_free(t);
+    return s;
+}
+
+double pare_test_accuracy(pare_graph *g, const pare_dataset *test, const pare_train_config *base)
+{
+    if (!test)
+        return -1;
+    pare_eval_result r;
+    if (pare_evaluate(g, test, base->eval_batch, base->threads, &r) != PARE_OK)
+        return -1;
+    return r.accuracy;
 }

@@ -26,6 +26,16 @@ typedef struct pare_train_hooks {
 } pare_train_hooks;
 
 void pare_trainer_set_hooks(pare_trainer *t, const pare_train_hooks *h);
+
+/* Trains g for `epochs` epochs (none when epochs <= 0) of base's recipe, no
+ * checkpoints, with hooks (may be NULL), evaluating on test (may be NULL)
+ * after each; *acc (may be NULL) gets the last epoch's test accuracy. For
+ * methods that train inside (pruning, weight sharing). */
+pare_status pare_train_epochs(pare_graph *g, const pare_train_config *base, int epochs, const pare_train_hooks *hooks,
+                              const pare_dataset *train, const pare_dataset *test, double *acc);
+/* g's accuracy on test with base's batch and threads; -1 with no test set or
+ * when evaluation fails. */
+double pare_test_accuracy(pare_graph *g, const pare_dataset *test, const pare_train_config *base);
 struct pare_exec *pare_trainer_exec(pare_trainer *t);
 struct pare_optim *pare_trainer_optim(pare_trainer *t);
 pare_graph *pare_trainer_graph(pare_trainer *t);

@@ -6,10 +6,12 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/error.h"
 #include "data/data.h"
 #include "graph/graph.h"
+#include "report/report.h"
 
 int cli_error(const char *cmd, int code, const char *fmt, ...)
 {
@@ -244,4 +246,46 @@ pare_status cli_load_train_test(const char *cmd, const pare_graph *g, const char
     if (*test)
         cli_apply_model_norm(g, *test);
     return PARE_OK;
+}
+
+int cli_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+long long cli_file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+void cli_pct(double v, char *buf, size_t n)
+{
+    if (v < 0)
+        snprintf(buf, n, "-");
+    else
+        snprintf(buf, n, "%.2f%%", 100 * v);
+}
+
+void cli_progress_event(const pare_train_event *ev, void *user)
+{
+    cli_progress *u = user;
+    if (u->quiet)
+        return;
+    char extra[128], rate[32];
+    if (ev->kind == PARE_EV_STEP) {
+        snprintf(u->label, sizeof u->label, "%s %d/%d", u->phase ? u->phase : "train", ev->epoch, ev->epochs);
+        pare_format_count(ev->images_per_s, rate, sizeof rate);
+        snprintf(extra, sizeof extra, "%s img/s  loss %.4f", rate, ev->loss);
+        pare_progress_update(u->bar, u->label, ev->step, ev->steps_per_epoch, extra);
+    } else if (ev->kind == PARE_EV_EPOCH) {
+        char acc[40] = "";
+        if (ev->stats->test_acc >= 0)
+            snprintf(acc, sizeof acc, "  test acc %.2f%%", 100 * ev->stats->test_acc);
+        pare_progress_done(u->bar);
+        pare_progress_line(u->bar, "%s%sepoch %d/%d  loss %.4f%s  %.1f s", u->phase ? u->phase : "",
+                           u->phase ? " " : "", ev->stats->epoch, ev->epochs, ev->stats->train_loss, acc,
+                           ev->stats->seconds);
+    }
 }

@@ -66,12 +66,32 @@ pare_status cli_load_train_test(const char *cmd, const pare_graph *g, const char
                                 long test_limit, int need_train, int data_given, int quiet, pare_dataset **train,
                                 pare_dataset **test);
 
+/* Whether a and b name the same existing file (a hard link or another path to it). */
+int cli_same_file(const char *a, const char *b);
+/* A file's size in bytes, -1 when it cannot be read. */
+long long cli_file_size(const char *path);
+/* v as a percentage with two decimals, "-" when v < 0 (not measured). */
+void cli_pct(double v, char *buf, size_t n);
+
+/* The training progress of a command that trains inside (prune, quantize,
+ * share): pass cli_progress_event as the callback and the struct as its user
+ * pointer. A step updates the bar labelled "<phase> <epoch>/<epochs>" (phase
+ * NULL: "train"); an epoch prints "[<phase> ]epoch e/n  loss L[  test acc A%]  S s". */
+typedef struct cli_progress {
+    struct pare_progress *bar;
+    int quiet;
+    const char *phase;
+    char label[96];
+} cli_progress;
+void cli_progress_event(const pare_train_event *ev, void *user);
+
 int cmd_train(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+int cmd_share(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_compile(int argc, char **argv);

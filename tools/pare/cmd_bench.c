@@ -7,18 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "cli.h"
+#include "core/clock.h"
 #include "core/rng.h"
 #include "report/report.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -51,9 +44,9 @@ static double float_ms(const pare_plan *pf, const char *name, int total)
 static double time_block(pare_plan *p, const float *x, int batch, float *y, int runs, double *t)
 {
     for (int i = 0; i < runs; i++) {
-        double t0 = now_s();
+        double t0 = pare_now_s();
         pare_plan_run(p, x, batch, y);
-        t[i] = (now_s() - t0) * 1e3;
+        t[i] = (pare_now_s() - t0) * 1e3;
     }
     qsort(t, (size_t)runs, sizeof(double), cmp_d);
     return quantile(t, runs, 0.5);
@@ -100,10 +93,10 @@ int cmd_bench(int argc, char **argv)
     /* By default each layer's kernels are timed against dense on this machine
      * (cached), so a compiled model is never slower than the dense one. */
     pare_plan_options po = {threads, !no_tune, dense, as_float ? 2 : 0};
-    double tc = now_s();
+    double tc = pare_now_s();
     if (s == PARE_OK)
         s = pare_plan_new(g, &po, &p);
-    tc = now_s() - tc;
+    tc = pare_now_s() - tc;
     if (s != PARE_OK)
         goto fail;
     pare_plan_info info, finfo;

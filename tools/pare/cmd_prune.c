@@ -4,52 +4,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 #include "compress/prune.h"
 #include "graph/graph.h"
 #include "report/report.h"
-
-typedef struct ui {
-    pare_progress *bar;
-    int quiet;
-    const char *phase;
-    char label[96];
-} ui;
-
-static void on_event(const pare_train_event *ev, void *user)
-{
-    ui *u = user;
-    if (u->quiet)
-        return;
-    char extra[128], rate[32];
-    if (ev->kind == PARE_EV_STEP) {
-        snprintf(u->label, sizeof u->label, "%s %d/%d", u->phase, ev->epoch, ev->epochs);
-        pare_format_count(ev->images_per_s, rate, sizeof rate);
-        snprintf(extra, sizeof extra, "%s img/s  loss %.4f", rate, ev->loss);
-        pare_progress_update(u->bar, u->label, ev->step, ev->steps_per_epoch, extra);
-    } else if (ev->kind == PARE_EV_EPOCH) {
-        pare_progress_done(u->bar);
-        pare_progress_line(u->bar, "%s epoch %d/%d  loss %.4f  test acc %.2f%%  %.1f s", u->phase,
-                           ev->stats->epoch, ev->epochs, ev->stats->train_loss, 100 * ev->stats->test_acc,
-                           ev->stats->seconds);
-    }
-}
-
-static int same_file(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
-static void pct(double v, char *buf, size_t n)
-{
-    if (v < 0)
-        snprintf(buf, n, "-");
-    else
-        snprintf(buf, n, "%.2f%%", 100 * v);
-}
 
 static pare_status write_plot(const pare_graph *g, const pare_prune_plan *plan, const char *path,
                               const char *title)
@@ -147,7 +106,7 @@ int cmd_prune(int argc, char **argv)
         return cli_error("prune", EXIT_USAGE, "--sparsity is required unless --ratios gives every layer's");
     if (!out)
         return cli_error("prune", EXIT_USAGE, "--out FILE is required (the input file is never modified)");
-    if (!strcmp(out, pos[0]) || same_file(out, pos[0]))
+    if (!strcmp(out, pos[0]) || cli_same_file(out, pos[0]))
         return cli_error("prune", EXIT_USAGE, "--out %s is the input file; pare prune never modifies its input", out);
     if (!tr_img != !tr_lab || !te_img != !te_lab)
         return cli_error("prune", EXIT_USAGE, "--train-images/--train-labels and --test-images/--test-labels come in pairs");
@@ -179,11 +138,11 @@ int cmd_prune(int argc, char **argv)
                             data_given, quiet, &train, &test);
     if (s != PARE_OK)
         goto fail;
-    ui u = {0};
+    cli_progress u = {0};
     u.bar = pare_progress_new(stderr, quiet ? 0 : -1);
     u.quiet = quiet;
     u.phase = pare_prune_method_name(pc.method);
-    pc.train.callback = on_event;
+    pc.train.callback = cli_progress_event;
     pc.train.user = &u;
     pare_prune_result res;
     s = pare_prune_run(g, &plan, &pc, train, test, &res);
@@ -249,8 +208,8 @@ int cmd_prune(int argc, char **argv)
             const pare_tensor *wt = g->params[plan.l[i].param].t;
             size_t kept = (size_t)llround((1.0 - plan.l[i].reached) * (double)wt->n);
             pare_scheme_format(&plan.l[i].scheme, st, sizeof st);
-            pct(plan.global ? plan.sparsity : plan.l[i].target, a, sizeof a);
-            pct(plan.l[i].reached, b, sizeof b);
+            cli_pct(plan.global ? plan.sparsity : plan.l[i].target, a, sizeof a);
+            cli_pct(plan.l[i].reached, b, sizeof b);
             pare_format_count((double)wt->n, w, sizeof w);
             pare_format_count((double)kept, k, sizeof k);
             pare_table_rowf(t, "%s\t%s\t%s\t%s\t%s\t%s", g->nodes[plan.l[i].node].name, st, a, b, w, k);
@@ -258,7 +217,7 @@ int cmd_prune(int argc, char **argv)
             kept_all += kept;
         }
         char b[24], w[24], k[24];
-        pct(overall, b, sizeof b);
+        cli_pct(overall, b, sizeof b);
         pare_format_count((double)all, w, sizeof w);
         pare_format_count((double)kept_all, k, sizeof k);
         pare_table_separator(t);
@@ -266,9 +225,9 @@ int cmd_prune(int argc, char **argv)
         pare_table_print(t, stdout);
         pare_table_free(t);
         char a0[24], a1[24], a2[24];
-        pct(res.acc_before, a0, sizeof a0);
-        pct(res.acc_pruned, a1, sizeof a1);
-        pct(res.acc_final, a2, sizeof a2);
+        cli_pct(res.acc_before, a0, sizeof a0);
+        cli_pct(res.acc_pruned, a1, sizeof a1);
+        cli_pct(res.acc_final, a2, sizeof a2);
         printf("\naccuracy: before %s, after pruning %s, after %d epoch%s of fine-tuning %s\n", a0, a1,
                pc.finetune_epochs, pc.finetune_epochs == 1 ? "" : "s", a2);
         printf("time: %s %.1f s, fine-tuning %.1f s\n", pare_prune_method_name(pc.method), res.seconds_prune,

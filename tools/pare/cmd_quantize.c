@@ -4,57 +4,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 #include "report/report.h"
-
-typedef struct ui {
-    pare_progress *bar;
-    int quiet;
-    const char *phase;
-    char label[96];
-} ui;
-
-static void on_event(const pare_train_event *ev, void *user)
-{
-    ui *u = user;
-    if (u->quiet)
-        return;
-    char extra[128], rate[32];
-    if (ev->kind == PARE_EV_STEP) {
-        snprintf(u->label, sizeof u->label, "%s %d/%d", u->phase, ev->epoch, ev->epochs);
-        pare_format_count(ev->images_per_s, rate, sizeof rate);
-        snprintf(extra, sizeof extra, "%s img/s  loss %.4f", rate, ev->loss);
-        pare_progress_update(u->bar, u->label, ev->step, ev->steps_per_epoch, extra);
-    } else if (ev->kind == PARE_EV_EPOCH) {
-        pare_progress_done(u->bar);
-        if (ev->stats->test_acc >= 0)
-            pare_progress_line(u->bar, "%s epoch %d/%d  loss %.4f  test acc %.2f%%  %.1f s", u->phase,
-                               ev->stats->epoch, ev->epochs, ev->stats->train_loss, 100 * ev->stats->test_acc,
-                               ev->stats->seconds);
-    }
-}
-
-static int same_file(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
-static long long file_size(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
-}
-
-static void pct(double v, char *buf, size_t n)
-{
-    if (v < 0)
-        snprintf(buf, n, "-");
-    else
-        snprintf(buf, n, "%.2f%%", 100 * v);
-}
 
 static void db(double v, char *buf, size_t n)
 {
@@ -209,7 +161,7 @@ int cmd_quantize(int argc, char **argv)
         return cli_error("quantize", EXIT_USAGE, "--calib SPEC is required (the data the activation ranges come from)");
     if (!out)
         return cli_error("quantize", EXIT_USAGE, "--out FILE is required (the input file is never modified)");
-    if (!strcmp(out, pos[0]) || same_file(out, pos[0]))
+    if (!strcmp(out, pos[0]) || cli_same_file(out, pos[0]))
         return cli_error("quantize", EXIT_USAGE, "--out %s is the input file; pare quantize never modifies its input", out);
     if (progressive && method != 2)
         return cli_error("quantize", EXIT_USAGE, "--progressive belongs to --method admm");
@@ -269,10 +221,10 @@ int cmd_quantize(int argc, char **argv)
     acc_float = accuracy(g, test, qc.threads);
     acc_ptq = accuracy(qg, test, qc.threads);
     acc_final = acc_ptq;
-    ui u = {0};
+    cli_progress u = {0};
     u.bar = pare_progress_new(stderr, quiet ? 0 : -1);
     u.quiet = quiet;
-    ac.train.callback = on_event;
+    ac.train.callback = cli_progress_event;
     ac.train.user = &u;
     if (method == 1) {
         pare_train_config tc = ac.train;
@@ -291,7 +243,7 @@ int cmd_quantize(int argc, char **argv)
         acc_final = accuracy(qg, test, qc.threads);
     if ((s = pare_graph_save(qg, out)) != PARE_OK)
         goto fail;
-    long long in_size = file_size(pos[0]), out_size = file_size(out);
+    long long in_size = cli_file_size(pos[0]), out_size = cli_file_size(out);
     if (json) {
         pare_json *j = pare_json_new(stdout, 1);
         pare_json_begin_object(j);
@@ -324,9 +276,9 @@ int cmd_quantize(int argc, char **argv)
         printf("\n%d layers quantized, %d float, %d fakequant nodes; output SQNR %s dB on %ld samples "
                "(calibrated on %ld)\n",
                rep.quantized, rep.kept_float, rep.fakequant_nodes, o, rep.report_samples, rep.calib_samples);
-        pct(acc_float, a0, sizeof a0);
-        pct(acc_ptq, a1, sizeof a1);
-        pct(acc_final, a2, sizeof a2);
+        cli_pct(acc_float, a0, sizeof a0);
+        cli_pct(acc_ptq, a1, sizeof a1);
+        cli_pct(acc_final, a2, sizeof a2);
         if (method == 0)
             printf("accuracy: float %s, quantized %s\n", a0, a1);
         else

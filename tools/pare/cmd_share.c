@@ -3,57 +3,9 @@
  * SmartExchange), with a per-layer report and the file sizes. */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 #include "report/report.h"
-
-/* Declared here and in main.c, which registers it (cli.h lists the older commands). */
-int cmd_share(int argc, char **argv);
-
-typedef struct ui {
-    pare_progress *bar;
-    int quiet;
-    char label[96];
-} ui;
-
-static void on_event(const pare_train_event *ev, void *user)
-{
-    ui *u = user;
-    if (u->quiet)
-        return;
-    char extra[128], rate[32];
-    if (ev->kind == PARE_EV_STEP) {
-        snprintf(u->label, sizeof u->label, "train %d/%d", ev->epoch, ev->epochs);
-        pare_format_count(ev->images_per_s, rate, sizeof rate);
-        snprintf(extra, sizeof extra, "%s img/s  loss %.4f", rate, ev->loss);
-        pare_progress_update(u->bar, u->label, ev->step, ev->steps_per_epoch, extra);
-    } else if (ev->kind == PARE_EV_EPOCH) {
-        pare_progress_done(u->bar);
-        pare_progress_line(u->bar, "epoch %d/%d  loss %.4f  %.1f s", ev->stats->epoch, ev->epochs,
-                           ev->stats->train_loss, ev->stats->seconds);
-    }
-}
-
-static int same_file(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
-static long long file_size(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
-}
-
-static void pct(double v, char *buf, size_t n)
-{
-    if (v < 0)
-        snprintf(buf, n, "-");
-    else
-        snprintf(buf, n, "%.2f%%", 100 * v);
-}
 
 int cmd_share(int argc, char **argv)
 {
@@ -107,7 +59,7 @@ int cmd_share(int argc, char **argv)
         return r < 0 ? 0 : r;
     if (!out)
         return cli_error("share", EXIT_USAGE, "--out FILE is required (the input file is never modified)");
-    if (!strcmp(out, pos[0]) || same_file(out, pos[0]))
+    if (!strcmp(out, pos[0]) || cli_same_file(out, pos[0]))
         return cli_error("share", EXIT_USAGE, "--out %s is the input file; pare share never modifies its input", out);
     if (!tr_img != !tr_lab || !te_img != !te_lab)
         return cli_error("share", EXIT_USAGE, "--train-images/--train-labels and --test-images/--test-labels come in pairs");
@@ -142,10 +94,10 @@ int cmd_share(int argc, char **argv)
                             data_given, quiet, &train, &test);
     if (s != PARE_OK)
         goto fail;
-    ui u = {0};
+    cli_progress u = {0};
     u.bar = pare_progress_new(stderr, quiet ? 0 : -1);
     u.quiet = quiet;
-    o.train.callback = on_event;
+    o.train.callback = cli_progress_event;
     o.train.user = &u;
     s = pare_share(g, &o, train, test, &res);
     pare_progress_done(u.bar);
@@ -154,7 +106,7 @@ int cmd_share(int argc, char **argv)
         goto fail;
     if ((s = pare_graph_save(g, out)) != PARE_OK)
         goto fail;
-    long long in_bytes = file_size(pos[0]), out_bytes = file_size(out);
+    long long in_bytes = cli_file_size(pos[0]), out_bytes = cli_file_size(out);
     long long before = 0, after = 0, weights = 0;
     for (int i = 0; i < res.n; i++) {
         before += res.layers[i].bytes_before;
@@ -232,10 +184,10 @@ int cmd_share(int argc, char **argv)
         pare_table_print(t, stdout);
         pare_table_free(t);
         char a0[24], a1[24], a2[24], a3[24];
-        pct(res.acc_before, a0, sizeof a0);
-        pct(res.acc_reg, a1, sizeof a1);
-        pct(res.acc_shared, a2, sizeof a2);
-        pct(res.acc_final, a3, sizeof a3);
+        cli_pct(res.acc_before, a0, sizeof a0);
+        cli_pct(res.acc_reg, a1, sizeof a1);
+        cli_pct(res.acc_shared, a2, sizeof a2);
+        cli_pct(res.acc_final, a3, sizeof a3);
         printf("\naccuracy: before %s", a0);
         if (o.reg > 0)
             printf(", after %d epoch%s with the regulariser %s", o.reg_epochs, o.reg_epochs == 1 ? "" : "s", a1);

@@ -5,7 +5,6 @@
 #include "cli.h"
 #include "core/blas.h"
 
-int cmd_share(int argc, char **argv); /* cmd_share.c */
 
 typedef struct sub {
     const char *name;
