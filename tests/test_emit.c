@@ -135,13 +135,13 @@ static int write_floats(const char *path, const float *x, size_t n)
 /* Emits the plan of g, builds it with the driver, runs two samples and
  * compares with pare_plan_run to a relative tol; `kernels` lists kernel
  * names the plan must use ("|"-separated), so the case proves it covers them. */
-static int emit_gemm; /* plans with every float dense conv as im2col + GEMM */
+static pare_conv_kind emit_kind; /* nonzero: plans with every float dense conv lowered so */
 
 static void emit_and_compare_tol(pare_graph *g, const char *tag, const char *kernels, double tol)
 {
     pare_plan *p = NULL;
     pare_plan_options o = {1, 0, 0, 0};
-    CHECK_OK(emit_gemm ? pare_engine_plan_gemm(g, &o, &p) : pare_plan_new(g, &o, &p));
+    CHECK_OK(emit_kind ? pare_engine_plan_dense_as(g, &o, emit_kind, &p) : pare_plan_new(g, &o, &p));
     if (!p)
         return;
     char want[256];
@@ -259,10 +259,12 @@ PARE_TEST(emit_resnet20)
      * global average pool; pattern and N:M kernels */
     zoo_case("resnet20", "pattern", 0.8, "pattern|space-to-depth|global_avgpool", 4);
     zoo_case("resnet20", "2:4", 0.8, "N:M", 5);
-    /* the im2col + GEMM lowering, residuals and strides included */
-    emit_gemm = 1;
+    /* the im2col + GEMM and filter-lanes lowerings, residuals and strides included */
+    emit_kind = PARE_CK_GEMM;
     zoo_case("resnet20", "unstructured", 0.5, "im2col", 6);
-    emit_gemm = 0;
+    emit_kind = PARE_CK_LANES;
+    zoo_case("resnet20", "unstructured", 0.5, "filter lanes", 8);
+    emit_kind = PARE_CK_DENSE;
 }
 
 PARE_TEST(emit_mobilenetv2)

@@ -358,10 +358,120 @@ PARE_TEST(engine_dw_kernel_vs_ref)
     printf("  %d depthwise cases\n", cases);
 }
 
+/* The filter-lanes kernels against the reference: filters past every lane
+ * block and register tile, columns past a pass, pixels past every tile and
+ * pixel block, calls split at random filter blocks and pixels, residual and
+ * activations; buffers against guard pages; the reference against the
+ * definition at one output. */
+PARE_TEST(engine_lanes_kernel_vs_ref)
+{
+    const pare_conv_kernels *ref = pare_conv_at(PARE_ISA_REF);
+    pare_rng r;
+    pare_rng_seed(&r, 91, 0, 0, 0);
+    int cases = 0;
+    for (int level = 1; level < PARE_ISA_COUNT; level++) {
+        const pare_conv_kernels *k = pare_conv_at(level);
+        if (!k)
+            continue;
+        for (int it = 0; it < 120; it++) {
+            int O = 1 + (int)pare_rng_below(&r, it % 4 ? 40 : 140);
+            int C = 1 + (int)pare_rng_below(&r, it % 3 ? 12 : 40), kk = pare_rng_below(&r, 2) ? 9 : 1;
+            int K = C * kk, nb = (O + PARE_LANES - 1) / PARE_LANES;
+            int wo = 1 + (int)pare_rng_below(&r, it % 5 ? 16 : 30), ho = 1 + (int)pare_rng_below(&r, 14);
+            long in_rs = wo + 2, in_cs = (ho + 2) * in_rs, n_in = C * in_cs + 1;
+            float *in = pare_guard_alloc((size_t)n_in);
+            for (long i = 0; i < n_in; i++)
+                in[i] = frand(&r);
+            int32_t *off = malloc(sizeof(int32_t) * (size_t)K);
+            for (int c = 0, j = 0; c < C; c++)
+                for (int t = 0; t < kk; t++, j++)
+                    off[j] = (int32_t)(c * in_cs + (kk == 9 ? (t / 3) * in_rs + t % 3 : in_rs + 1));
+            float *w = calloc((size_t)nb * (size_t)K * PARE_LANES + (size_t)nb * PARE_LANES, sizeof(float));
+            float *bias = w + (size_t)nb * (size_t)K * PARE_LANES;
+            for (int o = 0; o < O; o++) {
+                for (int j = 0; j < K; j++)
+                    w[((size_t)(o / PARE_LANES) * (size_t)K + (size_t)j) * PARE_LANES + (size_t)(o % PARE_LANES)] =
+                        frand(&r);
+                bias[o] = frand(&r);
+            }
+            pare_conv_layer L;
+            memset(&L, 0, sizeof L);
+            L.ln_k = K;
+            L.ln_nb = nb;
+            L.ln_o = O;
+            L.ln_off = off;
+            L.ln_w = w;
+            L.ln_b = bias;
+            long ors = wo + 1 + (long)pare_rng_below(&r, 3), ocs = (long)ho * ors + 3, n_out = O * ocs;
+            float *o1 = pare_guard_alloc((size_t)n_out), *o2 = pare_guard_alloc((size_t)n_out);
+            float *res = pare_guard_alloc((size_t)n_out);
+            for (long i = 0; i < n_out; i++) {
+                o1[i] = o2[i] = 1234.5f;
+                res[i] = frand(&r);
+            }
+            pare_lanes_io io;
+            memset(&io, 0, sizeof io);
+            io.in = in;
+            io.in_rs = in_rs;
+            io.out_cs = ocs;
+            io.out_rs = ors;
+            io.res = pare_rng_below(&r, 2) ? res : NULL;
+            io.res_cs = ocs;
+            io.res_rs = ors;
+            io.wo = wo;
+            io.act = (int)pare_rng_below(&r, 3);
+            long npix = (long)wo * ho;
+            int bcut = (int)pare_rng_below(&r, (uint64_t)nb + 1);
+            long pcut = (long)pare_rng_below(&r, (uint64_t)npix + 1);
+            for (int pass = 0; pass < 2; pass++) {
+                const pare_conv_kernels *kk2 = pass ? k : ref;
+                io.out = pass ? o2 : o1;
+                kk2->f32_convln(&io, &L, 0, bcut, 0, pcut);
+                kk2->f32_convln(&io, &L, 0, bcut, pcut, npix);
+                kk2->f32_convln(&io, &L, bcut, nb, 0, npix);
+            }
+            int bad = 0;
+            for (long i = 0; i < n_out && !bad; i++) {
+                float a = o1[i], b = o2[i];
+                int stored = i % ocs < (long)ho * ors && i % ocs % ors < wo;
+                if (!stored && (a != 1234.5f || b != 1234.5f))
+                    bad = 1;
+                if (!(fabsf(a - b) <= 1e-5f * (1 + fabsf(a))))
+                    bad = 1;
+                if (bad)
+                    CHECKF(0, "%s: O %d K %d %dx%d: out[%ld] = %g, ref %g", pare_isa_name((pare_isa_level)level), O,
+                           K, ho, wo, i, b, a);
+            }
+            int o = O - 1, y = ho - 1, x = wo - 1;
+            double want = bias[o];
+            for (int j = 0; j < K; j++)
+                want += (double)w[((size_t)(o / PARE_LANES) * (size_t)K + (size_t)j) * PARE_LANES +
+                                  (size_t)(o % PARE_LANES)] *
+                        in[y * in_rs + x + off[j]];
+            if (io.res)
+                want += res[o * ocs + y * ors + x];
+            if (io.act >= 1 && want < 0)
+                want = 0;
+            if (io.act == 2 && want > 6)
+                want = 6;
+            CHECK_NEAR(o1[o * ocs + y * ors + x], want, 1e-4 * (1 + fabs(want)));
+            cases++;
+            free(w);
+            free(off);
+            pare_guard_free(in, (size_t)n_in);
+            pare_guard_free(o1, (size_t)n_out);
+            pare_guard_free(o2, (size_t)n_out);
+            pare_guard_free(res, (size_t)n_out);
+        }
+    }
+    printf("  %d filter-lanes cases\n", cases);
+}
+
 /* ---- plans against the training graph ------------------------------------ */
 
-static int plan_gemm; /* plan_error builds plans with every float dense conv as im2col + GEMM */
-static int plan_gemm_steps;
+static pare_conv_kind plan_kind; /* nonzero: plan_error builds plans with every float dense conv
+                                  * lowered so (PARE_CK_GEMM, PARE_CK_LANES) */
+static int plan_kind_steps;
 
 /* Plan outputs against pare_graph_forward on a batch of 2. */
 static double plan_error(pare_graph *g, int threads, const char *what)
@@ -375,10 +485,10 @@ static double plan_error(pare_graph *g, int threads, const char *what)
     double err = 1e30;
     pare_plan *p = NULL;
     pare_plan_options o = {threads, 0, 0, 0};
-    pare_status ps = plan_gemm ? pare_engine_plan_gemm(g, &o, &p) : pare_plan_new(g, &o, &p);
+    pare_status ps = plan_kind ? pare_engine_plan_dense_as(g, &o, plan_kind, &p) : pare_plan_new(g, &o, &p);
     if (pare_graph_forward(g, x, 2, y1, 1) == PARE_OK && ps == PARE_OK && pare_plan_run(p, x, 2, y2) == PARE_OK) {
         for (int i = 0; i < p->n_steps; i++)
-            plan_gemm_steps += p->steps[i].kind == PARE_STEP_CONV && p->steps[i].ck == PARE_CK_GEMM;
+            plan_kind_steps += plan_kind && p->steps[i].kind == PARE_STEP_CONV && p->steps[i].ck == plan_kind;
         double m = 0, d = 0;
         for (size_t i = 0; i < osz * 2; i++) {
             m = fmax(m, fabs(y1[i]));
@@ -418,13 +528,14 @@ PARE_TEST_ISA(engine_plans_match_the_graph)
             }
 }
 
-/* The other dense lowering (im2col + sgemm), forced wherever it fits: every
- * zoo model, dense and pruned, strided and residual convs, 1 and 2 threads. */
-PARE_TEST(engine_gemm_lowering_matches_the_graph)
+/* The other dense lowerings (im2col + sgemm, filter lanes), forced wherever
+ * they fit: every zoo model, dense and pruned, strided and residual convs, 1
+ * and 2 threads. */
+static void dense_lowering_matches(pare_conv_kind kind, const char *tag)
 {
     static const char *const models[] = {"lenet", "fmnist-cnn", "resnet20", "vgg11-bn", "mobilenetv2"};
-    plan_gemm = 1;
-    plan_gemm_steps = 0;
+    plan_kind = kind;
+    plan_kind_steps = 0;
     for (size_t m = 0; m < sizeof models / sizeof models[0]; m++)
         for (int threads = 1; threads <= 2; threads++) {
             pare_graph *g;
@@ -433,14 +544,18 @@ PARE_TEST(engine_gemm_lowering_matches_the_graph)
             if (threads == 2)
                 test_prune_to(g, "unstructured", 0.5);
             char what[128];
-            snprintf(what, sizeof what, "%s gemm t%d", models[m], threads);
+            snprintf(what, sizeof what, "%s %s t%d", models[m], tag, threads);
             double e = plan_error(g, threads, what);
             CHECKF(e <= 1e-4, "%s: relative error %.3g", what, e);
             pare_graph_free(g);
         }
-    plan_gemm = 0;
-    CHECKF(plan_gemm_steps >= 40, "only %d convs ran as im2col + GEMM", plan_gemm_steps);
+    plan_kind = PARE_CK_DENSE;
+    CHECKF(plan_kind_steps >= 40, "only %d convs ran as %s", plan_kind_steps, tag);
 }
+
+PARE_TEST(engine_gemm_lowering_matches_the_graph) { dense_lowering_matches(PARE_CK_GEMM, "im2col + GEMM"); }
+
+PARE_TEST_ISA(engine_lanes_lowering_matches_the_graph) { dense_lowering_matches(PARE_CK_LANES, "filter lanes"); }
 
 PARE_TEST(engine_224_models)
 {

@@ -91,7 +91,8 @@ typedef struct builder {
     int *fq_other;     /* fakequant node: other readers (the output counts) */
     const char *const *keep_float; /* layers measured faster in float32 (NULL-terminated) */
     int qforce_gather, qforce_rows;  /* tests: the int8 candidate to take where it fits (-1: none) */
-    int force_gemm;                  /* tests: float dense convs take im2col + GEMM where it fits */
+    int force_kind;                  /* tests: float dense convs take this lowering (PARE_CK_GEMM
+                                      * or PARE_CK_LANES) where it fits; 0: none */
 } builder;
 
 static pare_step *new_step(builder *b, pare_step_kind k, int node)
@@ -554,6 +555,40 @@ static pare_status pack_gemm(const conv_geo *q, const float *w, const float *bia
     return PARE_OK;
 }
 
+/* Filter lanes: blocks of PARE_LANES filters, each block's weights column by
+ * column (zero past the last filter), and the column offsets. */
+static pare_status pack_lanes(const conv_geo *q, const float *w, const float *bias, pare_conv_layer *L)
+{
+    int K = q->Cg * q->kh * q->kw, nb = (q->O + PARE_LANES - 1) / PARE_LANES;
+    size_t nw = (size_t)nb * (size_t)K * PARE_LANES, nbias = (size_t)nb * PARE_LANES;
+    arena a = {NULL, 0, 0};
+    a.cap = 64 * 4 + sizeof(float) * (nw + nbias) + sizeof(int32_t) * (size_t)K;
+    a.p = pare_alloc_array(a.cap, 1, 1);
+    if (!a.p)
+        return pare_fail(PARE_ENOMEM, "out of memory");
+    float *wm = take(&a, sizeof(float) * nw), *bm = take(&a, sizeof(float) * nbias);
+    int32_t *off = take(&a, sizeof(int32_t) * (size_t)K);
+    for (int o = 0; o < q->O; o++) {
+        float *dst = wm + (size_t)(o / PARE_LANES) * (size_t)K * PARE_LANES + (size_t)(o % PARE_LANES);
+        for (int k = 0; k < K; k++)
+            dst[(size_t)k * PARE_LANES] = w[(size_t)o * (size_t)K + (size_t)k];
+        bm[o] = bias[o];
+    }
+    for (int c = 0, k = 0; c < q->Cg; c++)
+        for (int i = 0; i < q->kh; i++)
+            for (int j = 0; j < q->kw; j++)
+                off[k++] = (int32_t)col_off(q, c, i, j);
+    L->mem = a.p;
+    L->ln_k = K;
+    L->ln_nb = nb;
+    L->ln_o = q->O;
+    L->ln_w = wm;
+    L->ln_b = bm;
+    L->ln_off = off;
+    L->bytes = sizeof(float) * (nw + nbias) + sizeof(int32_t) * (size_t)K;
+    return PARE_OK;
+}
+
 /* Depthwise: per channel its kh x kw weights (the folded [C][1][kh][kw] as
  * they are) and bias. */
 static pare_status pack_dw(const conv_geo *q, const float *w, const float *bias, pare_conv_layer *L)
@@ -612,6 +647,9 @@ static int pack_kind(pare_step *st, const conv_geo *q, const float *w, const flo
     case PARE_CK_GEMM:
         s = pack_gemm(q, w, bias, &st->conv);
         break;
+    case PARE_CK_LANES:
+        s = pack_lanes(q, w, bias, &st->conv);
+        break;
     default:
         ok = 0;
     }
@@ -626,7 +664,7 @@ static int pack_kind(pare_step *st, const conv_geo *q, const float *w, const flo
 /* ---- lowering ------------------------------------------------------------- */
 
 static const char *const kind_names[PARE_CK__COUNT] = {"dense", "block", "sparse", "N:M", "pattern", "depthwise",
-                                                       "im2col+GEMM"};
+                                                       "im2col+GEMM", "dense (filter lanes)"};
 const char *pare_conv_kind_name(pare_conv_kind k) { return (unsigned)k < PARE_CK__COUNT ? kind_names[k] : "?"; }
 
 /* The candidates a layer's scheme and density allow, best guess first. With
@@ -812,12 +850,13 @@ static pare_status lower_conv(builder *b, int v, aux_list *aux)
         if (q.sh > 1 || q.sw > 1)
             ca.n_cand = 1;
         ca.cand[ca.n_cand - 1] = PARE_CK_DW;
-    } else if (q.G == 1 && (b->o.tune || b->force_gemm) && ca.cand[ca.n_cand - 1] == PARE_CK_DENSE) {
-        /* the other dense lowering, for timing to decide (OpenBLAS wins on some
-         * shapes, e.g. 14x14 planes with many channels) */
+    } else if (q.G == 1 && (b->o.tune || b->force_kind) && ca.cand[ca.n_cand - 1] == PARE_CK_DENSE) {
+        /* the other dense lowerings, for timing to decide: filter lanes waste
+         * nothing on the halo of small planes; OpenBLAS wins on a few shapes */
+        ca.cand[ca.n_cand++] = PARE_CK_LANES;
         ca.cand[ca.n_cand++] = PARE_CK_GEMM;
     }
-    snprintf(ca.key, sizeof ca.key, "v4|%s|t%d|%dx%dx%d->%dx%dx%d|k%dx%d|s%dx%d|g%d|nz%d|%s", pare_isa(), b->p->threads,
+    snprintf(ca.key, sizeof ca.key, "v5|%s|t%d|%dx%dx%d->%dx%dx%d|k%dx%d|s%dx%d|g%d|nz%d|%s", pare_isa(), b->p->threads,
              in.c, in.h, in.w, os.c, os.h, os.w, q.kh, q.kw, q.sh, q.sw, q.G, nz, wp->scheme ? wp->scheme : "dense");
     ca.step = b->p->n_steps - 1;
     if (aux->n == aux->cap) {
@@ -2040,6 +2079,9 @@ static double conv_macs_of(const pare_step *st, const pare_plan *p)
     case PARE_CK_GEMM:
         per_pos = (double)oa->C * L->gemm_k;
         break;
+    case PARE_CK_LANES:
+        per_pos = (double)oa->C * L->ln_k;
+        break;
     default:
         for (int g = 0; g < L->n_groups; g++)
             per_pos += (double)L->groups[g].ncols * L->groups[g].r;
@@ -2102,9 +2144,10 @@ static void name_conv(pare_step *st)
                      : st->ck == PARE_CK_PATTERN ? ck->name_pat
                      : st->ck == PARE_CK_DW      ? ck->name_dw
                      : st->ck == PARE_CK_GEMM    ? "im2col + sgemm (cblas)"
+                     : st->ck == PARE_CK_LANES   ? ck->name_ln
                                                  : ck->name_g;
-    snprintf(st->kernel, sizeof st->kernel, "%s %s%s", fn, pare_conv_kind_name(st->ck),
-             st->rows_mode && st->ck != PARE_CK_DW && st->ck != PARE_CK_GEMM ? " (rows)" : "");
+    int by_rows = st->rows_mode && st->ck != PARE_CK_DW && st->ck != PARE_CK_GEMM && st->ck != PARE_CK_LANES;
+    snprintf(st->kernel, sizeof st->kernel, "%s %s%s", fn, pare_conv_kind_name(st->ck), by_rows ? " (rows)" : "");
 }
 
 static pare_status choose_kernels(builder *b, aux_list *aux)
@@ -2149,8 +2192,8 @@ static pare_status choose_kernels(builder *b, aux_list *aux)
                     cache_put(b->cache, ca->key, chosen);
             }
         }
-        for (int k = 0; !ca->q && b->force_gemm && k < ca->n_cand; k++)
-            if (ca->cand[k] == PARE_CK_GEMM)
+        for (int k = 0; !ca->q && b->force_kind && k < ca->n_cand; k++)
+            if (ca->cand[k] == (pare_conv_kind)b->force_kind)
                 chosen = k;
         for (int k = 0; ca->q && b->qforce_gather >= 0 && k < ca->n_cand; k++)
             if (ca->cand_gather[k] == b->qforce_gather && ca->cand_rows[k] == b->qforce_rows && chosen < 0) {
@@ -2370,8 +2413,8 @@ static pare_status plan_build(const pare_graph *g0, const pare_plan_options *o, 
             }
     b.users[g->output]++; /* the output is read by the caller */
     b.keep_float = keep_float;
-    b.force_gemm = qforce_gather == -2;
-    b.qforce_gather = qforce_gather == -2 ? -1 : qforce_gather;
+    b.force_kind = qforce_gather <= -2 ? -qforce_gather : 0;
+    b.qforce_gather = qforce_gather <= -2 ? -1 : qforce_gather;
     b.qforce_rows = qforce_rows;
     s = plan_int8(&b);
     if (s != PARE_OK)
@@ -2482,11 +2525,12 @@ void pare_plan_get_info(const pare_plan *p, pare_plan_info *out)
     out->int8_layers = p->int8_layers;
 }
 
-pare_status pare_engine_plan_gemm(const pare_graph *g, const pare_plan_options *o, pare_plan **out)
+pare_status pare_engine_plan_dense_as(const pare_graph *g, const pare_plan_options *o, pare_conv_kind kind,
+                                      pare_plan **out)
 {
     pare_plan_options opts = *o;
     opts.tune = 0;
-    return plan_build(g, &opts, NULL, -2, 0, out);
+    return plan_build(g, &opts, NULL, -(int)kind, 0, out);
 }
 
 pare_status pare_engine_plan_forced(const pare_graph *g, const pare_plan_options *o, int gathered, int rows,

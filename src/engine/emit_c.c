@@ -274,8 +274,8 @@ static void scan_uses(emitter *E)
         const pare_step *st = &p->steps[i];
         if (p->acts[st->out].P > 0)
             E->use_halo = 1;
-        if (st->kind != PARE_STEP_CONV || st->ck == PARE_CK_DW || st->ck == PARE_CK_GEMM)
-            continue; /* those two write plain loops */
+        if (st->kind != PARE_STEP_CONV || st->ck == PARE_CK_DW || st->ck == PARE_CK_GEMM || st->ck == PARE_CK_LANES)
+            continue; /* those write plain loops */
         E->use_fill = 1;
         if (st->ck == PARE_CK_NM || st->ck == PARE_CK_DENSE || st->ck == PARE_CK_BLOCK || st->ck == PARE_CK_SPARSE)
             E->use_axpy = 1;
@@ -635,37 +635,54 @@ static pare_status emit_dw(emitter *E, int i, const pare_step *st)
     return PARE_OK;
 }
 
-/* An im2col + GEMM step: its sum written out directly (per output, the
- * columns in order, then bias, residual and activation, the engine's order
- * up to the GEMM's own summation order). */
-static pare_status emit_gemm(emitter *E, int i, const pare_step *st)
+/* An im2col + GEMM or filter-lanes step: its sum written out directly (per
+ * output, the columns in order, bias, residual and activation: the engine's
+ * order up to the GEMM's own summation order; the lanes reference starts from
+ * the bias). GEMM weights are O x K; lanes weights blocks of PARE_LANES filters
+ * column by column. */
+static pare_status emit_plain_dense(emitter *E, int i, const pare_step *st)
 {
     const char *P = E->pre;
     const pare_conv_layer *L = &st->conv;
     const pare_act *ia = &E->p->acts[st->in[0]], *oa = &E->p->acts[st->out];
-    int K = L->gemm_k;
-    weights_and_bias(E, i, "O x K weights", L->gemm_w, (size_t)oa->C * (size_t)K, L->gemm_b, (size_t)oa->C);
+    int lanes = st->ck == PARE_CK_LANES, K = lanes ? L->ln_k : L->gemm_k;
+    if (lanes)
+        weights_and_bias(E, i, "per block of 16 filters, K x 16 weights", L->ln_w,
+                         (size_t)L->ln_nb * (size_t)K * PARE_LANES, L->ln_b, (size_t)oa->C);
+    else
+        weights_and_bias(E, i, "O x K weights", L->gemm_w, (size_t)oa->C * (size_t)K, L->gemm_b, (size_t)oa->C);
     char nm[32];
     long *off = malloc(sizeof(long) * (size_t)(K > 0 ? K : 1));
     if (!off)
         return pare_fail(PARE_ENOMEM, "out of memory emitting layer %s", st->name);
     for (int k = 0; k < K; k++)
-        off[k] = L->gemm_off[k];
+        off[k] = lanes ? L->ln_off[k] : L->gemm_off[k];
     snprintf(nm, sizeof nm, "s%d_off", i);
     int_array(E, "int32_t", nm, "per column, its input offset", off, (size_t)K);
     free(off);
+    char init[96];
+    snprintf(init, sizeof init, lanes ? "%s_s%d_b[o]" : "0.0f", P, i);
     plain_step_head(E, i, st);
+    if (lanes)
+        putf(&E->b,
+             "    for (long o = 0; o < %d; o++) {\n"
+             "        const float *w = %s_s%d_w + o / %d * %ldL + o %% %d;\n",
+             oa->C, P, i, PARE_LANES, (long)K * PARE_LANES, PARE_LANES);
+    else
+        putf(&E->b,
+             "    for (long o = 0; o < %d; o++) {\n"
+             "        const float *w = %s_s%d_w + o * %d;\n",
+             oa->C, P, i, K);
     putf(&E->b,
-         "    for (long o = 0; o < %d; o++) {\n"
-         "        const float *w = %s_s%d_w + o * %d;\n"
          "        for (long y = 0; y < %d; y++)\n"
          "            for (long x = 0; x < %d; x++) {\n"
          "                const float *xi = in + y * %ldL + x;\n"
-         "                float v = 0.0f;\n"
+         "                float v = %s;\n"
          "                for (long k = 0; k < %d; k++)\n"
-         "                    v += w[k] * xi[%s_s%d_off[k]];\n"
-         "                v = v + %s_s%d_b[o];\n",
-         oa->C, P, i, K, oa->H, oa->W, ia->rs, K, P, i, P, i);
+         "                    v += w[k * %d] * xi[%s_s%d_off[k]];\n",
+         oa->H, oa->W, ia->rs, init, K, lanes ? PARE_LANES : 1, P, i);
+    if (!lanes)
+        putf(&E->b, "                v = v + %s_s%d_b[o];\n", P, i);
     plain_residual(E, st, "o");
     putf(&E->b,
          "                out[o * %ldL + y * %ldL + x] = %s;\n"
@@ -683,8 +700,8 @@ static pare_status emit_conv(emitter *E, int i, const pare_step *st)
     long ocs = E->p->acts[st->out].cs;
     if (st->ck == PARE_CK_DW)
         return emit_dw(E, i, st);
-    if (st->ck == PARE_CK_GEMM)
-        return emit_gemm(E, i, st);
+    if (st->ck == PARE_CK_GEMM || st->ck == PARE_CK_LANES)
+        return emit_plain_dense(E, i, st);
     if (st->ck != PARE_CK_DENSE && st->ck != PARE_CK_BLOCK && st->ck != PARE_CK_SPARSE && st->ck != PARE_CK_NM &&
         st->ck != PARE_CK_PATTERN)
         return pare_fail(PARE_EUNSUPPORTED, "step %d (%s): emitted C has no code for conv kind %d", i, st->name,
@@ -1206,7 +1223,7 @@ static pare_status emit_step(emitter *E, int i)
     safe_name(name, sizeof name, st->name);
     if (st->kind == PARE_STEP_CONV)
         putf(&E->b, "/* ---- step %d: %s, conv (%s%s) */\n", i, name, pare_conv_kind_name(st->ck),
-             st->ck == PARE_CK_DW || st->ck == PARE_CK_GEMM ? "" : st->wide ? ", whole planes" : ", row by row");
+             st->ck == PARE_CK_DW || st->ck == PARE_CK_GEMM || st->ck == PARE_CK_LANES ? "" : st->wide ? ", whole planes" : ", row by row");
     else
         putf(&E->b, "/* ---- step %d: %s */\n", i, name);
     int r = 0;

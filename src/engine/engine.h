@@ -57,6 +57,7 @@ typedef enum pare_conv_kind {
     PARE_CK_PATTERN,        /* FKW: per filter, kernels sorted by pattern */
     PARE_CK_DW,             /* depthwise: per channel its taps, read from the input act directly */
     PARE_CK_GEMM,           /* dense: im2col into the plan's scratch, then one sgemm */
+    PARE_CK_LANES,          /* dense: vectors of 16 filters at a pixel (kernels/conv.h) */
     PARE_CK__COUNT
 } pare_conv_kind;
 
@@ -161,9 +162,10 @@ const char *pare_conv_kind_name(pare_conv_kind k);
 /* Tests: a plan (untuned) whose int8 convs take the candidate packing of
  * `rows` filters a group, gathered (1 GEMM k-quads, 2 pattern taps) or not
  * (0), wherever it fits; the others their usual first candidate. */
-/* Tests: a plan (untuned) whose float dense convs run as im2col + GEMM
- * wherever that lowering fits (groups 1). */
-pare_status pare_engine_plan_gemm(const pare_graph *g, const pare_plan_options *o, pare_plan **out);
+/* Tests: a plan (untuned) whose float dense convs run as PARE_CK_GEMM or
+ * PARE_CK_LANES wherever that lowering fits (groups 1). */
+pare_status pare_engine_plan_dense_as(const pare_graph *g, const pare_plan_options *o, pare_conv_kind kind,
+                                      pare_plan **out);
 pare_status pare_engine_plan_forced(const pare_graph *g, const pare_plan_options *o, int gathered, int rows,
                                     pare_plan **out);
 

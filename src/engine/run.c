@@ -215,10 +215,61 @@ static void run_gemm(pare_plan *p, pare_step *st)
         }
 }
 
+/* Filter lanes: threads split the (filter group, pixel block) pairs, a filter
+ * group being the kernel's register tile of lane blocks. */
+static void run_lanes(pare_plan *p, pare_step *st)
+{
+    const pare_conv_kernels *k = pare_conv();
+    const pare_act *ia = &p->acts[st->in[0]], *oa = &p->acts[st->out];
+    const pare_conv_layer *L = &st->conv;
+    pare_lanes_io io;
+    io.in = pare_engine_act(p, st->in[0]) + (long)ia->P * ia->rs + ia->P;
+    io.out = pare_engine_act(p, st->out) + (long)oa->P * oa->rs + oa->P;
+    io.res = NULL;
+    io.res_cs = io.res_rs = 0;
+    if (st->res >= 0) {
+        const pare_act *ra = &p->acts[st->res];
+        io.res = pare_engine_act(p, st->res) + (long)ra->P * ra->rs + ra->P;
+        io.res_cs = ra->cs;
+        io.res_rs = ra->rs;
+    }
+    io.in_rs = ia->rs;
+    io.out_cs = oa->cs;
+    io.out_rs = oa->rs;
+    io.wo = oa->W;
+    io.act = st->act;
+    const int GB = 4, PBLK = PARE_LANES_PIXELS; /* the AVX-512 tile's blocks, the kernels' pixel block */
+    long npix = (long)oa->H * oa->W, nblk = (npix + PBLK - 1) / PBLK;
+    int ngrp = (L->ln_nb + GB - 1) / GB, T = p->threads;
+    long items = (long)ngrp * nblk;
+    if (T > items)
+        T = (int)items;
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+        long lo, hi;
+        pare_split_range(items, T, tid(), &lo, &hi);
+        for (long it = lo; it < hi; it++) {
+            int g = (int)(it / nblk);
+            long pb = it % nblk * PBLK, pe = pb + PBLK < npix ? pb + PBLK : npix;
+            int b0 = g * GB, b1 = b0 + GB < L->ln_nb ? b0 + GB : L->ln_nb;
+            /* consecutive items of one group: one call over their pixels */
+            while (it + 1 < hi && (it + 1) / nblk == g) {
+                it++;
+                pe = (it % nblk + 1) * PBLK < npix ? (it % nblk + 1) * PBLK : npix;
+            }
+            k->f32_convln(&io, L, b0, b1, pb, pe);
+        }
+    }
+}
+
 static void run_conv(pare_plan *p, pare_step *st)
 {
     if (st->ck == PARE_CK_DW) {
         run_dw(p, st);
+        return;
+    }
+    if (st->ck == PARE_CK_LANES) {
+        run_lanes(p, st);
         return;
     }
     if (st->ck == PARE_CK_GEMM) {

@@ -20,10 +20,13 @@ static void build(void)
     }
 #include "kernels/conv.inc"
 #undef PARE_KERNEL
-    static const char *const names[PARE_ISA_COUNT][4] = {
-        {"f32_convg_1x1__ref", "f32_convnm_1x1__ref", "f32_convpat_1x1__ref", "f32_convdw_1x1__ref"},
-        {"f32_convg_4x1__avx2", "f32_convnm_1x2__avx2", "f32_convpat_1x2__avx2", "f32_convdw_1x4__avx2"},
-        {"f32_convg_4x6__avx512", "f32_convnm_1x4__avx512", "f32_convpat_1x4__avx512", "f32_convdw_1x4__avx512"},
+    static const char *const names[PARE_ISA_COUNT][5] = {
+        {"f32_convg_1x1__ref", "f32_convnm_1x1__ref", "f32_convpat_1x1__ref", "f32_convdw_1x1__ref",
+         "f32_convln_1x1__ref"},
+        {"f32_convg_4x1__avx2", "f32_convnm_1x2__avx2", "f32_convpat_1x2__avx2", "f32_convdw_1x4__avx2",
+         "f32_convln_2x6__avx2"},
+        {"f32_convg_4x6__avx512", "f32_convnm_1x4__avx512", "f32_convpat_1x4__avx512", "f32_convdw_1x4__avx512",
+         "f32_convln_4x6__avx512"},
     };
     for (int l = 0; l < PARE_ISA_COUNT; l++) {
         int k = l;
@@ -33,6 +36,7 @@ static void build(void)
         tables[l].name_nm = names[k][1];
         tables[l].name_pat = names[k][2];
         tables[l].name_dw = names[k][3];
+        tables[l].name_ln = names[k][4];
         tables[l].tile = k == 2 ? 6 * PARE_CONV_CHUNK : k == 1 ? PARE_CONV_CHUNK : PARE_CONV_CHUNK;
     }
 }

@@ -13,7 +13,10 @@
  *   pattern - per filter, (channel, pattern) kernels sorted by pattern, the
  *             pattern's 4 tap offsets fixed for the layer (PatDNN's FKW).
  * Depthwise convs (one filter per channel) have a kernel of their own that
- * reads the input act directly, strided or not, row by row (pare_dw_io). */
+ * reads the input act directly, strided or not, row by row (pare_dw_io).
+ * Dense convs have a second layout, filter lanes (pare_lanes_io): vectors of
+ * PARE_LANES filters at one output pixel, each input value broadcast, so only
+ * real pixels are computed (no halo columns: small planes waste nothing). */
 #ifndef PARE_KERNELS_CONV_H
 #define PARE_KERNELS_CONV_H
 
@@ -24,6 +27,9 @@
 
 #define PARE_CONV_CHUNK 16   /* positions per mask entry */
 #define PARE_CONV_MAX_R 8
+#define PARE_LANES 16        /* filters per lane block (every ISA packs the same way) */
+#define PARE_LANES_PIXELS 196 /* pixels a lanes kernel keeps partial sums for (divides the
+                               * 7x7 to 112x112 planes of ResNet and VGG) */
 
 typedef struct pare_conv_group {
     int o0, r;               /* first output channel, filters (1..PARE_CONV_MAX_R) */
@@ -67,6 +73,13 @@ typedef struct pare_conv_layer {
     int gemm_k;
     const int32_t *gemm_off;
     const float *gemm_w, *gemm_b;
+    /* filter lanes: ln_nb blocks of PARE_LANES filters, each with K x PARE_LANES
+     * weights (w[(b * K + k) * PARE_LANES + j] is filter b * PARE_LANES + j at
+     * column k, zero past the last filter), ln_nb * PARE_LANES biases, K column
+     * offsets (conv.h's off, for pixels y * in_rs + x) */
+    int ln_k, ln_nb, ln_o;
+    const int32_t *ln_off;
+    const float *ln_w, *ln_b;
     /* depthwise: per channel kh x kw weights (row-major) and a bias */
     int dw_kh, dw_kw, dw_sh, dw_sw, dw_pt, dw_pl; /* dw_sw is 1 or 2 */
     const float *dw_w, *dw_b;
@@ -99,6 +112,18 @@ typedef struct pare_dw_io {
     int act;                 /* 0 none, 1 relu, 2 relu6 */
 } pare_dw_io;
 
+/* A filter-lanes call's buffers: pixel p (y = p / wo, x = p % wo) reads the
+ * input at in + y * in_rs + x + off[k] and writes out + o * out_cs + y * out_rs + x. */
+typedef struct pare_lanes_io {
+    const float *in;
+    float *out;
+    const float *res;        /* added before the activation, or NULL */
+    long out_cs, res_cs;
+    long in_rs, out_rs, res_rs;
+    int wo;                  /* output columns */
+    int act;                 /* 0 none, 1 relu, 2 relu6 */
+} pare_lanes_io;
+
 /* Computes positions [q0, q1) (q0 a multiple of PARE_CONV_CHUNK) of the groups
  * [g0, g1) of a layer. Reads up to PARE_CONV_CHUNK - 1 positions past q1
  * (buffers carry slack). */
@@ -113,6 +138,8 @@ typedef void pare_f32_convpat_fn(const pare_conv_io *io, const pare_conv_layer *
 
 /* Depthwise: output rows [y0, y1) of channels [c0, c1). */
 typedef void pare_f32_convdw_fn(const pare_dw_io *io, const pare_conv_layer *L, int c0, int c1, int y0, int y1);
+/* Filter lanes: pixels [p0, p1) of the filter blocks [b0, b1). */
+typedef void pare_f32_convln_fn(const pare_lanes_io *io, const pare_conv_layer *L, int b0, int b1, long p0, long p1);
 
 #define PARE_KERNEL(isa, kind, mr, nr) pare_##kind##_fn pare_##kind##_##mr##x##nr##__##isa;
 #include "kernels/conv.inc"
@@ -123,7 +150,8 @@ typedef struct pare_conv_kernels {
     pare_f32_convnm_fn *f32_convnm;
     pare_f32_convpat_fn *f32_convpat;
     pare_f32_convdw_fn *f32_convdw;
-    const char *name_g, *name_nm, *name_pat, *name_dw;
+    pare_f32_convln_fn *f32_convln;
+    const char *name_g, *name_nm, *name_pat, *name_dw, *name_ln;
     int tile;                /* positions a group call handles at once (for splitting work) */
 } pare_conv_kernels;
 

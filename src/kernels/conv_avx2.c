@@ -271,3 +271,99 @@ void pare_f32_convdw_1x4__avx2(const pare_dw_io *io, const pare_conv_layer *L, i
         }
     }
 }
+
+/* ---- filter lanes --------------------------------------------------------- */
+
+/* As the AVX-512 version (conv_avx512.c), with a block of 16 filters in two
+ * vectors and no scatter: the last pass stores through a small tile. */
+#define LN_KC 144
+#define LN_PB PARE_LANES_PIXELS
+#define LN_P 6
+
+static inline __attribute__((always_inline)) void ln_tile8(const pare_lanes_io *io, const pare_conv_layer *L,
+                                                           int b, int i, const long *ipos, const long *opos,
+                                                           const long *rpos, int k0, int k1, float *sc,
+                                                           const int P)
+{
+    __m256 lo[LN_P], hi[LN_P];
+    float *s = sc + (long)i * PARE_LANES;
+    if (k0 == 0) {
+        __m256 bl = _mm256_loadu_ps(L->ln_b + (long)b * PARE_LANES), bh = _mm256_loadu_ps(L->ln_b + (long)b * PARE_LANES + 8);
+        for (int p = 0; p < P; p++) {
+            lo[p] = bl;
+            hi[p] = bh;
+        }
+    } else {
+        for (int p = 0; p < P; p++) {
+            lo[p] = _mm256_load_ps(s + p * PARE_LANES);
+            hi[p] = _mm256_load_ps(s + p * PARE_LANES + 8);
+        }
+    }
+    const float *in[LN_P];
+    for (int p = 0; p < P; p++)
+        in[p] = io->in + ipos[i + p];
+    const float *w = L->ln_w + ((long)b * L->ln_k + k0) * PARE_LANES;
+    const int32_t *off = L->ln_off;
+    for (int k = k0; k < k1; k++, w += PARE_LANES) {
+        __m256 wl = _mm256_loadu_ps(w), wh = _mm256_loadu_ps(w + 8);
+        const long o = off[k];
+        for (int p = 0; p < P; p++) {
+            __m256 x = _mm256_broadcast_ss(in[p] + o);
+            lo[p] = _mm256_fmadd_ps(wl, x, lo[p]);
+            hi[p] = _mm256_fmadd_ps(wh, x, hi[p]);
+        }
+    }
+    if (k1 < L->ln_k) {
+        for (int p = 0; p < P; p++) {
+            _mm256_store_ps(s + p * PARE_LANES, lo[p]);
+            _mm256_store_ps(s + p * PARE_LANES + 8, hi[p]);
+        }
+        return;
+    }
+    int o0 = b * PARE_LANES, n = L->ln_o - o0 < PARE_LANES ? L->ln_o - o0 : PARE_LANES;
+    for (int p = 0; p < P; p++) {
+        float t[PARE_LANES];
+        _mm256_storeu_ps(t, lo[p]);
+        _mm256_storeu_ps(t + 8, hi[p]);
+        float *out = io->out + o0 * io->out_cs + opos[i + p];
+        const float *res = io->res ? io->res + o0 * io->res_cs + rpos[i + p] : NULL;
+        for (int j = 0; j < n; j++) {
+            float v = t[j] + (res ? res[j * io->res_cs] : 0.0f);
+            if (io->act >= 1)
+                v = v > 0.0f ? v : 0.0f;
+            if (io->act == 2)
+                v = v < 6.0f ? v : 6.0f;
+            out[j * io->out_cs] = v;
+        }
+    }
+}
+
+void pare_f32_convln_2x6__avx2(const pare_lanes_io *io, const pare_conv_layer *L, int b0, int b1, long p0, long p1)
+{
+    float sc[LN_PB * PARE_LANES] __attribute__((aligned(32)));
+    long ipos[LN_PB], opos[LN_PB], rpos[LN_PB];
+    const int K = L->ln_k;
+    for (long pb = p0; pb < p1; pb += LN_PB) {
+        int np = p1 - pb < LN_PB ? (int)(p1 - pb) : LN_PB;
+        for (int i = 0; i < np; i++) {
+            long y = (pb + i) / io->wo, x = (pb + i) % io->wo;
+            ipos[i] = y * io->in_rs + x;
+            opos[i] = y * io->out_rs + x;
+            rpos[i] = y * io->res_rs + x;
+        }
+        for (int b = b0; b < b1; b++)
+            for (int k0 = 0; k0 < K; k0 += LN_KC) {
+                int k1 = K - k0 < LN_KC ? K : k0 + LN_KC;
+                for (int i = 0; i < np; i += LN_P) {
+                    switch (np - i < LN_P ? np - i : LN_P) {
+                    case 1: ln_tile8(io, L, b, i, ipos, opos, rpos, k0, k1, sc, 1); break;
+                    case 2: ln_tile8(io, L, b, i, ipos, opos, rpos, k0, k1, sc, 2); break;
+                    case 3: ln_tile8(io, L, b, i, ipos, opos, rpos, k0, k1, sc, 3); break;
+                    case 4: ln_tile8(io, L, b, i, ipos, opos, rpos, k0, k1, sc, 4); break;
+                    case 5: ln_tile8(io, L, b, i, ipos, opos, rpos, k0, k1, sc, 5); break;
+                    default: ln_tile8(io, L, b, i, ipos, opos, rpos, k0, k1, sc, 6); break;
+                    }
+                }
+            }
+    }
+}

@@ -388,3 +388,113 @@ void pare_f32_convdw_1x4__avx512(const pare_dw_io *io, const pare_conv_layer *L,
         }
     }
 }
+
+/* ---- filter lanes --------------------------------------------------------- */
+
+/* A pass covers LN_KC columns (4 blocks' weights of a pass stay in L1) over a
+ * block of LN_PB pixels, whose partial sums wait in sc between passes. */
+#define LN_KC 144
+#define LN_PB PARE_LANES_PIXELS
+#define LN_F 4
+#define LN_P 6
+
+/* F filter blocks x P pixels (from pixel i of the block) over columns [k0, k1):
+ * starts from the biases or the partial sums, ends in the partial sums or,
+ * on the last pass, with residual, activation and a scatter to the planes. */
+static inline __attribute__((always_inline)) void ln_tile(const pare_lanes_io *io, const pare_conv_layer *L,
+                                                          int b, int i, const long *ipos, const long *opos,
+                                                          const long *rpos, int k0, int k1, float *sc,
+                                                          const int F, const int P)
+{
+    __m512 acc[LN_F][LN_P];
+    float *s = sc + (long)i * LN_F * PARE_LANES;
+    if (k0 == 0) {
+        for (int f = 0; f < F; f++) {
+            __m512 bv = _mm512_loadu_ps(L->ln_b + (long)(b + f) * PARE_LANES);
+            for (int p = 0; p < P; p++)
+                acc[f][p] = bv;
+        }
+    } else {
+        for (int p = 0; p < P; p++)
+            for (int f = 0; f < F; f++)
+                acc[f][p] = _mm512_load_ps(s + (p * LN_F + f) * PARE_LANES);
+    }
+    const float *in[LN_P];
+    for (int p = 0; p < P; p++)
+        in[p] = io->in + ipos[i + p];
+    const long K = L->ln_k;
+    const float *w = L->ln_w + ((long)b * K + k0) * PARE_LANES;
+    const int32_t *off = L->ln_off;
+    for (int k = k0; k < k1; k++, w += PARE_LANES) {
+        __m512 wv[LN_F];
+        for (int f = 0; f < F; f++)
+            wv[f] = _mm512_loadu_ps(w + f * K * PARE_LANES);
+        const long o = off[k];
+        for (int p = 0; p < P; p++) {
+            __m512 x = _mm512_set1_ps(in[p][o]);
+            for (int f = 0; f < F; f++)
+                acc[f][p] = _mm512_fmadd_ps(wv[f], x, acc[f][p]);
+        }
+    }
+    if (k1 < K) {
+        for (int p = 0; p < P; p++)
+            for (int f = 0; f < F; f++)
+                _mm512_store_ps(s + (p * LN_F + f) * PARE_LANES, acc[f][p]);
+        return;
+    }
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i oi = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)io->out_cs));
+    const __m512i ri = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)io->res_cs));
+    for (int f = 0; f < F; f++) {
+        int o0 = (b + f) * PARE_LANES, left = L->ln_o - o0;
+        __mmask16 m = left >= PARE_LANES ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        for (int p = 0; p < P; p++) {
+            __m512 v = acc[f][p];
+            if (io->res)
+                v = _mm512_add_ps(v, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, ri,
+                                                              io->res + o0 * io->res_cs + rpos[i + p], 4));
+            if (io->act >= 1)
+                v = _mm512_max_ps(v, _mm512_setzero_ps());
+            if (io->act == 2)
+                v = _mm512_min_ps(v, _mm512_set1_ps(6.0f));
+            _mm512_mask_i32scatter_ps(io->out + o0 * io->out_cs + opos[i + p], m, oi, v, 4);
+        }
+    }
+}
+
+#define LN_CASE(F, P)                                                                             \
+    case (F - 1) * LN_P + P - 1:                                                                  \
+        ln_tile(io, L, b, i, ipos, opos, rpos, k0, k1, sc, F, P);                                 \
+        break;
+
+void pare_f32_convln_4x6__avx512(const pare_lanes_io *io, const pare_conv_layer *L, int b0, int b1, long p0,
+                                 long p1)
+{
+    float sc[LN_PB * LN_F * PARE_LANES] __attribute__((aligned(64)));
+    long ipos[LN_PB], opos[LN_PB], rpos[LN_PB];
+    const int K = L->ln_k;
+    for (long pb = p0; pb < p1; pb += LN_PB) {
+        int np = p1 - pb < LN_PB ? (int)(p1 - pb) : LN_PB;
+        for (int i = 0; i < np; i++) {
+            long y = (pb + i) / io->wo, x = (pb + i) % io->wo;
+            ipos[i] = y * io->in_rs + x;
+            opos[i] = y * io->out_rs + x;
+            rpos[i] = y * io->res_rs + x;
+        }
+        for (int b = b0; b < b1; b += LN_F) {
+            int F = b1 - b < LN_F ? b1 - b : LN_F;
+            for (int k0 = 0; k0 < K; k0 += LN_KC) {
+                int k1 = K - k0 < LN_KC ? K : k0 + LN_KC;
+                for (int i = 0; i < np; i += LN_P) {
+                    int P = np - i < LN_P ? np - i : LN_P;
+                    switch ((F - 1) * LN_P + P - 1) {
+                        LN_CASE(1, 1) LN_CASE(1, 2) LN_CASE(1, 3) LN_CASE(1, 4) LN_CASE(1, 5) LN_CASE(1, 6)
+                        LN_CASE(2, 1) LN_CASE(2, 2) LN_CASE(2, 3) LN_CASE(2, 4) LN_CASE(2, 5) LN_CASE(2, 6)
+                        LN_CASE(3, 1) LN_CASE(3, 2) LN_CASE(3, 3) LN_CASE(3, 4) LN_CASE(3, 5) LN_CASE(3, 6)
+                        LN_CASE(4, 1) LN_CASE(4, 2) LN_CASE(4, 3) LN_CASE(4, 4) LN_CASE(4, 5) LN_CASE(4, 6)
+                    }
+                }
+            }
+        }
+    }
+}

@@ -105,3 +105,29 @@ void pare_f32_convdw_1x1__ref(const pare_dw_io *io, const pare_conv_layer *L, in
         }
     }
 }
+
+void pare_f32_convln_1x1__ref(const pare_lanes_io *io, const pare_conv_layer *L, int b0, int b1, long p0, long p1)
+{
+    int K = L->ln_k;
+    for (int b = b0; b < b1; b++)
+        for (int j = 0; j < PARE_LANES; j++) {
+            int o = b * PARE_LANES + j;
+            if (o >= L->ln_o)
+                break;
+            const float *w = L->ln_w + (long)b * K * PARE_LANES + j;
+            for (long p = p0; p < p1; p++) {
+                long y = p / io->wo, x = p % io->wo;
+                const float *in = io->in + y * io->in_rs + x;
+                float acc = L->ln_b[o];
+                for (int k = 0; k < K; k++)
+                    acc += w[(long)k * PARE_LANES] * in[L->ln_off[k]];
+                if (io->res)
+                    acc += io->res[o * io->res_cs + y * io->res_rs + x];
+                if (io->act >= 1 && acc < 0.0f)
+                    acc = 0.0f;
+                if (io->act == 2 && acc > 6.0f)
+                    acc = 6.0f;
+                io->out[o * io->out_cs + y * io->out_rs + x] = acc;
+            }
+        }
+}
