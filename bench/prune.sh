@@ -4,7 +4,11 @@
 # 2 epochs of fine-tuning (lr 0.01, cosine), beside PyTorch's global L1
 # unstructured pruning with the same fine-tuning, in the same run.
 # usage: bench/prune.sh PARE   env: THREADS=2 SPARSITIES="0.5 0.75 0.9 0.95"
-#        SET=full|quick (quick: unstructured, pattern, 2:4 at 0.9 only) REUSE=1 (keep the trained W1)
+#        SET=full|quick (quick: unstructured, pattern, 2:4 at 0.9 only) REUSE=1 (keep the trained
+#        W1, the peer's lines and every run already logged, and go on with the rest: the full
+#        set takes about 3 hours at 2 threads, so it can be run in parts)
+# Order: what the targets need first (one-shot unstructured, pattern and 2:4, every method at
+# 90% and on 2:4), then one-shot for the other schemes, then every method at the other sparsities.
 set -eu
 pare=$1
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,6 +33,10 @@ fi
 run() { # tag, then pare prune options
     tag=$1
     shift
+    if grep -F "\"tag\": \"$tag\"" "$log" | grep -qv '"failed"'; then
+        echo "== pare prune $tag: logged already"
+        return 0
+    fi
     echo "== pare prune $tag"
     env -u OPENBLAS_CORETYPE "$pare" prune "$base" --threads "$threads" --finetune 2 --quiet --json \
         --out "$out/tmp.pare" "$@" |
@@ -41,6 +49,18 @@ fi
 for sp in $sps; do
     run "oneshot unstructured $sp" --scheme unstructured --global --sparsity "$sp"
 done
+run "oneshot 2:4" --scheme 2:4
+case " $sps " in *" 0.9 "*) run "oneshot pattern 0.9" --scheme pattern --sparsity 0.9 ;; esac
+methods() { # sparsity: every method on unstructured and pattern at it
+    for m in gmp imp admm admm-progressive bip; do
+        run "$m unstructured $1" --method "$m" --scheme unstructured --global --sparsity "$1" --imp-rounds 3
+        [ "$1" = 0.5 ] || run "$m pattern $1" --method "$m" --scheme pattern --sparsity "$1" --imp-rounds 3 --rho 0.1
+    done
+}
+case " $sps " in *" 0.9 "*) methods 0.9 ;; esac
+for m in gmp imp admm admm-progressive bip; do
+    run "$m 2:4" --method "$m" --scheme 2:4 --imp-rounds 3
+done
 if [ "$set_" = full ]; then
     for s in block:4x4 punched:8x4 darb pattern filter channel column auto; do
         for sp in $sps; do
@@ -52,16 +72,7 @@ if [ "$set_" = full ]; then
         run "oneshot $s" --scheme "$s"
     done
 fi
-run "oneshot 2:4" --scheme 2:4
-for m in gmp imp admm admm-progressive bip; do
-    for sp in $sps; do
-        run "$m unstructured $sp" --method "$m" --scheme unstructured --global --sparsity "$sp" --imp-rounds 3
-    done
-    for sp in $sps; do
-        [ "$sp" = 0.5 ] && continue
-        run "$m pattern $sp" --method "$m" --scheme pattern --sparsity "$sp" --imp-rounds 3 --rho 0.1
-    done
-    run "$m 2:4" --method "$m" --scheme 2:4 --imp-rounds 3
+for sp in $sps; do
+    [ "$sp" = 0.9 ] || methods "$sp"
 done
-[ "$set_" = quick ] || true
 /usr/bin/python3 "$here/prune_summary.py" "$log"
