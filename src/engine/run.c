@@ -319,12 +319,46 @@ static void run_conv(pare_plan *p, pare_step *st)
 
 /* ---- small steps ---------------------------------------------------------- */
 
+#define POOL_ROW 2048 /* widest input row (with padding) the separable max pool takes */
+
+/* A max pool in two steps per output row: the maximum over the window's input
+ * rows into a row with -FLT_MAX in its padding columns, then over each
+ * window's columns of that row; both are the vectorised row kernel, and no
+ * output needs a bounds check. */
+static void maxpool_rows(pare_plan *p, pare_step *st, int c, const pare_qconv_kernels *k)
+{
+    const pare_act *src = &p->acts[st->in[0]], *dst = &p->acts[st->out];
+    int kh = st->k[0], kw = st->k[1], sh = st->s[0], sw = st->s[1], ph = st->pad[0], pw = st->pad[1];
+    float row[POOL_ROW + 64];
+    long need = (long)(dst->W - 1) * sw + kw; /* columns the windows span, padding included */
+    for (long x = 0; x < need + 64; x++)
+        row[x] = -FLT_MAX;
+    for (int y = 0; y < dst->H; y++) {
+        float *out = at(p, st->out, c, y, 0);
+        int hs = y * sh - ph, he = hs + kh;
+        int h0 = hs < 0 ? 0 : hs, h1 = he > src->H ? src->H : he;
+        if (h1 > h0)
+            k->f32_maxrow(row + pw, at(p, st->in[0], c, h0, 0), src->rs, h1 - h0, 1, 1, src->W);
+        else
+            for (int x = 0; x < src->W; x++)
+                row[pw + x] = -FLT_MAX;
+        k->f32_maxrow(out, row, 0, 1, kw, sw, dst->W);
+        if (st->act)
+            for (int x = 0; x < dst->W; x++)
+                out[x] = act_fn(out[x], st->act);
+    }
+}
+
 /* Interior windows of a max pool need no bounds checks: rows and columns whose
  * whole window lies inside the input. */
 static void maxpool_fast(pare_plan *p, pare_step *st, int c, const pare_qconv_kernels *k)
 {
     const pare_act *src = &p->acts[st->in[0]], *dst = &p->acts[st->out];
     int kh = st->k[0], kw = st->k[1], sh = st->s[0], sw = st->s[1], ph = st->pad[0], pw = st->pad[1];
+    if ((long)(dst->W - 1) * sw + kw <= POOL_ROW && pw + src->W <= POOL_ROW) {
+        maxpool_rows(p, st, c, k);
+        return;
+    }
     for (int y = 0; y < dst->H; y++) {
         float *out = at(p, st->out, c, y, 0);
         int hs = y * sh - ph, he = hs + kh;

@@ -99,6 +99,29 @@ void pare_f32_maxrow_1x16__avx512(float *out, const float *in, long in_rs, int k
                 }
             _mm512_storeu_ps(out + x, m);
         }
+    if ((sw == 1 || sw == 2) && x < n && n - x <= 16) {
+        /* the last < 16 (or 16 at stride 2) outputs: masked loads read only
+         * the windows' own elements */
+        int left = (int)(n - x);
+        __mmask16 mo = (__mmask16)((1u << left) - 1);
+        __m512 m = _mm512_setzero_ps();
+        for (int i = 0; i < kh; i++)
+            for (int j = 0; j < kw; j++) {
+                const float *p = in + i * in_rs + x * sw + j;
+                __m512 v;
+                if (sw == 1) {
+                    v = _mm512_maskz_loadu_ps(mo, p);
+                } else {
+                    int e = 2 * left - 1; /* elements the even lanes reach */
+                    __mmask16 m0 = (__mmask16)(e >= 16 ? 0xffffu : (1u << e) - 1);
+                    __mmask16 m1 = (__mmask16)(e > 16 ? (1u << (e - 16)) - 1 : 0);
+                    v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m0, p), even, _mm512_maskz_loadu_ps(m1, p + 16));
+                }
+                m = i == 0 && j == 0 ? v : _mm512_max_ps(v, m);
+            }
+        _mm512_mask_storeu_ps(out + x, mo, m);
+        return;
+    }
     if (x < n)
         pare_f32_maxrow_1x1__ref(out + x, in + x * sw, in_rs, kh, kw, sw, n - x);
 }
