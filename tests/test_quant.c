@@ -1064,6 +1064,10 @@ PARE_TEST(quant_command)
         {"quantize m.pare --calib synth --keep-float fc9 --out x.pare", "'fc9'", 1},
         {"quantize m.pare --calib synth --progressive --out x.pare", "--method admm", 2},
         {"finetune m.pare --data synth --act-bits 4 --out x.pare", "belong to --qat", 2},
+        {"prune q.pare --scheme unstructured --sparsity 0.5 --data synth --out x.pare", "give --dequantize", 1},
+        {"online q.pare --stream none.stream --out x.pare", "give --dequantize", 1},
+        /* serving only keeps the model as it is: the next problem is the stream */
+        {"online q.pare --stream none.stream --policy never --out x.pare", "none.stream", 1},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int code = run(bad[i].args, err, sizeof err);
@@ -1083,5 +1087,11 @@ PARE_TEST(quant_command)
     pare_graph *f;
     CHECK_OK(pare_graph_load(pare_test_path("f.pare"), &f));
     CHECK(pare_graph_quantized(f, NULL, NULL) == 0);
+    pare_graph_free(f);
+    CHECK(run("prune q.pare --dequantize --scheme unstructured --sparsity 0.5 --finetune 0 --data synth --out p.pare "
+              "--quiet",
+              err, sizeof err) == 0);
+    CHECK_OK(pare_graph_load(pare_test_path("p.pare"), &f));
+    CHECK(pare_graph_quantized(f, NULL, NULL) == 0 && f->params[0].mask != NULL);
     pare_graph_free(f);
 }

@@ -289,3 +289,22 @@ void cli_progress_event(const pare_train_event *ev, void *user)
                            ev->stats->seconds);
     }
 }
+
+pare_status cli_float_model(const char *path, pare_graph **g, int dequantize, const char *doing, const char *other)
+{
+    int nt, nf;
+    if (!pare_graph_quantized(*g, &nt, &nf))
+        return PARE_OK;
+    if (!dequantize)
+        return pare_fail(PARE_EINVAL,
+                         "%s is a quantized model (%d quantized tensors, %d fakequant nodes): %s it in float would "
+                         "move its weights off their grid; give --dequantize to treat it as a float model%s",
+                         path, nt, nf, doing, other ? other : "");
+    pare_graph *ng = NULL;
+    pare_status s = pare_graph_dequantize(*g, &ng);
+    if (s != PARE_OK)
+        return s;
+    pare_graph_free(*g);
+    *g = ng;
+    return PARE_OK;
+}

@@ -68,6 +68,10 @@ pare_status cli_load_train_test(const char *cmd, const pare_graph *g, const char
 
 /* Whether a and b name the same existing file (a hard link or another path to it). */
 int cli_same_file(const char *a, const char *b);
+/* A command that trains *g in float: a quantized model is refused (its weights
+ * would leave their grid) unless `dequantize`, which makes *g a float model;
+ * `doing` names the training ("pruning"), `other` may add another way out. */
+pare_status cli_float_model(const char *path, pare_graph **g, int dequantize, const char *doing, const char *other);
 /* A file's size in bytes, -1 when it cannot be read. */
 long long cli_file_size(const char *path);
 /* v as a percentage with two decimals, "-" when v < 0 (not measured). */

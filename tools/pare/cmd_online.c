@@ -121,7 +121,7 @@ static void print_text(const char *model, const char *stream, const char *policy
 int cmd_online(int argc, char **argv)
 {
     const char *stream = NULL, *out = NULL, *pred_path = NULL;
-    int policy = 0, json = 0;
+    int policy = 0, json = 0, dequantize = 0;
     float freeze = -1;
     pare_online_options o;
     pare_online_options_init(&o);
@@ -145,6 +145,7 @@ int cmd_online(int argc, char **argv)
         {"--probe", CLI_INT, &o.probe, "N", "probe batch for CKA (32)", NULL, 2, 4096, 0},
         {"--seed", CLI_U64, &o.seed, "N", "seed of the sample order in rounds and of dropout (0)", NULL, 0, 0, 0},
         {"--threads", CLI_INT, &o.threads, "N", "threads (PARE_THREADS or all cores)", NULL, 1, 256, 0},
+        {"--dequantize", CLI_FLAG, &dequantize, NULL, "fine-tune a quantized model as a float one (drops its qparams and fakequant nodes)", NULL, 0, 0, 0},
     };
     cli_cmd cmd = {"online", "MODEL.pare --stream FILE|- [options]",
                    "Serves a prediction for every record of a stream (docs/ONLINE.md) and fine-tunes the model on\n"
@@ -168,8 +169,12 @@ int cmd_online(int argc, char **argv)
     FILE *pf = NULL;
     int code = 0;
     pare_status s = pare_graph_load(pos[0], &g);
-    if (s != PARE_OK)
+    if (s == PARE_OK && o.policy != PARE_ONLINE_NEVER)
+        s = cli_float_model(pos[0], &g, dequantize, "fine-tuning", ", or --policy never to serve it only");
+    if (s != PARE_OK) {
+        pare_graph_free(g);
         return cli_fail("online", s);
+    }
     s = pare_stream_open(stream, &st);
     if (s != PARE_OK) {
         code = cli_fail("online", s);

@@ -46,6 +46,7 @@ int cmd_prune(int argc, char **argv)
     const char *tr_img = NULL, *tr_lab = NULL, *te_img = NULL, *te_lab = NULL, *rewind_from = NULL;
     float sparsity = -1;
     int method = 0, global = 0, ex_first = 0, ex_last = 0, json = 0, quiet = 0, purify = 0, rewind = 0;
+    int dequantize = 0;
     long limit = 0, test_limit = 0;
     pare_prune_config pc;
     pare_prune_config_init(&pc);
@@ -83,6 +84,7 @@ int cmd_prune(int argc, char **argv)
         {"--bip-epochs", CLI_INT, &pc.bip_epochs, "N", "bip: epochs of bi-level training (2)", NULL, 1, 10000, 0},
         {"--bip-lambda", CLI_FLOAT, &pc.bip_lambda, "F", "bip: implicit-gradient weight (1e-4)", NULL, 0, 1e6, 0},
         {"--bip-mask-lr", CLI_FLOAT, &pc.bip_mask_lr, "F", "bip: score learning rate (0.1)", NULL, 1e-12, 1e6, 0},
+        {"--dequantize", CLI_FLAG, &dequantize, NULL, "prune a quantized model as a float one (drops its qparams and fakequant nodes)", NULL, 0, 0, 0},
         {"--purify", CLI_FLAG, &purify, NULL, "remove pruned filters and channels from the model for real", NULL, 0, 0, 0},
         {"--out", CLI_STRING, &out, "FILE", "where to write the pruned model (required; not the input)", NULL, 0, 0, 0},
         {"--json", CLI_FLAG, &json, NULL, "print the report as one JSON object", NULL, 0, 0, 0},
@@ -124,7 +126,7 @@ int cmd_prune(int argc, char **argv)
     memset(&prep, 0, sizeof prep);
     int code = 1;
     pare_status s = pare_graph_load(pos[0], &g);
-    if (s != PARE_OK)
+    if (s != PARE_OK || (s = cli_float_model(pos[0], &g, dequantize, "pruning", NULL)) != PARE_OK)
         goto fail;
     if (rewind_from && (s = pare_graph_load(rewind_from, &rg)) != PARE_OK)
         goto fail;

@@ -159,16 +159,11 @@ static pare_status prepare_quant(const char *from, pare_graph **g, int dequantiz
                                  const pare_dataset *train, pare_graph **float_src)
 {
     *float_src = NULL;
-    int nt, nf;
     pare_graph *ng = NULL;
     pare_status s;
-    if (pare_graph_quantized(*g, &nt, &nf) && !dequantize) {
+    if (pare_graph_quantized(*g, NULL, NULL) && !dequantize) {
         if (!qat_bits)
-            return pare_fail(PARE_EINVAL,
-                             "%s is a quantized model (%d quantized tensors, %d fakequant nodes): training it "
-                             "in float would move its weights off their grid; give --dequantize to train it as "
-                             "a float model, or --qat BITS to keep it quantized",
-                             from, nt, nf);
+            return cli_float_model(from, g, 0, "training", ", or --qat BITS to keep it quantized");
         for (int i = 0; i < (*g)->n_params; i++) {
             const pare_param *p = &(*g)->params[i];
             if (p->role != PARE_ROLE_WEIGHT || p->q.bits == 0)
@@ -182,13 +177,8 @@ static pare_status prepare_quant(const char *from, pare_graph **g, int dequantiz
         }
         return PARE_OK;
     }
-    if (dequantize && pare_graph_quantized(*g, NULL, NULL)) {
-        if ((s = pare_graph_dequantize(*g, &ng)) != PARE_OK)
-            return s;
-        pare_graph_free(*g);
-        *g = ng;
-        ng = NULL;
-    }
+    if (dequantize && (s = cli_float_model(from, g, 1, "training", NULL)) != PARE_OK)
+        return s;
     if (!qat_bits)
         return PARE_OK;
     pare_quant_config qc;
