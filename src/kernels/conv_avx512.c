@@ -296,6 +296,65 @@ static inline __attribute__((always_inline)) void dw_tile(const pare_dw_io *io, 
         _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[r][v] = _mm512_set1_ps(bias);
     }
     const float *p0 = top + (long)x * S;
+    if (S == 1 && kw == 3) {
+        /* each input row's V + 1 vectors loaded once, the taps 1 and 2 shifted
+         * out of them (valignd): a third of the loads, none split twice */
+        __mmask16 mx[5];
+        _Pragma("GCC unroll 5") for (int v = 0; v <= V; v++)
+        {
+            int e = n + kw - 1 - CH * v; /* elements from this vector on that windows read */
+            mx[v] = e >= CH ? (__mmask16)0xffff : e > 0 ? (__mmask16)((1u << e) - 1) : 0;
+        }
+        for (int i = 0; i < kh; i++, p0 += io->in_rs) {
+            const __m512 w0 = _mm512_set1_ps(w[i * 3]), w1 = _mm512_set1_ps(w[i * 3 + 1]),
+                         w2 = _mm512_set1_ps(w[i * 3 + 2]);
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
+            {
+                const float *p = p0 + r * step;
+                __m512 xs[5];
+                _Pragma("GCC unroll 5") for (int v = 0; v <= V; v++) xs[v] =
+                    _mm512_maskz_loadu_ps(mx[v], p + CH * v);
+                _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
+                {
+                    __m512i a = _mm512_castps_si512(xs[v]), b = _mm512_castps_si512(xs[v + 1]);
+                    acc[r][v] = _mm512_fmadd_ps(w0, xs[v], acc[r][v]);
+                    acc[r][v] = _mm512_fmadd_ps(w1, _mm512_castsi512_ps(_mm512_alignr_epi32(b, a, 1)), acc[r][v]);
+                    acc[r][v] = _mm512_fmadd_ps(w2, _mm512_castsi512_ps(_mm512_alignr_epi32(b, a, 2)), acc[r][v]);
+                }
+            }
+        }
+    } else if (S == 2 && kw == 3) {
+        /* each input row's 2V + 2 vectors loaded once; tap 0 is their even
+         * elements, tap 1 the odd ones, tap 2 the even ones shifted by one */
+        const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+        __mmask16 mx[10];
+        _Pragma("GCC unroll 10") for (int k = 0; k < 2 * V + 2; k++)
+        {
+            int e = 2 * n + 1 - CH * k; /* elements from this vector on that windows read */
+            mx[k] = e >= CH ? (__mmask16)0xffff : e > 0 ? (__mmask16)((1u << e) - 1) : 0;
+        }
+        for (int i = 0; i < kh; i++, p0 += io->in_rs) {
+            const __m512 w0 = _mm512_set1_ps(w[i * 3]), w1 = _mm512_set1_ps(w[i * 3 + 1]),
+                         w2 = _mm512_set1_ps(w[i * 3 + 2]);
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
+            {
+                const float *p = p0 + r * step;
+                __m512 ev[5];
+                _Pragma("GCC unroll 5") for (int v = 0; v <= V; v++) ev[v] =
+                    _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(mx[2 * v], p + 2 * CH * v), even,
+                                           _mm512_maskz_loadu_ps(mx[2 * v + 1], p + 2 * CH * v + CH));
+                _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
+                {
+                    __m512 od = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(mx[2 * v], p + 2 * CH * v), odd,
+                                                       _mm512_maskz_loadu_ps(mx[2 * v + 1], p + 2 * CH * v + CH));
+                    __m512i a = _mm512_castps_si512(ev[v]), b = _mm512_castps_si512(ev[v + 1]);
+                    acc[r][v] = _mm512_fmadd_ps(w0, ev[v], acc[r][v]);
+                    acc[r][v] = _mm512_fmadd_ps(w1, od, acc[r][v]);
+                    acc[r][v] = _mm512_fmadd_ps(w2, _mm512_castsi512_ps(_mm512_alignr_epi32(b, a, 1)), acc[r][v]);
+                }
+            }
+        }
+    } else
     for (int i = 0; i < kh; i++, p0 += io->in_rs)
         for (int j = 0; j < kw; j++) {
             __m512 wv = _mm512_set1_ps(w[i * kw + j]);
