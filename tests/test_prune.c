@@ -448,4 +448,13 @@ PARE_TEST(prune_command)
                bad[i].args, code, err);
     }
     CHECK(!pare_file_exists(pare_test_path("q.pare")));
+    /* an N:M scheme fixes its ratio: no --sparsity needed, 2 of every 4 kept */
+    CHECK(run("prune m.pare --scheme 2:4 --data synth --finetune 0 --out nm.pare --json --quiet", err, sizeof err) == 0);
+    CHECK_OK(pare_graph_load(pare_test_path("nm.pare"), &p));
+    int fc2 = pare_graph_node_param(p, pare_graph_find_node(p, "fc2"), PARE_ROLE_WEIGHT);
+    size_t kept = 0, n = p->params[fc2].t->n;
+    for (size_t i = 0; p->params[fc2].mask && i < n; i++)
+        kept += p->params[fc2].mask[i];
+    CHECKF(p->params[fc2].mask && kept * 2 == n, "fc2 keeps %zu of %zu", kept, n);
+    pare_graph_free(p);
 }

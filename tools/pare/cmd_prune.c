@@ -53,7 +53,7 @@ int cmd_prune(int argc, char **argv)
     float gmp_ramp = (float)pc.gmp_ramp, imp_rate = (float)pc.imp_rate;
     cli_opt opts[] = {
         {"--scheme", CLI_STRING, &scheme, "S", "unstructured, N:M (2:4), block:RxC, punched:RxC, darb, pattern[:K], filter, channel, column, or auto", NULL, 0, 0, 0},
-        {"--sparsity", CLI_FLOAT, &sparsity, "F", "fraction of weights to prune, in [0, 1)", NULL, 0, 0.999999, 0},
+        {"--sparsity", CLI_FLOAT, &sparsity, "F", "fraction of weights to prune, in [0, 1) (N:M schemes: 1 - N/M unless given)", NULL, 0, 0.999999, 0},
         {"--method", CLI_CHOICE, &method, "M", "how (oneshot)", methods, 0, 0, 0},
         {"--global", CLI_FLAG, &global, NULL, "one magnitude threshold over all layers (unstructured)", NULL, 0, 0, 0},
         {"--ratios", CLI_STRING, &ratios, "FILE", "per-layer 'LAYER SPARSITY [SCHEME]' lines", NULL, 0, 0, 0},
@@ -104,6 +104,9 @@ int cmd_prune(int argc, char **argv)
         return r < 0 ? 0 : r;
     if (!scheme)
         return cli_error("prune", EXIT_USAGE, "--scheme is required (e.g. unstructured, 2:4, pattern, auto)");
+    pare_scheme nm;
+    if (sparsity < 0 && !ratios && pare_scheme_parse(scheme, &nm) == PARE_OK && nm.kind == PARE_SCHEME_NM)
+        sparsity = 1.0f - (float)nm.n / (float)nm.m; /* the scheme fixes it */
     if (sparsity < 0 && !ratios)
         return cli_error("prune", EXIT_USAGE, "--sparsity is required unless --ratios gives every layer's");
     if (!out)
