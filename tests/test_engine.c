@@ -409,7 +409,7 @@ PARE_TEST(engine_lanes_kernel_vs_ref)
                 o1[i] = o2[i] = 1234.5f;
                 res[i] = frand(&r);
             }
-            pare_lanes_io io;
+            pare_dw_io io;
             memset(&io, 0, sizeof io);
             io.in = in;
             io.in_rs = in_rs;

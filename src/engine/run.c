@@ -145,29 +145,37 @@ static int conv_share(const pare_step *st, int by_pos, long rows, long tiles, in
 
 /* ---- conv ----------------------------------------------------------------- */
 
+/* The buffers of a step that reads its input act and writes its output act
+ * plane by plane: each at pixel (0, 0) of channel 0, with strides. */
+static void plane_io(pare_plan *p, const pare_step *st, pare_dw_io *io)
+{
+    const pare_act *ia = &p->acts[st->in[0]], *oa = &p->acts[st->out];
+    io->in = pare_engine_act(p, st->in[0]) + (long)ia->P * ia->rs + ia->P;
+    io->out = pare_engine_act(p, st->out) + (long)oa->P * oa->rs + oa->P;
+    io->res = NULL;
+    io->res_cs = io->res_rs = 0;
+    if (st->res >= 0) {
+        const pare_act *ra = &p->acts[st->res];
+        io->res = pare_engine_act(p, st->res) + (long)ra->P * ra->rs + ra->P;
+        io->res_cs = ra->cs;
+        io->res_rs = ra->rs;
+    }
+    io->in_cs = ia->cs;
+    io->in_rs = ia->rs;
+    io->out_cs = oa->cs;
+    io->out_rs = oa->rs;
+    io->wo = oa->W;
+    io->act = st->act;
+}
+
 /* A depthwise step: threads split the channels (or, with fewer channels than
  * threads, the rows); the kernel reads the input act around each output. */
 static void run_dw(pare_plan *p, pare_step *st)
 {
     const pare_conv_kernels *k = pare_conv();
-    const pare_act *ia = &p->acts[st->in[0]], *oa = &p->acts[st->out];
+    const pare_act *oa = &p->acts[st->out];
     pare_dw_io io;
-    io.in = pare_engine_act(p, st->in[0]) + (long)ia->P * ia->rs + ia->P;
-    io.out = pare_engine_act(p, st->out) + (long)oa->P * oa->rs + oa->P;
-    io.res = NULL;
-    io.res_cs = io.res_rs = 0;
-    if (st->res >= 0) {
-        const pare_act *ra = &p->acts[st->res];
-        io.res = pare_engine_act(p, st->res) + (long)ra->P * ra->rs + ra->P;
-        io.res_cs = ra->cs;
-        io.res_rs = ra->rs;
-    }
-    io.in_cs = ia->cs;
-    io.in_rs = ia->rs;
-    io.out_cs = oa->cs;
-    io.out_rs = oa->rs;
-    io.wo = oa->W;
-    io.act = st->act;
+    plane_io(p, st, &io);
     int T = p->threads, C = oa->C, by_rows = C < T;
 #pragma omp parallel num_threads(T) if (T > 1)
     {
@@ -220,24 +228,10 @@ static void run_gemm(pare_plan *p, pare_step *st)
 static void run_lanes(pare_plan *p, pare_step *st)
 {
     const pare_conv_kernels *k = pare_conv();
-    const pare_act *ia = &p->acts[st->in[0]], *oa = &p->acts[st->out];
+    const pare_act *oa = &p->acts[st->out];
     const pare_conv_layer *L = &st->conv;
-    pare_lanes_io io;
-    io.in = pare_engine_act(p, st->in[0]) + (long)ia->P * ia->rs + ia->P;
-    io.out = pare_engine_act(p, st->out) + (long)oa->P * oa->rs + oa->P;
-    io.res = NULL;
-    io.res_cs = io.res_rs = 0;
-    if (st->res >= 0) {
-        const pare_act *ra = &p->acts[st->res];
-        io.res = pare_engine_act(p, st->res) + (long)ra->P * ra->rs + ra->P;
-        io.res_cs = ra->cs;
-        io.res_rs = ra->rs;
-    }
-    io.in_rs = ia->rs;
-    io.out_cs = oa->cs;
-    io.out_rs = oa->rs;
-    io.wo = oa->W;
-    io.act = st->act;
+    pare_dw_io io;
+    plane_io(p, st, &io);
     const int GB = 4, PBLK = PARE_LANES_PIXELS; /* the AVX-512 tile's blocks, the kernels' pixel block */
     long npix = (long)oa->H * oa->W, nblk = (npix + PBLK - 1) / PBLK;
     int ngrp = (L->ln_nb + GB - 1) / GB, T = p->threads;

@@ -14,7 +14,7 @@
  *             pattern's 4 tap offsets fixed for the layer (PatDNN's FKW).
  * Depthwise convs (one filter per channel) have a kernel of their own that
  * reads the input act directly, strided or not, row by row (pare_dw_io).
- * Dense convs have a second layout, filter lanes (pare_lanes_io): vectors of
+ * Dense convs have a second layout, filter lanes (pare_dw_io too): vectors of
  * PARE_LANES filters at one output pixel, each input value broadcast, so only
  * real pixels are computed (no halo columns: small planes waste nothing). */
 #ifndef PARE_KERNELS_CONV_H
@@ -99,9 +99,12 @@ typedef struct pare_conv_io {
     int act;                 /* 0 none, 1 relu, 2 relu6 */
 } pare_conv_io;
 
-/* A depthwise call's buffers: output (y, x) of channel c reads the input at
- * (y * sh - pt + i, x * sw - pl + j), inside the input's halo (which covers the
- * padding: nothing is read outside [-pl, W + pr) of a row for a stored x). */
+/* A depthwise or filter-lanes call's buffers. Depthwise: output (y, x) of
+ * channel c reads the input at (y * sh - pt + i, x * sw - pl + j), inside the
+ * input's halo (which covers the padding: nothing is read outside [-pl, W + pr)
+ * of a row for a stored x). Filter lanes: pixel p (y = p / wo, x = p % wo)
+ * reads in + y * in_rs + x + off[k] (in_cs unused) and writes
+ * out + o * out_cs + y * out_rs + x. */
 typedef struct pare_dw_io {
     const float *in;         /* channel 0, row 0, column 0 of the input */
     float *out;              /* channel 0, row 0, column 0 of the output */
@@ -111,18 +114,6 @@ typedef struct pare_dw_io {
     int wo;                  /* output columns */
     int act;                 /* 0 none, 1 relu, 2 relu6 */
 } pare_dw_io;
-
-/* A filter-lanes call's buffers: pixel p (y = p / wo, x = p % wo) reads the
- * input at in + y * in_rs + x + off[k] and writes out + o * out_cs + y * out_rs + x. */
-typedef struct pare_lanes_io {
-    const float *in;
-    float *out;
-    const float *res;        /* added before the activation, or NULL */
-    long out_cs, res_cs;
-    long in_rs, out_rs, res_rs;
-    int wo;                  /* output columns */
-    int act;                 /* 0 none, 1 relu, 2 relu6 */
-} pare_lanes_io;
 
 /* Computes positions [q0, q1) (q0 a multiple of PARE_CONV_CHUNK) of the groups
  * [g0, g1) of a layer. Reads up to PARE_CONV_CHUNK - 1 positions past q1
@@ -138,8 +129,19 @@ typedef void pare_f32_convpat_fn(const pare_conv_io *io, const pare_conv_layer *
 
 /* Depthwise: output rows [y0, y1) of channels [c0, c1). */
 typedef void pare_f32_convdw_fn(const pare_dw_io *io, const pare_conv_layer *L, int c0, int c1, int y0, int y1);
+/* Filter lanes: the input, output and residual offsets of pixels [p, p + n). */
+static inline void pare_lanes_positions(const pare_dw_io *io, long p, int n, long *ipos, long *opos, long *rpos)
+{
+    for (int i = 0; i < n; i++) {
+        long y = (p + i) / io->wo, x = (p + i) % io->wo;
+        ipos[i] = y * io->in_rs + x;
+        opos[i] = y * io->out_rs + x;
+        rpos[i] = y * io->res_rs + x;
+    }
+}
+
 /* Filter lanes: pixels [p0, p1) of the filter blocks [b0, b1). */
-typedef void pare_f32_convln_fn(const pare_lanes_io *io, const pare_conv_layer *L, int b0, int b1, long p0, long p1);
+typedef void pare_f32_convln_fn(const pare_dw_io *io, const pare_conv_layer *L, int b0, int b1, long p0, long p1);
 
 #define PARE_KERNEL(isa, kind, mr, nr) pare_##kind##_fn pare_##kind##_##mr##x##nr##__##isa;
 #include "kernels/conv.inc"

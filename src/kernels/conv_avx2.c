@@ -280,7 +280,7 @@ void pare_f32_convdw_1x4__avx2(const pare_dw_io *io, const pare_conv_layer *L, i
 #define LN_PB PARE_LANES_PIXELS
 #define LN_P 6
 
-static inline __attribute__((always_inline)) void ln_tile8(const pare_lanes_io *io, const pare_conv_layer *L,
+static inline __attribute__((always_inline)) void ln_tile8(const pare_dw_io *io, const pare_conv_layer *L,
                                                            int b, int i, const long *ipos, const long *opos,
                                                            const long *rpos, int k0, int k1, float *sc,
                                                            const int P)
@@ -338,19 +338,14 @@ static inline __attribute__((always_inline)) void ln_tile8(const pare_lanes_io *
     }
 }
 
-void pare_f32_convln_2x6__avx2(const pare_lanes_io *io, const pare_conv_layer *L, int b0, int b1, long p0, long p1)
+void pare_f32_convln_2x6__avx2(const pare_dw_io *io, const pare_conv_layer *L, int b0, int b1, long p0, long p1)
 {
     float sc[LN_PB * PARE_LANES] __attribute__((aligned(32)));
     long ipos[LN_PB], opos[LN_PB], rpos[LN_PB];
     const int K = L->ln_k;
     for (long pb = p0; pb < p1; pb += LN_PB) {
         int np = p1 - pb < LN_PB ? (int)(p1 - pb) : LN_PB;
-        for (int i = 0; i < np; i++) {
-            long y = (pb + i) / io->wo, x = (pb + i) % io->wo;
-            ipos[i] = y * io->in_rs + x;
-            opos[i] = y * io->out_rs + x;
-            rpos[i] = y * io->res_rs + x;
-        }
+        pare_lanes_positions(io, pb, np, ipos, opos, rpos);
         for (int b = b0; b < b1; b++)
             for (int k0 = 0; k0 < K; k0 += LN_KC) {
                 int k1 = K - k0 < LN_KC ? K : k0 + LN_KC;

@@ -296,41 +296,16 @@ static inline __attribute__((always_inline)) void dw_tile(const pare_dw_io *io, 
         _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[r][v] = _mm512_set1_ps(bias);
     }
     const float *p0 = top + (long)x * S;
-    if (S == 1 && kw == 3) {
-        /* each input row's V + 1 vectors loaded once, the taps 1 and 2 shifted
-         * out of them (valignd): a third of the loads, none split twice */
-        __mmask16 mx[5];
-        _Pragma("GCC unroll 5") for (int v = 0; v <= V; v++)
-        {
-            int e = n + kw - 1 - CH * v; /* elements from this vector on that windows read */
-            mx[v] = e >= CH ? (__mmask16)0xffff : e > 0 ? (__mmask16)((1u << e) - 1) : 0;
-        }
-        for (int i = 0; i < kh; i++, p0 += io->in_rs) {
-            const __m512 w0 = _mm512_set1_ps(w[i * 3]), w1 = _mm512_set1_ps(w[i * 3 + 1]),
-                         w2 = _mm512_set1_ps(w[i * 3 + 2]);
-            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
-            {
-                const float *p = p0 + r * step;
-                __m512 xs[5];
-                _Pragma("GCC unroll 5") for (int v = 0; v <= V; v++) xs[v] =
-                    _mm512_maskz_loadu_ps(mx[v], p + CH * v);
-                _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
-                {
-                    __m512i a = _mm512_castps_si512(xs[v]), b = _mm512_castps_si512(xs[v + 1]);
-                    acc[r][v] = _mm512_fmadd_ps(w0, xs[v], acc[r][v]);
-                    acc[r][v] = _mm512_fmadd_ps(w1, _mm512_castsi512_ps(_mm512_alignr_epi32(b, a, 1)), acc[r][v]);
-                    acc[r][v] = _mm512_fmadd_ps(w2, _mm512_castsi512_ps(_mm512_alignr_epi32(b, a, 2)), acc[r][v]);
-                }
-            }
-        }
-    } else if (S == 2 && kw == 3) {
-        /* each input row's 2V + 2 vectors loaded once; tap 0 is their even
-         * elements, tap 1 the odd ones, tap 2 the even ones shifted by one */
+    if (kw == 3) {
+        /* each input row's vectors loaded once a tile, the three taps made from
+         * them: stride 1, the vectors and two shifts of them (valignd); stride
+         * 2, their even lanes, their odd lanes and the even lanes shifted by
+         * one. A third of the loads of one load a tap. */
         const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
         __mmask16 mx[10];
-        _Pragma("GCC unroll 10") for (int k = 0; k < 2 * V + 2; k++)
+        _Pragma("GCC unroll 10") for (int k = 0; k < S * (V + 1); k++)
         {
-            int e = 2 * n + 1 - CH * k; /* elements from this vector on that windows read */
+            int e = S * (n - 1) + kw - CH * k; /* elements from this vector on that windows read */
             mx[k] = e >= CH ? (__mmask16)0xffff : e > 0 ? (__mmask16)((1u << e) - 1) : 0;
         }
         for (int i = 0; i < kh; i++, p0 += io->in_rs) {
@@ -339,18 +314,23 @@ static inline __attribute__((always_inline)) void dw_tile(const pare_dw_io *io, 
             _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
             {
                 const float *p = p0 + r * step;
-                __m512 ev[5];
-                _Pragma("GCC unroll 5") for (int v = 0; v <= V; v++) ev[v] =
-                    _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(mx[2 * v], p + 2 * CH * v), even,
-                                           _mm512_maskz_loadu_ps(mx[2 * v + 1], p + 2 * CH * v + CH));
+                __m512 xs[10], t0[5], t1[4];
+                _Pragma("GCC unroll 10") for (int k = 0; k < S * (V + 1); k++) xs[k] =
+                    _mm512_maskz_loadu_ps(mx[k], p + CH * k);
+                _Pragma("GCC unroll 5") for (int v = 0; v <= V; v++)
+                {
+                    t0[v] = S == 1 ? xs[v] : _mm512_permutex2var_ps(xs[2 * v], even, xs[2 * v + 1]);
+                    if (v < V)
+                        t1[v] = S == 1 ? xs[v] : _mm512_permutex2var_ps(xs[2 * v], odd, xs[2 * v + 1]);
+                }
                 _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
                 {
-                    __m512 od = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(mx[2 * v], p + 2 * CH * v), odd,
-                                                       _mm512_maskz_loadu_ps(mx[2 * v + 1], p + 2 * CH * v + CH));
-                    __m512i a = _mm512_castps_si512(ev[v]), b = _mm512_castps_si512(ev[v + 1]);
-                    acc[r][v] = _mm512_fmadd_ps(w0, ev[v], acc[r][v]);
-                    acc[r][v] = _mm512_fmadd_ps(w1, od, acc[r][v]);
-                    acc[r][v] = _mm512_fmadd_ps(w2, _mm512_castsi512_ps(_mm512_alignr_epi32(b, a, 1)), acc[r][v]);
+                    __m512i a = _mm512_castps_si512(t0[v]), b = _mm512_castps_si512(t0[v + 1]);
+                    __m512 x1 = S == 1 ? _mm512_castsi512_ps(_mm512_alignr_epi32(b, a, 1)) : t1[v];
+                    __m512 x2 = _mm512_castsi512_ps(S == 1 ? _mm512_alignr_epi32(b, a, 2) : _mm512_alignr_epi32(b, a, 1));
+                    acc[r][v] = _mm512_fmadd_ps(w0, t0[v], acc[r][v]);
+                    acc[r][v] = _mm512_fmadd_ps(w1, x1, acc[r][v]);
+                    acc[r][v] = _mm512_fmadd_ps(w2, x2, acc[r][v]);
                 }
             }
         }
@@ -460,7 +440,7 @@ void pare_f32_convdw_1x4__avx512(const pare_dw_io *io, const pare_conv_layer *L,
 /* F filter blocks x P pixels (from pixel i of the block) over columns [k0, k1):
  * starts from the biases or the partial sums, ends in the partial sums or,
  * on the last pass, with residual, activation and a scatter to the planes. */
-static inline __attribute__((always_inline)) void ln_tile(const pare_lanes_io *io, const pare_conv_layer *L,
+static inline __attribute__((always_inline)) void ln_tile(const pare_dw_io *io, const pare_conv_layer *L,
                                                           int b, int i, const long *ipos, const long *opos,
                                                           const long *rpos, int k0, int k1, float *sc,
                                                           const int F, const int P)
@@ -526,7 +506,7 @@ static inline __attribute__((always_inline)) void ln_tile(const pare_lanes_io *i
         ln_tile(io, L, b, i, ipos, opos, rpos, k0, k1, sc, F, P);                                 \
         break;
 
-void pare_f32_convln_4x6__avx512(const pare_lanes_io *io, const pare_conv_layer *L, int b0, int b1, long p0,
+void pare_f32_convln_4x6__avx512(const pare_dw_io *io, const pare_conv_layer *L, int b0, int b1, long p0,
                                  long p1)
 {
     float sc[LN_PB * LN_F * PARE_LANES] __attribute__((aligned(64)));
@@ -534,12 +514,7 @@ void pare_f32_convln_4x6__avx512(const pare_lanes_io *io, const pare_conv_layer 
     const int K = L->ln_k;
     for (long pb = p0; pb < p1; pb += LN_PB) {
         int np = p1 - pb < LN_PB ? (int)(p1 - pb) : LN_PB;
-        for (int i = 0; i < np; i++) {
-            long y = (pb + i) / io->wo, x = (pb + i) % io->wo;
-            ipos[i] = y * io->in_rs + x;
-            opos[i] = y * io->out_rs + x;
-            rpos[i] = y * io->res_rs + x;
-        }
+        pare_lanes_positions(io, pb, np, ipos, opos, rpos);
         for (int b = b0; b < b1; b += LN_F) {
             int F = b1 - b < LN_F ? b1 - b : LN_F;
             for (int k0 = 0; k0 < K; k0 += LN_KC) {

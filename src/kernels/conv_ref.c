@@ -106,7 +106,7 @@ void pare_f32_convdw_1x1__ref(const pare_dw_io *io, const pare_conv_layer *L, in
     }
 }
 
-void pare_f32_convln_1x1__ref(const pare_lanes_io *io, const pare_conv_layer *L, int b0, int b1, long p0, long p1)
+void pare_f32_convln_1x1__ref(const pare_dw_io *io, const pare_conv_layer *L, int b0, int b1, long p0, long p1)
 {
     int K = L->ln_k;
     for (int b = b0; b < b1; b++)
