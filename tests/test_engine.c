@@ -243,6 +243,42 @@ PARE_TEST(engine_conv_kernels_vs_ref)
  * every vector and tile edge (1 to 70 columns), residuals, activations, and
  * the engine's two splits (channels, rows); the input ends at a guard page
  * and unstored output cells keep their sentinel. */
+/* The first output where a kernel's planes differ from the reference's (to
+ * 1e-5 relative) or where either wrote outside the stored pixels (ho x wo
+ * pixels of rows rs in planes cs; the rest holds 1234.5); -1 if none. */
+static long planes_differ(const float *ref, const float *got, long n, long cs, long rs, long ho, long wo)
+{
+    for (long i = 0; i < n; i++) {
+        float a = ref[i], b = got[i];
+        int stored = i % cs < ho * rs && i % cs % rs < wo;
+        if (!stored && (a != 1234.5f || b != 1234.5f))
+            return i;
+        if (!(fabsf(a - b) <= 1e-5f * (1 + fabsf(a))))
+            return i;
+    }
+    return -1;
+}
+
+/* The definition's tail: residual (res NULL: none), then the activation. */
+static double res_act(double v, const float *res, int act)
+{
+    if (res)
+        v += *res;
+    if (act >= 1 && v < 0)
+        v = 0;
+    if (act == 2 && v > 6)
+        v = 6;
+    return v;
+}
+
+static void free_planes(float *in, long n_in, float *o1, float *o2, float *res, long n_out)
+{
+    pare_guard_free(in, (size_t)n_in);
+    pare_guard_free(o1, (size_t)n_out);
+    pare_guard_free(o2, (size_t)n_out);
+    pare_guard_free(res, (size_t)n_out);
+}
+
 PARE_TEST(engine_dw_kernel_vs_ref)
 {
     const pare_conv_kernels *ref = pare_conv_at(PARE_ISA_REF);
@@ -318,19 +354,11 @@ PARE_TEST(engine_dw_kernel_vs_ref)
                     kk->f32_convdw(&io, &L, cut, C, 0, Ho);
                 }
             }
-            int bad = 0;
-            for (long i = 0; i < n_out && !bad; i++) {
-                float a = o1[i], b = o2[i];
-                int stored = i % ors < Wo;
-                if (!stored && (a != 1234.5f || b != 1234.5f))
-                    bad = 1;
-                if (!(fabsf(a - b) <= 1e-5f * (1 + fabsf(a))))
-                    bad = 1;
-                if (bad)
-                    CHECKF(0, "%s: k %dx%d s %dx%d pad %d,%d C %d %dx%d: out[%ld] = %g, ref %g",
-                           pare_isa_name((pare_isa_level)level), L.dw_kh, L.dw_kw, L.dw_sh, L.dw_sw, L.dw_pt, L.dw_pl,
-                           C, H, W, i, b, a);
-            }
+            long d = planes_differ(o1, o2, n_out, ocs, ors, Ho, Wo);
+            if (d >= 0)
+                CHECKF(0, "%s: k %dx%d s %dx%d pad %d,%d C %d %dx%d: out[%ld] = %g, ref %g",
+                       pare_isa_name((pare_isa_level)level), L.dw_kh, L.dw_kw, L.dw_sh, L.dw_sw, L.dw_pt, L.dw_pl, C, H,
+                       W, d, o2[d], o1[d]);
             /* the reference itself against the definition at one output */
             int c = C - 1, y = Ho - 1, x = Wo - 1;
             double want = L.dw_b[c];
@@ -340,19 +368,11 @@ PARE_TEST(engine_dw_kernel_vs_ref)
                     if (iy >= 0 && iy < H && ix >= 0 && ix < W)
                         want += (double)w[(c * L.dw_kh + i) * L.dw_kw + j] * in[c * cs + (iy + P) * rs + ix + P];
                 }
-            if (io.res)
-                want += res[c * ocs + y * ors + x];
-            if (io.act >= 1 && want < 0)
-                want = 0;
-            if (io.act == 2 && want > 6)
-                want = 6;
+            want = res_act(want, io.res ? res + c * ocs + y * ors + x : NULL, io.act);
             CHECK_NEAR(o1[c * ocs + y * ors + x], want, 1e-5 * (1 + fabs(want)));
             cases++;
             free(w);
-            pare_guard_free(in, (size_t)n_in);
-            pare_guard_free(o1, (size_t)n_out);
-            pare_guard_free(o2, (size_t)n_out);
-            pare_guard_free(res, (size_t)n_out);
+            free_planes(in, n_in, o1, o2, res, n_out);
         }
     }
     printf("  %d depthwise cases\n", cases);
@@ -430,38 +450,22 @@ PARE_TEST(engine_lanes_kernel_vs_ref)
                 kk2->f32_convln(&io, &L, 0, bcut, pcut, npix);
                 kk2->f32_convln(&io, &L, bcut, nb, 0, npix);
             }
-            int bad = 0;
-            for (long i = 0; i < n_out && !bad; i++) {
-                float a = o1[i], b = o2[i];
-                int stored = i % ocs < (long)ho * ors && i % ocs % ors < wo;
-                if (!stored && (a != 1234.5f || b != 1234.5f))
-                    bad = 1;
-                if (!(fabsf(a - b) <= 1e-5f * (1 + fabsf(a))))
-                    bad = 1;
-                if (bad)
-                    CHECKF(0, "%s: O %d K %d %dx%d: out[%ld] = %g, ref %g", pare_isa_name((pare_isa_level)level), O,
-                           K, ho, wo, i, b, a);
-            }
+            long d = planes_differ(o1, o2, n_out, ocs, ors, ho, wo);
+            if (d >= 0)
+                CHECKF(0, "%s: O %d K %d %dx%d: out[%ld] = %g, ref %g", pare_isa_name((pare_isa_level)level), O, K, ho,
+                       wo, d, o2[d], o1[d]);
             int o = O - 1, y = ho - 1, x = wo - 1;
             double want = bias[o];
             for (int j = 0; j < K; j++)
                 want += (double)w[((size_t)(o / PARE_LANES) * (size_t)K + (size_t)j) * PARE_LANES +
                                   (size_t)(o % PARE_LANES)] *
                         in[y * in_rs + x + off[j]];
-            if (io.res)
-                want += res[o * ocs + y * ors + x];
-            if (io.act >= 1 && want < 0)
-                want = 0;
-            if (io.act == 2 && want > 6)
-                want = 6;
+            want = res_act(want, io.res ? res + o * ocs + y * ors + x : NULL, io.act);
             CHECK_NEAR(o1[o * ocs + y * ors + x], want, 1e-4 * (1 + fabs(want)));
             cases++;
             free(w);
             free(off);
-            pare_guard_free(in, (size_t)n_in);
-            pare_guard_free(o1, (size_t)n_out);
-            pare_guard_free(o2, (size_t)n_out);
-            pare_guard_free(res, (size_t)n_out);
+            free_planes(in, n_in, o1, o2, res, n_out);
         }
     }
     printf("  %d filter-lanes cases\n", cases);
