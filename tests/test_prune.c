@@ -59,6 +59,23 @@ PARE_TEST(prune_plan_auto_and_exemptions)
     CHECK_OK(pare_prune_plan_new(g, &pt, &plan));
     CHECK(plan.n == 4 && !layer(g, &plan, "fc1"));
     pare_prune_plan_free(&plan);
+    /* filter pruning leaves the classifier's outputs (fc2's filters) alone;
+     * channel pruning may still thin its inputs */
+    pare_prune_options fi = {"filter", 0.5, 0, NULL, 0, 0};
+    CHECK_OK(pare_prune_plan_new(g, &fi, &plan));
+    CHECK(plan.n == 5 && layer(g, &plan, "fc1") && !layer(g, &plan, "fc2"));
+    pare_prune_plan_free(&plan);
+    pare_prune_options ch = {"channel", 0.5, 0, NULL, 0, 0};
+    CHECK_OK(pare_prune_plan_new(g, &ch, &plan));
+    CHECK(plan.n == 6 && layer(g, &plan, "fc2"));
+    pare_prune_plan_free(&plan);
+    pare_graph_free(g);
+    /* resnet20: the output layer is found through pooling and flatten */
+    CHECK_OK(pare_zoo_build("resnet20", 0, 0, &g));
+    CHECK_OK(pare_prune_plan_new(g, &fi, &plan));
+    int fc = pare_graph_find_node(g, "fc");
+    CHECK(fc >= 0 && !layer(g, &plan, "fc") && layer(g, &plan, "layer3.2.b.conv"));
+    pare_prune_plan_free(&plan);
     pare_graph_free(g);
 }
 

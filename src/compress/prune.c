@@ -19,6 +19,26 @@ static int prunable(const pare_graph *g, int v)
     return g->nodes[v].op == PARE_OP_CONV2D || g->nodes[v].op == PARE_OP_LINEAR;
 }
 
+/* Whether layer v's output reaches the model's output through no other conv or
+ * linear layer: its filters are the model's outputs (the classes), which filter
+ * pruning must not remove. */
+static int feeds_output(const pare_graph *g, int v)
+{
+    if (g->output < 0)
+        return 0;
+    uint8_t *reach = calloc((size_t)g->n_nodes, 1);
+    if (!reach)
+        return v == g->output;
+    reach[v] = 1;
+    for (int u = v + 1; u < g->n_nodes; u++)
+        if (!prunable(g, u))
+            for (int i = 0; i < g->nodes[u].n_in && !reach[u]; i++)
+                reach[u] = reach[g->nodes[u].in[i]];
+    int r = reach[g->output];
+    free(reach);
+    return r;
+}
+
 static int is_depthwise(const pare_graph *g, int v)
 {
     const pare_node *n = &g->nodes[v];
@@ -233,7 +253,7 @@ pare_status pare_prune_plan_new(const pare_graph *g, const pare_prune_options *o
             if (!r && (v == first || v == last))
                 target *= 0.5;
         }
-        if (dense)
+        if (dense || (!r && sch.kind == PARE_SCHEME_FILTER && feeds_output(g, v)))
             continue;
         pare_status fits = pare_scheme_check(&sch, g->params[pid].t, nd->name);
         if (fits != PARE_OK) {
