@@ -416,12 +416,12 @@ PARE_TEST(engine_lanes_kernel_vs_ref)
             }
             pare_conv_layer L;
             memset(&L, 0, sizeof L);
-            L.ln_k = K;
-            L.ln_nb = nb;
-            L.ln_o = O;
-            L.ln_off = off;
-            L.ln_w = w;
-            L.ln_b = bias;
+            L.dn_k = K;
+            L.dn_nb = nb;
+            L.dn_o = O;
+            L.dn_off = off;
+            L.dn_w = w;
+            L.dn_b = bias;
             long ors = wo + 1 + (long)pare_rng_below(&r, 3), ocs = (long)ho * ors + 3, n_out = O * ocs;
             float *o1 = pare_guard_alloc((size_t)n_out), *o2 = pare_guard_alloc((size_t)n_out);
             float *res = pare_guard_alloc((size_t)n_out);
@@ -614,6 +614,49 @@ PARE_TEST_ISA(engine_fold_and_fuse_exact)
     err = plan_error(g, 2, "fusion graph");
     CHECKF(err <= 1e-5, "relative error %.3g with 2 threads", err);
     pare_graph_free(g);
+}
+
+/* Pooling at sizes that take the max pool's parallel path (over 16384
+ * outputs) and at odd shapes: asymmetric windows and padding, ceil mode (a
+ * last window past the padding), a window wider than its row; each against
+ * the graph at 1 and 2 threads. */
+PARE_TEST_ISA(engine_pools_match_the_graph)
+{
+    static const struct {
+        int c, h, w, kh, kw, sh, sw, pt, pl, pb, pr, ceil, max;
+    } cases[] = {
+        {24, 56, 61, 3, 3, 2, 2, 1, 1, 1, 1, 0, 1}, {20, 57, 40, 2, 3, 2, 1, 0, 1, 0, 2, 1, 1},
+        {3, 9, 5, 3, 7, 1, 3, 1, 3, 1, 3, 1, 1},   {5, 13, 11, 3, 2, 3, 2, 1, 0, 1, 1, 1, 1},
+        {24, 56, 61, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0}, {4, 13, 11, 3, 2, 3, 2, 1, 0, 1, 1, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pare_graph *g = pare_graph_new("pools");
+        int x = pare_graph_input(g, cases[i].c, cases[i].h, cases[i].w);
+        pare_attrs a;
+        memset(&a, 0, sizeof a);
+        a.kernel[0] = cases[i].kh;
+        a.kernel[1] = cases[i].kw;
+        a.stride[0] = cases[i].sh;
+        a.stride[1] = cases[i].sw;
+        a.dilation[0] = a.dilation[1] = a.groups = 1;
+        a.pad[0] = cases[i].pt;
+        a.pad[1] = cases[i].pl;
+        a.pad[2] = cases[i].pb;
+        a.pad[3] = cases[i].pr;
+        a.ceil_mode = cases[i].ceil;
+        a.count_include_pad = 1;
+        int y = pare_graph_add_node(g, cases[i].max ? PARE_OP_MAXPOOL : PARE_OP_AVGPOOL, &x, 1, &a, "pool");
+        if (i % 2) /* fused into the pool step; without it, padding's -inf shows */
+            pare_graph_relu(g, y, "relu");
+        CHECK_OK(pare_graph_status(g));
+        for (int t = 1; t <= 2; t++) {
+            char what[64];
+            snprintf(what, sizeof what, "pool case %zu, %d threads", i, t);
+            double err = plan_error(g, t, what);
+            CHECKF(err <= 1e-6, "%s: relative error %.3g", what, err);
+        }
+        pare_graph_free(g);
+    }
 }
 
 /* Every op ONNX import brought, at places that test the engine's plumbing:

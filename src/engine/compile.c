@@ -95,6 +95,12 @@ typedef struct builder {
                                       * or PARE_CK_LANES) where it fits; 0: none */
 } builder;
 
+/* What the test hooks force on a plan (plan_build): the int8 candidate (gather,
+ * rows; gather -1: none) and the float dense lowering (kind; 0: none). */
+typedef struct plan_force {
+    int gather, rows, kind;
+} plan_force;
+
 static pare_step *new_step(builder *b, pare_step_kind k, int node)
 {
     if (b->p->n_steps == b->cap_steps) {
@@ -527,65 +533,43 @@ static int pack_pattern(const conv_geo *q, const float *w, const float *bias, pa
     return 1;
 }
 
-/* im2col + GEMM: the folded weights as they are (O x K, K = C x kh x kw in
- * that order) and each column's input offset. */
-static pare_status pack_gemm(const conv_geo *q, const float *w, const float *bias, pare_conv_layer *L)
-{
-    int K = q->Cg * q->kh * q->kw;
-    size_t O = (size_t)q->O;
-    arena a = {NULL, 0, 0};
-    a.cap = 64 * 4 + sizeof(float) * (O * (size_t)K + O) + sizeof(int32_t) * (size_t)K;
-    a.p = pare_alloc_array(a.cap, 1, 0);
-    if (!a.p)
-        return pare_fail(PARE_ENOMEM, "out of memory");
-    float *wm = take(&a, sizeof(float) * O * (size_t)K), *bm = take(&a, sizeof(float) * O);
-    int32_t *off = take(&a, sizeof(int32_t) * (size_t)K);
-    memcpy(wm, w, sizeof(float) * O * (size_t)K);
-    memcpy(bm, bias, sizeof(float) * O);
-    for (int c = 0, k = 0; c < q->Cg; c++)
-        for (int i = 0; i < q->kh; i++)
-            for (int j = 0; j < q->kw; j++)
-                off[k++] = (int32_t)col_off(q, c, i, j);
-    L->mem = a.p;
-    L->gemm_k = K;
-    L->gemm_w = wm;
-    L->gemm_b = bm;
-    L->gemm_off = off;
-    L->bytes = sizeof(float) * (O * (size_t)K + O) + sizeof(int32_t) * (size_t)K;
-    return PARE_OK;
-}
-
-/* Filter lanes: blocks of PARE_LANES filters, each block's weights column by
- * column (zero past the last filter), and the column offsets. */
-static pare_status pack_lanes(const conv_geo *q, const float *w, const float *bias, pare_conv_layer *L)
+/* The dense lowerings' packing: each column's offset, and the folded weights
+ * (O x K, K = C x kh x kw in that order) as they are for im2col + GEMM, or for
+ * filter lanes in blocks of PARE_LANES filters, each block's weights column by
+ * column (zero past the last filter). */
+static pare_status pack_dense(const conv_geo *q, const float *w, const float *bias, int lanes,
+                              pare_conv_layer *L)
 {
     int K = q->Cg * q->kh * q->kw, nb = (q->O + PARE_LANES - 1) / PARE_LANES;
-    size_t nw = (size_t)nb * (size_t)K * PARE_LANES, nbias = (size_t)nb * PARE_LANES;
+    size_t O = lanes ? (size_t)nb * PARE_LANES : (size_t)q->O, nw = O * (size_t)K;
     arena a = {NULL, 0, 0};
-    a.cap = 64 * 4 + sizeof(float) * (nw + nbias) + sizeof(int32_t) * (size_t)K;
-    a.p = pare_alloc_array(a.cap, 1, 1);
+    a.cap = 64 * 4 + sizeof(float) * (nw + O) + sizeof(int32_t) * (size_t)K;
+    a.p = pare_alloc_array(a.cap, 1, lanes);
     if (!a.p)
         return pare_fail(PARE_ENOMEM, "out of memory");
-    float *wm = take(&a, sizeof(float) * nw), *bm = take(&a, sizeof(float) * nbias);
+    float *wm = take(&a, sizeof(float) * nw), *bm = take(&a, sizeof(float) * O);
     int32_t *off = take(&a, sizeof(int32_t) * (size_t)K);
-    for (int o = 0; o < q->O; o++) {
-        float *dst = wm + (size_t)(o / PARE_LANES) * (size_t)K * PARE_LANES + (size_t)(o % PARE_LANES);
-        for (int k = 0; k < K; k++)
-            dst[(size_t)k * PARE_LANES] = w[(size_t)o * (size_t)K + (size_t)k];
-        bm[o] = bias[o];
-    }
+    if (lanes)
+        for (int o = 0; o < q->O; o++) {
+            float *dst = wm + (size_t)(o / PARE_LANES) * (size_t)K * PARE_LANES + (size_t)(o % PARE_LANES);
+            for (int k = 0; k < K; k++)
+                dst[(size_t)k * PARE_LANES] = w[(size_t)o * (size_t)K + (size_t)k];
+        }
+    else
+        memcpy(wm, w, sizeof(float) * nw);
+    memcpy(bm, bias, sizeof(float) * (size_t)q->O);
     for (int c = 0, k = 0; c < q->Cg; c++)
         for (int i = 0; i < q->kh; i++)
             for (int j = 0; j < q->kw; j++)
                 off[k++] = (int32_t)col_off(q, c, i, j);
     L->mem = a.p;
-    L->ln_k = K;
-    L->ln_nb = nb;
-    L->ln_o = q->O;
-    L->ln_w = wm;
-    L->ln_b = bm;
-    L->ln_off = off;
-    L->bytes = sizeof(float) * (nw + nbias) + sizeof(int32_t) * (size_t)K;
+    L->dn_k = K;
+    L->dn_nb = nb;
+    L->dn_o = q->O;
+    L->dn_w = wm;
+    L->dn_b = bm;
+    L->dn_off = off;
+    L->bytes = sizeof(float) * (nw + O) + sizeof(int32_t) * (size_t)K;
     return PARE_OK;
 }
 
@@ -645,10 +629,8 @@ static int pack_kind(pare_step *st, const conv_geo *q, const float *w, const flo
         s = pack_dw(q, w, bias, &st->conv);
         break;
     case PARE_CK_GEMM:
-        s = pack_gemm(q, w, bias, &st->conv);
-        break;
     case PARE_CK_LANES:
-        s = pack_lanes(q, w, bias, &st->conv);
+        s = pack_dense(q, w, bias, k == PARE_CK_LANES, &st->conv);
         break;
     default:
         ok = 0;
@@ -2077,10 +2059,8 @@ static double conv_macs_of(const pare_step *st, const pare_plan *p)
         per_pos = (double)oa->C * L->dw_kh * L->dw_kw;
         break;
     case PARE_CK_GEMM:
-        per_pos = (double)oa->C * L->gemm_k;
-        break;
     case PARE_CK_LANES:
-        per_pos = (double)oa->C * L->ln_k;
+        per_pos = (double)oa->C * L->dn_k;
         break;
     default:
         for (int g = 0; g < L->n_groups; g++)
@@ -2099,12 +2079,16 @@ static double qconv_macs_of(const pare_step *st, const pare_plan *p)
     return per_pos * oa->H * oa->W;
 }
 
-/* The scratch floats a GEMM step needs: its columns (K x positions) and its
- * product (O x positions). */
-static size_t gemm_scratch(const pare_plan *p, const pare_step *st)
+/* The scratch floats a step needs: a GEMM step its columns (K x positions)
+ * and its product (O x positions), a max pool a row per thread. */
+static size_t step_scratch(const pare_plan *p, const pare_step *st)
 {
     const pare_act *oa = &p->acts[st->out];
-    return (size_t)oa->H * (size_t)oa->W * ((size_t)st->conv.gemm_k + (size_t)oa->C);
+    if (st->kind == PARE_STEP_CONV && st->ck == PARE_CK_GEMM)
+        return (size_t)oa->H * (size_t)oa->W * ((size_t)st->conv.dn_k + (size_t)oa->C);
+    if (st->kind == PARE_STEP_MAXPOOL)
+        return (size_t)p->threads * pare_engine_pool_row(p, st);
+    return 0;
 }
 
 static int pack_any(pare_plan *p, pare_step *st, const conv_aux *ca, int k, int threads)
@@ -2113,7 +2097,7 @@ static int pack_any(pare_plan *p, pare_step *st, const conv_aux *ca, int k, int 
         return qpack_kind(st, ca, k, threads);
     int ok = pack_kind(st, &ca->geo, ca->w, ca->b, ca->cand[k], ca->cand_rows[k]);
     if (ok == 1 && st->ck == PARE_CK_GEMM) {
-        size_t n = gemm_scratch(p, st);
+        size_t n = step_scratch(p, st);
         if (n > p->scratch_floats) {
             float *ns = pare_alloc_array(n, sizeof(float), 0);
             if (!ns)
@@ -2344,9 +2328,10 @@ void pare_plan_free(pare_plan *p)
 }
 
 /* Builds a plan; the layers named in keep_float stay float32 though quantized;
- * qforce_gather >= 0 takes that int8 candidate where it fits (tests). */
+ * force (tests, or NULL) takes an int8 candidate or a dense lowering where it
+ * fits. */
 static pare_status plan_build(const pare_graph *g0, const pare_plan_options *o, const char *const *keep_float,
-                              int qforce_gather, int qforce_rows, pare_plan **out)
+                              const plan_force *force, pare_plan **out)
 {
     *out = NULL;
     if (!g0)
@@ -2413,9 +2398,9 @@ static pare_status plan_build(const pare_graph *g0, const pare_plan_options *o, 
             }
     b.users[g->output]++; /* the output is read by the caller */
     b.keep_float = keep_float;
-    b.force_kind = qforce_gather <= -2 ? -qforce_gather : 0;
-    b.qforce_gather = qforce_gather <= -2 ? -1 : qforce_gather;
-    b.qforce_rows = qforce_rows;
+    b.force_kind = force ? force->kind : 0;
+    b.qforce_gather = force ? force->gather : -1;
+    b.qforce_rows = force ? force->rows : 0;
     s = plan_int8(&b);
     if (s != PARE_OK)
         goto done;
@@ -2453,14 +2438,13 @@ static pare_status plan_build(const pare_graph *g0, const pare_plan_options *o, 
     if (s == PARE_OK)
         s = choose_kernels(&b, &aux);
     if (s == PARE_OK) {
-        /* tuning sized the scratch for every GEMM it tried: keep what the chosen need */
+        /* tuning sized the scratch for every GEMM it tried: keep what the
+         * chosen kernels and the max pools need */
         size_t need = 0;
-        for (int i = 0; i < p->n_steps; i++) {
-            const pare_step *st = &p->steps[i];
-            if (st->kind == PARE_STEP_CONV && st->ck == PARE_CK_GEMM && gemm_scratch(p, st) > need)
-                need = gemm_scratch(p, st);
-        }
-        if (need < p->scratch_floats) {
+        for (int i = 0; i < p->n_steps; i++)
+            if (step_scratch(p, &p->steps[i]) > need)
+                need = step_scratch(p, &p->steps[i]);
+        if (need != p->scratch_floats) {
             pare_free(p->scratch);
             p->scratch = need ? pare_alloc_array(need, sizeof(float), 0) : NULL;
             p->scratch_floats = p->scratch ? need : 0;
@@ -2530,7 +2514,8 @@ pare_status pare_engine_plan_dense_as(const pare_graph *g, const pare_plan_optio
 {
     pare_plan_options opts = *o;
     opts.tune = 0;
-    return plan_build(g, &opts, NULL, -(int)kind, 0, out);
+    plan_force f = {-1, 0, (int)kind};
+    return plan_build(g, &opts, NULL, &f, out);
 }
 
 pare_status pare_engine_plan_forced(const pare_graph *g, const pare_plan_options *o, int gathered, int rows,
@@ -2538,7 +2523,8 @@ pare_status pare_engine_plan_forced(const pare_graph *g, const pare_plan_options
 {
     pare_plan_options opts = *o;
     opts.tune = 0;
-    return plan_build(g, &opts, NULL, gathered, rows, out);
+    plan_force f = {gathered, rows, 0};
+    return plan_build(g, &opts, NULL, &f, out);
 }
 
 /* Per step of two plans, the least time of `runs` runs each (profiled one
@@ -2576,7 +2562,7 @@ pare_status pare_plan_new(const pare_graph *g0, const pare_plan_options *o, pare
     if (o)
         opts = *o;
     pare_plan *pq = NULL, *pf = NULL;
-    pare_status s = plan_build(g0, &opts, NULL, -1, 0, &pq);
+    pare_status s = plan_build(g0, &opts, NULL, NULL, &pq);
     if (s != PARE_OK || !opts.tune || opts.float32 || pq->int8_layers == 0) {
         *out = pq;
         return s;
@@ -2604,7 +2590,7 @@ pare_status pare_plan_new(const pare_graph *g0, const pare_plan_options *o, pare
     if (missing) {
         pare_plan_options fo = opts;
         fo.float32 = 2;
-        s = plan_build(g0, &fo, NULL, -1, 0, &pf);
+        s = plan_build(g0, &fo, NULL, NULL, &pf);
         if (s != PARE_OK)
             goto done;
         size_t isz = (size_t)pq->in_c * (size_t)pq->in_h * (size_t)pq->in_w;
@@ -2642,7 +2628,7 @@ pare_status pare_plan_new(const pare_graph *g0, const pare_plan_options *o, pare
     }
     if (n_keep > 0) {
         pare_plan *p2 = NULL;
-        s = plan_build(g0, &opts, keep, -1, 0, &p2);
+        s = plan_build(g0, &opts, keep, NULL, &p2);
         if (s == PARE_OK) {
             pare_plan_free(pq);
             pq = p2;

@@ -645,18 +645,16 @@ static pare_status emit_plain_dense(emitter *E, int i, const pare_step *st)
     const char *P = E->pre;
     const pare_conv_layer *L = &st->conv;
     const pare_act *ia = &E->p->acts[st->in[0]], *oa = &E->p->acts[st->out];
-    int lanes = st->ck == PARE_CK_LANES, K = lanes ? L->ln_k : L->gemm_k;
-    if (lanes)
-        weights_and_bias(E, i, "per block of 16 filters, K x 16 weights", L->ln_w,
-                         (size_t)L->ln_nb * (size_t)K * PARE_LANES, L->ln_b, (size_t)oa->C);
-    else
-        weights_and_bias(E, i, "O x K weights", L->gemm_w, (size_t)oa->C * (size_t)K, L->gemm_b, (size_t)oa->C);
+    int lanes = st->ck == PARE_CK_LANES, K = L->dn_k;
+    size_t nw = (size_t)(lanes ? L->dn_nb * PARE_LANES : oa->C) * (size_t)K;
+    weights_and_bias(E, i, lanes ? "per block of 16 filters, K x 16 weights" : "O x K weights", L->dn_w, nw,
+                     L->dn_b, (size_t)oa->C);
     char nm[32];
     long *off = malloc(sizeof(long) * (size_t)(K > 0 ? K : 1));
     if (!off)
         return pare_fail(PARE_ENOMEM, "out of memory emitting layer %s", st->name);
     for (int k = 0; k < K; k++)
-        off[k] = lanes ? L->ln_off[k] : L->gemm_off[k];
+        off[k] = L->dn_off[k];
     snprintf(nm, sizeof nm, "s%d_off", i);
     int_array(E, "int32_t", nm, "per column, its input offset", off, (size_t)K);
     free(off);

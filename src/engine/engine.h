@@ -139,7 +139,7 @@ struct pare_plan {
     int isa;
     int profile;
     int int8_layers;        /* conv and linear steps that run in int8 */
-    float *scratch;         /* im2col columns and GEMM output of the GEMM steps */
+    float *scratch;         /* im2col columns and GEMM output of the GEMM steps, max pool rows */
     size_t scratch_floats;
 };
 
@@ -158,14 +158,18 @@ void pare_engine_run_step(pare_plan *p, pare_step *s);
 void pare_engine_zero_halo(pare_plan *p, int act);
 float *pare_engine_act(pare_plan *p, int act);
 const char *pare_conv_kind_name(pare_conv_kind k);
+/* A max pool step's row buffer, in floats per thread (of the plan's scratch):
+ * the padded input row and the columns the windows span, with room for the
+ * row kernel's vectors. */
+size_t pare_engine_pool_row(const pare_plan *p, const pare_step *st);
 
-/* Tests: a plan (untuned) whose int8 convs take the candidate packing of
- * `rows` filters a group, gathered (1 GEMM k-quads, 2 pattern taps) or not
- * (0), wherever it fits; the others their usual first candidate. */
 /* Tests: a plan (untuned) whose float dense convs run as PARE_CK_GEMM or
  * PARE_CK_LANES wherever that lowering fits (groups 1). */
 pare_status pare_engine_plan_dense_as(const pare_graph *g, const pare_plan_options *o, pare_conv_kind kind,
                                       pare_plan **out);
+/* Tests: a plan (untuned) whose int8 convs take the candidate packing of
+ * `rows` filters a group, gathered (1 GEMM k-quads, 2 pattern taps) or not
+ * (0), wherever it fits; the others their usual first candidate. */
 pare_status pare_engine_plan_forced(const pare_graph *g, const pare_plan_options *o, int gathered, int rows,
                                     pare_plan **out);
 

@@ -198,17 +198,17 @@ static void run_gemm(pare_plan *p, pare_step *st)
 {
     const pare_act *ia = &p->acts[st->in[0]], *oa = &p->acts[st->out];
     const pare_conv_layer *L = &st->conv;
-    int K = L->gemm_k, O = oa->C, H = oa->H, W = oa->W, N = H * W, T = p->threads;
+    int K = L->dn_k, O = oa->C, H = oa->H, W = oa->W, N = H * W, T = p->threads;
     float *col = p->scratch, *y = p->scratch + (size_t)K * (size_t)N;
     const float *in = pare_engine_act(p, st->in[0]) + (long)ia->P * ia->rs + ia->P;
 #pragma omp parallel for num_threads(T) schedule(static) if (T > 1 && (long)K * N > 32768)
     for (int k = 0; k < K; k++) {
-        const float *src = in + L->gemm_off[k];
+        const float *src = in + L->dn_off[k];
         float *dst = col + (size_t)k * (size_t)N;
         for (int r = 0; r < H; r++)
             memcpy(dst + (size_t)r * (size_t)W, src + (long)r * ia->rs, sizeof(float) * (size_t)W);
     }
-    pare_sgemm(T, 0, 0, O, N, K, 1.0f, L->gemm_w, K, col, N, 0.0f, y, N);
+    pare_sgemm(T, 0, 0, O, N, K, 1.0f, L->dn_w, K, col, N, 0.0f, y, N);
     float *out = pare_engine_act(p, st->out) + (long)oa->P * oa->rs + oa->P;
     const pare_act *ra = st->res >= 0 ? &p->acts[st->res] : NULL;
     const float *res = ra ? pare_engine_act(p, st->res) + (long)ra->P * ra->rs + ra->P : NULL;
@@ -216,7 +216,7 @@ static void run_gemm(pare_plan *p, pare_step *st)
     for (int o = 0; o < O; o++)
         for (int r = 0; r < H; r++) {
             const float *yr = y + (size_t)o * (size_t)N + (size_t)r * (size_t)W;
-            float *dr = out + o * oa->cs + (long)r * oa->rs, b = L->gemm_b[o];
+            float *dr = out + o * oa->cs + (long)r * oa->rs, b = L->dn_b[o];
             const float *rr = res ? res + o * ra->cs + (long)r * ra->rs : NULL;
             for (int x = 0; x < W; x++)
                 dr[x] = act_fn(yr[x] + b + (rr ? rr[x] : 0.0f), st->act);
@@ -234,7 +234,7 @@ static void run_lanes(pare_plan *p, pare_step *st)
     plane_io(p, st, &io);
     const int GB = 4, PBLK = PARE_LANES_PIXELS; /* the AVX-512 tile's blocks, the kernels' pixel block */
     long npix = (long)oa->H * oa->W, nblk = (npix + PBLK - 1) / PBLK;
-    int ngrp = (L->ln_nb + GB - 1) / GB, T = p->threads;
+    int ngrp = (L->dn_nb + GB - 1) / GB, T = p->threads;
     long items = (long)ngrp * nblk;
     if (T > items)
         T = (int)items;
@@ -242,15 +242,12 @@ static void run_lanes(pare_plan *p, pare_step *st)
     {
         long lo, hi;
         pare_split_range(items, T, tid(), &lo, &hi);
-        for (long it = lo; it < hi; it++) {
+        /* one call per filter group over this thread's consecutive blocks of it */
+        for (long it = lo, end; it < hi; it = end) {
             int g = (int)(it / nblk);
-            long pb = it % nblk * PBLK, pe = pb + PBLK < npix ? pb + PBLK : npix;
-            int b0 = g * GB, b1 = b0 + GB < L->ln_nb ? b0 + GB : L->ln_nb;
-            /* consecutive items of one group: one call over their pixels */
-            while (it + 1 < hi && (it + 1) / nblk == g) {
-                it++;
-                pe = (it % nblk + 1) * PBLK < npix ? (it % nblk + 1) * PBLK : npix;
-            }
+            end = (g + 1) * nblk < hi ? (g + 1) * nblk : hi;
+            long pb = (it - g * nblk) * PBLK, pe = (end - g * nblk) * PBLK < npix ? (end - g * nblk) * PBLK : npix;
+            int b0 = g * GB, b1 = b0 + GB < L->dn_nb ? b0 + GB : L->dn_nb;
             k->f32_convln(&io, L, b0, b1, pb, pe);
         }
     }
@@ -313,93 +310,52 @@ static void run_conv(pare_plan *p, pare_step *st)
 
 /* ---- small steps ---------------------------------------------------------- */
 
-#define POOL_ROW 2048 /* widest input row (with padding) the separable max pool takes */
+size_t pare_engine_pool_row(const pare_plan *p, const pare_step *st)
+{
+    const pare_act *src = &p->acts[st->in[0]], *dst = &p->acts[st->out];
+    long span = (long)(dst->W - 1) * st->s[1] + st->k[1], padded = (long)st->pad[1] + src->W;
+    return (size_t)(span > padded ? span : padded) + 64;
+}
 
 /* A max pool in two steps per output row: the maximum over the window's input
  * rows into a row with -FLT_MAX in its padding columns, then over each
  * window's columns of that row; both are the vectorised row kernel, and no
- * output needs a bounds check. */
-static void maxpool_rows(pare_plan *p, pare_step *st, int c, const pare_qconv_kernels *k)
+ * output needs a bounds check. Each thread's row is pare_engine_pool_row()
+ * floats of the plan's scratch, its padding set once. */
+static void run_maxpool(pare_plan *p, pare_step *st)
 {
     const pare_act *src = &p->acts[st->in[0]], *dst = &p->acts[st->out];
+    const pare_qconv_kernels *k = pare_qconv();
     int kh = st->k[0], kw = st->k[1], sh = st->s[0], sw = st->s[1], ph = st->pad[0], pw = st->pad[1];
-    float row[POOL_ROW + 64];
-    long need = (long)(dst->W - 1) * sw + kw; /* columns the windows span, padding included */
-    for (long x = 0; x < need + 64; x++)
-        row[x] = -FLT_MAX;
-    for (int y = 0; y < dst->H; y++) {
-        float *out = at(p, st->out, c, y, 0);
-        int hs = y * sh - ph, he = hs + kh;
-        int h0 = hs < 0 ? 0 : hs, h1 = he > src->H ? src->H : he;
-        if (h1 > h0)
-            k->f32_maxrow(row + pw, at(p, st->in[0], c, h0, 0), src->rs, h1 - h0, 1, 1, src->W);
-        else
-            for (int x = 0; x < src->W; x++)
-                row[pw + x] = -FLT_MAX;
-        k->f32_maxrow(out, row, 0, 1, kw, sw, dst->W);
-        if (st->act)
-            for (int x = 0; x < dst->W; x++)
-                out[x] = act_fn(out[x], st->act);
-    }
-}
-
-/* Interior windows of a max pool need no bounds checks: rows and columns whose
- * whole window lies inside the input. */
-static void maxpool_fast(pare_plan *p, pare_step *st, int c, const pare_qconv_kernels *k)
-{
-    const pare_act *src = &p->acts[st->in[0]], *dst = &p->acts[st->out];
-    int kh = st->k[0], kw = st->k[1], sh = st->s[0], sw = st->s[1], ph = st->pad[0], pw = st->pad[1];
-    if ((long)(dst->W - 1) * sw + kw <= POOL_ROW && pw + src->W <= POOL_ROW) {
-        maxpool_rows(p, st, c, k);
-        return;
-    }
-    for (int y = 0; y < dst->H; y++) {
-        float *out = at(p, st->out, c, y, 0);
-        int hs = y * sh - ph, he = hs + kh;
-        int h0 = hs < 0 ? 0 : hs, h1 = he > src->H ? src->H : he;
-        /* columns whose window is whole: ws >= 0 and ws + kw <= W */
-        int x_lo = (pw + sw - 1) / sw, x_hi = (src->W - kw + pw) / sw + 1;
-        if (x_hi > dst->W)
-            x_hi = dst->W;
-        if (x_lo > x_hi)
-            x_lo = x_hi;
-        for (int x = 0; x < dst->W; x++) {
-            if (x == x_lo && x_lo < x_hi) {
-                /* the interior: the window's first tap initialises, the rest compare
-                 * row by row (kernels/qconv.h: the same order in vectors) */
-                k->f32_maxrow(out + x_lo, at(p, st->in[0], c, h0, 0) + x_lo * sw - pw, src->rs, h1 - h0, kw, sw,
-                              x_hi - x_lo);
-                if (st->act)
-                    for (int xx = x_lo; xx < x_hi; xx++)
-                        out[xx] = act_fn(out[xx], st->act);
-                x = x_hi - 1;
-                continue;
-            }
-            int ws = x * sw - pw, we = ws + kw;
-            int w0 = ws < 0 ? 0 : ws, w1 = we > src->W ? src->W : we;
-            float best = -FLT_MAX;
-            for (int h = h0; h < h1; h++) {
-                const float *row = at(p, st->in[0], c, h, 0);
-                for (int w = w0; w < w1; w++)
-                    best = row[w] > best ? row[w] : best;
-            }
-            out[x] = act_fn(best, st->act);
-        }
-    }
-}
-
-static void run_pool(pare_plan *p, pare_step *st)
-{
-    if (st->kind == PARE_STEP_MAXPOOL) {
-        const pare_act *dst = &p->acts[st->out];
-        const pare_qconv_kernels *k = pare_qconv();
-#pragma omp parallel for num_threads(p->threads) schedule(static) if (dst->C * dst->H * dst->W > 16384)
+    size_t R = pare_engine_pool_row(p, st);
+#pragma omp parallel num_threads(p->threads) if (dst->C * dst->H * dst->W > 16384)
+    {
+        float *row = p->scratch + (size_t)tid() * R;
+        for (size_t x = 0; x < R; x++)
+            row[x] = -FLT_MAX;
+#pragma omp for schedule(static)
         for (int c = 0; c < dst->C; c++)
-            maxpool_fast(p, st, c, k);
-        return;
+            for (int y = 0; y < dst->H; y++) {
+                float *out = at(p, st->out, c, y, 0);
+                int hs = y * sh - ph, he = hs + kh;
+                int h0 = hs < 0 ? 0 : hs, h1 = he > src->H ? src->H : he;
+                if (h1 > h0)
+                    k->f32_maxrow(row + pw, at(p, st->in[0], c, h0, 0), src->rs, h1 - h0, 1, 1, src->W);
+                else
+                    for (int x = 0; x < src->W; x++)
+                        row[pw + x] = -FLT_MAX;
+                k->f32_maxrow(out, row, 0, 1, kw, sw, dst->W);
+                if (st->act)
+                    for (int x = 0; x < dst->W; x++)
+                        out[x] = act_fn(out[x], st->act);
+            }
     }
+}
+
+/* Average pool: each window's sum over its input (the padding counted or not). */
+static void run_avgpool(pare_plan *p, pare_step *st)
+{
     const pare_act *src = &p->acts[st->in[0]], *dst = &p->acts[st->out];
-    int is_max = st->kind == PARE_STEP_MAXPOOL;
 #pragma omp parallel for num_threads(p->threads) schedule(static) if (dst->C * dst->H * dst->W > 16384)
     for (int c = 0; c < dst->C; c++)
         for (int y = 0; y < dst->H; y++) {
@@ -411,22 +367,14 @@ static void run_pool(pare_plan *p, pare_step *st)
                 int ws = x * st->s[1] - st->pad[1], we = ws + st->k[1];
                 int wep = we < src->W + st->pad[3] ? we : src->W + st->pad[3];
                 int w0 = ws < 0 ? 0 : ws, w1 = we > src->W ? src->W : we;
-                float best = -FLT_MAX, sum = 0;
+                float sum = 0;
                 for (int h = h0; h < h1; h++) {
                     const float *row = at(p, st->in[0], c, h, 0);
-                    for (int w = w0; w < w1; w++) {
-                        float v = row[w];
-                        if (v > best)
-                            best = v;
-                        sum += v;
-                    }
+                    for (int w = w0; w < w1; w++)
+                        sum += row[w];
                 }
-                if (is_max) {
-                    out[x] = act_fn(best, st->act);
-                } else {
-                    int cnt = st->count_include_pad ? (hep - hs) * (wep - ws) : (h1 - h0) * (w1 - w0);
-                    out[x] = act_fn(sum / (float)(cnt > 0 ? cnt : 1), st->act);
-                }
+                int cnt = st->count_include_pad ? (hep - hs) * (wep - ws) : (h1 - h0) * (w1 - w0);
+                out[x] = act_fn(sum / (float)(cnt > 0 ? cnt : 1), st->act);
             }
         }
 }
@@ -792,8 +740,10 @@ void pare_engine_run_step(pare_plan *p, pare_step *st)
         run_fc(p, st);
         break;
     case PARE_STEP_MAXPOOL:
+        run_maxpool(p, st);
+        break;
     case PARE_STEP_AVGPOOL:
-        run_pool(p, st);
+        run_avgpool(p, st);
         break;
     case PARE_STEP_GAP:
         run_gap(p, st);

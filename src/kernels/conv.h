@@ -68,18 +68,17 @@ typedef struct pare_conv_layer {
     int n_pat, n_pf;
     int32_t pat_off[64][4];  /* per pattern, its 4 tap offsets */
     pare_pat_filter *pf;
-    /* im2col + GEMM (engine/run.c, not a kernel of this family): O x K weights,
-     * K column offsets (conv.h's off, for positions y * rs + x), O biases */
-    int gemm_k;
-    const int32_t *gemm_off;
-    const float *gemm_w, *gemm_b;
-    /* filter lanes: ln_nb blocks of PARE_LANES filters, each with K x PARE_LANES
-     * weights (w[(b * K + k) * PARE_LANES + j] is filter b * PARE_LANES + j at
-     * column k, zero past the last filter), ln_nb * PARE_LANES biases, K column
-     * offsets (conv.h's off, for pixels y * in_rs + x) */
-    int ln_k, ln_nb, ln_o;
-    const int32_t *ln_off;
-    const float *ln_w, *ln_b;
+    /* The dense lowerings, im2col + GEMM (engine/run.c, not a kernel of this
+     * family) and filter lanes: dn_k = C x kh x kw columns, each column's
+     * offset (conv.h's off, for pixels y * in_rs + x), dn_o filters, and the
+     * weights and biases in the lowering's layout. GEMM: O x K weights as
+     * folded, O biases. Lanes: dn_nb blocks of PARE_LANES filters, each with
+     * K x PARE_LANES weights (w[(b * K + k) * PARE_LANES + j] is filter
+     * b * PARE_LANES + j at column k), dn_nb * PARE_LANES biases, zero past
+     * the last filter. */
+    int dn_k, dn_o, dn_nb;
+    const int32_t *dn_off;
+    const float *dn_w, *dn_b;
     /* depthwise: per channel kh x kw weights (row-major) and a bias */
     int dw_kh, dw_kw, dw_sh, dw_sw, dw_pt, dw_pl; /* dw_sw is 1 or 2 */
     const float *dw_w, *dw_b;

@@ -288,7 +288,7 @@ static inline __attribute__((always_inline)) void ln_tile8(const pare_dw_io *io,
     __m256 lo[LN_P], hi[LN_P];
     float *s = sc + (long)i * PARE_LANES;
     if (k0 == 0) {
-        __m256 bl = _mm256_loadu_ps(L->ln_b + (long)b * PARE_LANES), bh = _mm256_loadu_ps(L->ln_b + (long)b * PARE_LANES + 8);
+        __m256 bl = _mm256_loadu_ps(L->dn_b + (long)b * PARE_LANES), bh = _mm256_loadu_ps(L->dn_b + (long)b * PARE_LANES + 8);
         for (int p = 0; p < P; p++) {
             lo[p] = bl;
             hi[p] = bh;
@@ -302,8 +302,8 @@ static inline __attribute__((always_inline)) void ln_tile8(const pare_dw_io *io,
     const float *in[LN_P];
     for (int p = 0; p < P; p++)
         in[p] = io->in + ipos[i + p];
-    const float *w = L->ln_w + ((long)b * L->ln_k + k0) * PARE_LANES;
-    const int32_t *off = L->ln_off;
+    const float *w = L->dn_w + ((long)b * L->dn_k + k0) * PARE_LANES;
+    const int32_t *off = L->dn_off;
     for (int k = k0; k < k1; k++, w += PARE_LANES) {
         __m256 wl = _mm256_loadu_ps(w), wh = _mm256_loadu_ps(w + 8);
         const long o = off[k];
@@ -313,14 +313,14 @@ static inline __attribute__((always_inline)) void ln_tile8(const pare_dw_io *io,
             hi[p] = _mm256_fmadd_ps(wh, x, hi[p]);
         }
     }
-    if (k1 < L->ln_k) {
+    if (k1 < L->dn_k) {
         for (int p = 0; p < P; p++) {
             _mm256_store_ps(s + p * PARE_LANES, lo[p]);
             _mm256_store_ps(s + p * PARE_LANES + 8, hi[p]);
         }
         return;
     }
-    int o0 = b * PARE_LANES, n = L->ln_o - o0 < PARE_LANES ? L->ln_o - o0 : PARE_LANES;
+    int o0 = b * PARE_LANES, n = L->dn_o - o0 < PARE_LANES ? L->dn_o - o0 : PARE_LANES;
     for (int p = 0; p < P; p++) {
         float t[PARE_LANES];
         _mm256_storeu_ps(t, lo[p]);
@@ -342,7 +342,7 @@ void pare_f32_convln_2x6__avx2(const pare_dw_io *io, const pare_conv_layer *L, i
 {
     float sc[LN_PB * PARE_LANES] __attribute__((aligned(32)));
     long ipos[LN_PB], opos[LN_PB], rpos[LN_PB];
-    const int K = L->ln_k;
+    const int K = L->dn_k;
     for (long pb = p0; pb < p1; pb += LN_PB) {
         int np = p1 - pb < LN_PB ? (int)(p1 - pb) : LN_PB;
         pare_lanes_positions(io, pb, np, ipos, opos, rpos);

@@ -449,7 +449,7 @@ static inline __attribute__((always_inline)) void ln_tile(const pare_dw_io *io, 
     float *s = sc + (long)i * LN_F * PARE_LANES;
     if (k0 == 0) {
         for (int f = 0; f < F; f++) {
-            __m512 bv = _mm512_loadu_ps(L->ln_b + (long)(b + f) * PARE_LANES);
+            __m512 bv = _mm512_loadu_ps(L->dn_b + (long)(b + f) * PARE_LANES);
             for (int p = 0; p < P; p++)
                 acc[f][p] = bv;
         }
@@ -461,9 +461,9 @@ static inline __attribute__((always_inline)) void ln_tile(const pare_dw_io *io, 
     const float *in[LN_P];
     for (int p = 0; p < P; p++)
         in[p] = io->in + ipos[i + p];
-    const long K = L->ln_k;
-    const float *w = L->ln_w + ((long)b * K + k0) * PARE_LANES;
-    const int32_t *off = L->ln_off;
+    const long K = L->dn_k;
+    const float *w = L->dn_w + ((long)b * K + k0) * PARE_LANES;
+    const int32_t *off = L->dn_off;
     for (int k = k0; k < k1; k++, w += PARE_LANES) {
         __m512 wv[LN_F];
         for (int f = 0; f < F; f++)
@@ -485,7 +485,7 @@ static inline __attribute__((always_inline)) void ln_tile(const pare_dw_io *io, 
     const __m512i oi = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)io->out_cs));
     const __m512i ri = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)io->res_cs));
     for (int f = 0; f < F; f++) {
-        int o0 = (b + f) * PARE_LANES, left = L->ln_o - o0;
+        int o0 = (b + f) * PARE_LANES, left = L->dn_o - o0;
         __mmask16 m = left >= PARE_LANES ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
         for (int p = 0; p < P; p++) {
             __m512 v = acc[f][p];
@@ -511,7 +511,7 @@ void pare_f32_convln_4x6__avx512(const pare_dw_io *io, const pare_conv_layer *L,
 {
     float sc[LN_PB * LN_F * PARE_LANES] __attribute__((aligned(64)));
     long ipos[LN_PB], opos[LN_PB], rpos[LN_PB];
-    const int K = L->ln_k;
+    const int K = L->dn_k;
     for (long pb = p0; pb < p1; pb += LN_PB) {
         int np = p1 - pb < LN_PB ? (int)(p1 - pb) : LN_PB;
         pare_lanes_positions(io, pb, np, ipos, opos, rpos);

@@ -11,15 +11,26 @@ static int stored(const pare_conv_io *io, long q)
     return (io->mask[q / PARE_CONV_CHUNK] >> (q % PARE_CONV_CHUNK)) & 1;
 }
 
-static float finish(const pare_conv_io *io, int o, long q, float acc)
+/* The residual (NULL: none) and the activation (0 none, 1 relu, 2 relu6). */
+static float res_act(const float *res, int act, float acc)
 {
-    if (io->res)
-        acc += io->res[o * io->res_cs + q];
-    if (io->act >= 1 && acc < 0.0f)
+    if (res)
+        acc += *res;
+    if (act >= 1 && acc < 0.0f)
         acc = 0.0f;
-    if (io->act == 2 && acc > 6.0f)
+    if (act == 2 && acc > 6.0f)
         acc = 6.0f;
     return acc;
+}
+
+static float finish(const pare_conv_io *io, int o, long q, float acc)
+{
+    return res_act(io->res ? io->res + o * io->res_cs + q : NULL, io->act, acc);
+}
+
+static float plane_finish(const pare_dw_io *io, int c, long y, long x, float acc)
+{
+    return res_act(io->res ? io->res + c * io->res_cs + y * io->res_rs + x : NULL, io->act, acc);
 }
 
 void pare_f32_convg_1x1__ref(const pare_conv_io *io, const pare_conv_layer *L, int g0, int g1, long q0,
@@ -94,13 +105,7 @@ void pare_f32_convdw_1x1__ref(const pare_dw_io *io, const pare_conv_layer *L, in
                 for (int i = 0; i < kh; i++)
                     for (int j = 0; j < kw; j++)
                         acc += w[i * kw + j] * top[i * io->in_rs + (long)x * L->dw_sw + j];
-                if (io->res)
-                    acc += io->res[c * io->res_cs + y * io->res_rs + x];
-                if (io->act >= 1 && acc < 0.0f)
-                    acc = 0.0f;
-                if (io->act == 2 && acc > 6.0f)
-                    acc = 6.0f;
-                out[x] = acc;
+                out[x] = plane_finish(io, c, y, x, acc);
             }
         }
     }
@@ -108,26 +113,20 @@ void pare_f32_convdw_1x1__ref(const pare_dw_io *io, const pare_conv_layer *L, in
 
 void pare_f32_convln_1x1__ref(const pare_dw_io *io, const pare_conv_layer *L, int b0, int b1, long p0, long p1)
 {
-    int K = L->ln_k;
+    int K = L->dn_k;
     for (int b = b0; b < b1; b++)
         for (int j = 0; j < PARE_LANES; j++) {
             int o = b * PARE_LANES + j;
-            if (o >= L->ln_o)
+            if (o >= L->dn_o)
                 break;
-            const float *w = L->ln_w + (long)b * K * PARE_LANES + j;
+            const float *w = L->dn_w + (long)b * K * PARE_LANES + j;
             for (long p = p0; p < p1; p++) {
                 long y = p / io->wo, x = p % io->wo;
                 const float *in = io->in + y * io->in_rs + x;
-                float acc = L->ln_b[o];
+                float acc = L->dn_b[o];
                 for (int k = 0; k < K; k++)
-                    acc += w[(long)k * PARE_LANES] * in[L->ln_off[k]];
-                if (io->res)
-                    acc += io->res[o * io->res_cs + y * io->res_rs + x];
-                if (io->act >= 1 && acc < 0.0f)
-                    acc = 0.0f;
-                if (io->act == 2 && acc > 6.0f)
-                    acc = 6.0f;
-                io->out[o * io->out_cs + y * io->out_rs + x] = acc;
+                    acc += w[(long)k * PARE_LANES] * in[L->dn_off[k]];
+                io->out[o * io->out_cs + y * io->out_rs + x] = plane_finish(io, o, y, x, acc);
             }
         }
 }
