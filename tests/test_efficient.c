@@ -151,7 +151,7 @@ static void sparse_run(const char *scheme, int sparse_all)
     w.until = (long)floor(0.75 * 20); /* 2 epochs of 10 steps */
     pare_trainer *t;
     CHECK_OK(pare_trainer_new(g, &c, &t));
-    pare_train_hooks h = {&w, NULL, sp_after_step, NULL};
+    pare_train_hooks h = {.user = &w, .after_step = sp_after_step};
     pare_trainer_set_hooks(t, &h);
     CHECK_OK(pare_trainer_run(t, tr, NULL));
     CHECKF(w.steps == 20, "%ld steps", w.steps);

@@ -820,6 +820,133 @@ PARE_TEST(quant_qat_keeps_weights_on_grid)
     pare_dataset_free(te);
 }
 
+typedef struct qat_stopper {
+    volatile int flag;
+    long at;
+} qat_stopper;
+
+static void qat_stop_at(const pare_train_event *ev, void *user)
+{
+    qat_stopper *s = user;
+    if (ev->kind == PARE_EV_STEP && ev->global_step == s->at)
+        s->flag = 1;
+}
+
+/* QAT from `quantized` for 2 epochs with an EMA of the ranges, stopped at
+ * each step of stops[] (0-ended) and resumed from the checkpoint; the result. */
+static pare_graph *qat_with_stops(const pare_graph *quantized, const pare_dataset *tr, const long *stops,
+                                  const char *ckpt)
+{
+    pare_graph *g = NULL;
+    qat_stopper st = {0, 0};
+    int k = 0, done = 0;
+    remove(ckpt);
+    for (int round = 0; round < 8 && !done; round++) {
+        pare_graph_free(g);
+        CHECK_OK(pare_graph_clone(quantized, &g));
+        pare_qat *q;
+        CHECK_OK(pare_qat_new(g, 0.05f, &q));
+        pare_train_config c;
+        pare_train_config_init(&c);
+        c.epochs = 2;
+        c.batch = 16;
+        c.lr = 0.02f;
+        c.threads = 1;
+        c.checkpoint_path = ckpt;
+        c.resume = round > 0;
+        st.flag = 0;
+        st.at = stops[k];
+        c.cancel = &st.flag;
+        c.callback = qat_stop_at;
+        c.user = &st;
+        pare_trainer *t;
+        CHECK_OK(pare_trainer_new(g, &c, &t));
+        pare_train_hooks h = pare_qat_hooks(q);
+        pare_trainer_set_hooks(t, &h);
+        pare_status s = pare_trainer_run(t, tr, NULL);
+        if (s == PARE_ECANCELLED && stops[k]) {
+            k++;
+        } else {
+            CHECK_OK(s);
+            CHECKF(stops[k] == 0, "the run ended before step %ld", stops[k]);
+            CHECK_OK(pare_qat_finish(q));
+            done = 1;
+        }
+        pare_trainer_free(t);
+        pare_qat_free(q);
+    }
+    CHECK(done);
+    return g;
+}
+
+/* A QAT run stopped and resumed (its latent weights in the checkpoint) ends
+ * with the bytes of an uninterrupted one; a checkpoint without that state
+ * is refused in one sentence. */
+PARE_TEST(quant_qat_resume_bit_identical)
+{
+    pare_dataset *tr, *te;
+    pare_graph *base = trained_lenet(synth_dir(), 320, 100, 1, &tr, &te);
+    pare_quant_config qc;
+    pare_quant_config_init(&qc);
+    qc.weight_bits = 4;
+    qc.calib_samples = 100;
+    qc.report_samples = 50;
+    pare_graph *qz;
+    CHECK_OK(pare_quantize(base, &qc, tr, &qz, NULL));
+    char ck[1100];
+    snprintf(ck, sizeof ck, "%s", pare_test_path("qat.ckpt"));
+    const long none[] = {0}, stops[] = {3, 17, 25, 0};
+    pare_graph *a = qat_with_stops(qz, tr, none, ck), *b = qat_with_stops(qz, tr, stops, ck);
+    int moved = 0;
+    for (int i = 0; i < a->n_params; i++) {
+        const pare_param *pa = &a->params[i], *pb = &b->params[i];
+        CHECKF(memcmp(pa->t->data, pb->t->data, sizeof(float) * pa->t->n) == 0, "%s differs after resuming",
+               pa->name);
+        CHECKF(pa->q.n == pb->q.n && (!pa->q.n || memcmp(pa->q.scale, pb->q.scale, sizeof(float) * (size_t)pa->q.n) == 0),
+               "%s: scales differ after resuming", pa->name);
+        moved += pa->q.bits && memcmp(pa->t->data, qz->params[i].t->data, sizeof(float) * pa->t->n) != 0;
+    }
+    CHECK(moved >= 3);
+    for (int i = 0; i < a->n_nodes; i++)
+        CHECK(a->nodes[i].a.alpha == b->nodes[i].a.alpha && a->nodes[i].a.beta == b->nodes[i].a.beta);
+    /* a plain training checkpoint holds no QAT state */
+    pare_graph *g;
+    CHECK_OK(pare_graph_clone(qz, &g));
+    pare_train_config c;
+    pare_train_config_init(&c);
+    c.epochs = 1;
+    c.batch = 16;
+    c.threads = 1;
+    c.checkpoint_path = ck;
+    remove(ck);
+    pare_trainer *t;
+    qat_stopper st = {0, 4};
+    c.cancel = &st.flag;
+    c.callback = qat_stop_at;
+    c.user = &st;
+    CHECK_OK(pare_trainer_new(g, &c, &t));
+    CHECK_STATUS(pare_trainer_run(t, tr, NULL), PARE_ECANCELLED);
+    pare_trainer_free(t);
+    pare_qat *q;
+    CHECK_OK(pare_qat_new(g, 0, &q));
+    c.resume = 1;
+    c.cancel = NULL;
+    CHECK_OK(pare_trainer_new(g, &c, &t));
+    pare_train_hooks h = pare_qat_hooks(q);
+    pare_trainer_set_hooks(t, &h);
+    CHECK_STATUS(pare_trainer_run(t, tr, NULL), PARE_EFORMAT);
+    CHECKF(strstr(pare_last_error(), "has no state of this training method") != NULL, "%s", pare_last_error());
+    pare_trainer_free(t);
+    pare_qat_free(q);
+    pare_graph_free(g);
+    pare_graph_free(a);
+    pare_graph_free(b);
+    pare_graph_free(qz);
+    pare_graph_free(base);
+    pare_dataset_free(tr);
+    pare_dataset_free(te);
+}
+
 /* The distinct values of a weight's kept entries, up to max + 1. */
 static int levels(const pare_param *p, float *vals, int max)
 {

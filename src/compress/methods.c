@@ -201,7 +201,7 @@ pare_status pare_admm_run(pare_graph *g, const pare_admm_problem *p, const pare_
         long spe = (train->n + c->train.batch - 1) / c->train.batch;
         long total = spe * (long)c->admm_epochs;
         a.period_steps = total / a.rho_steps > 0 ? total / a.rho_steps : 1;
-        pare_train_hooks h = {&a, admm_after_backward, admm_after_step, admm_lr};
+        pare_train_hooks h = {.user = &a, .after_backward = admm_after_backward, .after_step = admm_after_step, .lr = admm_lr};
         s = pare_train_epochs(g, &c->train, c->admm_epochs, &h, train, test, NULL);
         if (s == PARE_OK)
             s = a.err;
@@ -444,7 +444,7 @@ pare_status pare_prune_run(pare_graph *g, pare_prune_plan *plan, const pare_prun
         st.every = st.ramp_steps / (c->gmp_updates > 0 ? c->gmp_updates : 1);
         if (st.every < 1)
             st.every = 1;
-        pare_train_hooks h = {&st, NULL, gmp_after_step, NULL};
+        pare_train_hooks h = {.user = &st, .after_step = gmp_after_step};
         s = pare_train_epochs(g, &c->train, c->finetune_epochs > 0 ? c->finetune_epochs : 1, &h, train, test,
                               &r->acc_final);
         if (s == PARE_OK)

@@ -1181,9 +1181,48 @@ static void qat_after_step(pare_trainer *t, void *user)
         qat_observe(q, t);
 }
 
+/* The checkpoint state (the trainer restores the weights, their scales and
+ * the fakequant ranges): whether the latents started, then each layer's
+ * element count and latent weights. */
+static void qat_save(pare_wbuf *w, void *user)
+{
+    const pare_qat *q = user;
+    pare_wbuf_u32(w, 1); /* version */
+    pare_wbuf_u32(w, (uint32_t)q->n);
+    pare_wbuf_u8(w, (uint8_t)q->started);
+    for (int i = 0; q->started && i < q->n; i++) {
+        size_t n = q->g->params[q->param[i]].t->n;
+        pare_wbuf_u64(w, (uint64_t)n);
+        pare_wbuf_f32s(w, q->latent[i], n);
+    }
+}
+
+/* Runs after the trainer restored the weights: prev is the weights the last
+ * step left. */
+static pare_status qat_load(pare_rbuf *r, void *user)
+{
+    pare_qat *q = user;
+    if (pare_rbuf_u32(r) != 1 || pare_rbuf_u32(r) != (uint32_t)q->n)
+        return pare_fail(PARE_EFORMAT, "its QAT state is from other options or damaged");
+    int started = pare_rbuf_u8(r);
+    for (int i = 0; started && i < q->n; i++) {
+        const pare_param *p = &q->g->params[q->param[i]];
+        if (pare_rbuf_u64(r) != (uint64_t)p->t->n || !pare_rbuf_f32s(r, q->latent[i], p->t->n))
+            return pare_fail(PARE_EFORMAT, "its QAT state does not fit layer %s", p->name);
+        memcpy(q->prev[i], p->t->data, sizeof(float) * p->t->n);
+    }
+    if (r->bad || pare_rbuf_left(r))
+        return pare_fail(PARE_EFORMAT, "its QAT state is damaged");
+    if (started) {
+        q->started = 1;
+        q->latent_given = 1;
+    }
+    return PARE_OK;
+}
+
 pare_train_hooks pare_qat_hooks(pare_qat *q)
 {
-    pare_train_hooks h = {q, qat_after_backward, qat_after_step, NULL};
+    pare_train_hooks h = {.user = q, .after_backward = qat_after_backward, .after_step = qat_after_step, .save = qat_save, .load = qat_load};
     return h;
 }
 

@@ -1282,7 +1282,7 @@ pare_status pare_share(pare_graph *g, const pare_share_options *o, const pare_da
             s = pare_share_reg_init(&l[i].reg, p->t->data, p->mask, p->t->n, l[i].d, o->k, o->reg,
                                     o->seed + (uint64_t)i, o->train.threads);
         }
-        pare_train_hooks h = {&st, reg_after_backward, reg_after_step, NULL};
+        pare_train_hooks h = {.user = &st, .after_backward = reg_after_backward, .after_step = reg_after_step};
         if (s == PARE_OK)
             s = pare_train_epochs(g, &o->train, o->reg_epochs, &h, train, NULL, NULL);
         if (s == PARE_OK)
@@ -1371,7 +1371,7 @@ pare_status pare_share(pare_graph *g, const pare_share_options *o, const pare_da
 
     t0 = pare_now_s();
     if (s == PARE_OK && o->finetune_epochs > 0) {
-        pare_train_hooks h = {&st, NULL, NULL, NULL};
+        pare_train_hooks h = {.user = &st};
         if (o->smartexchange) {
             h.after_step = se_after_step;
         } else {

@@ -24,6 +24,7 @@
 
 #define STATE_VERSION 2
 #define PARE_CKPT_EFF "EFFS"
+#define PARE_CKPT_HOOK "HOOK" /* the hooks' method state (QAT's latent weights) */
 
 struct pare_trainer {
     pare_graph *g;
@@ -400,30 +401,41 @@ static pare_status save_checkpoint(pare_trainer *t)
         pare_wbuf_f64(&st, t->trace_y[i]);
     }
     pare_optim_save(t->opt, &op);
-    pare_wbuf ef = {0};
+    pare_wbuf ef = {0}, hk = {0};
     if (t->eff)
         pare_eff_save(t->eff, &ef);
+    if (t->hooks.save)
+        t->hooks.save(&hk, t->hooks.user);
     pare_status s = pare_wbuf_status(&st);
     if (s == PARE_OK)
         s = pare_wbuf_status(&op);
     if (s == PARE_OK)
         s = pare_wbuf_status(&ef);
+    if (s == PARE_OK)
+        s = pare_wbuf_status(&hk);
     if (s == PARE_OK) {
-        pare_file_section sec[3];
-        memcpy(sec[0].tag, PARE_CKPT_STATE, 4);
-        sec[0].data = st.p;
-        sec[0].size = st.len;
-        memcpy(sec[1].tag, PARE_CKPT_OPTIM, 4);
-        sec[1].data = op.p;
-        sec[1].size = op.len;
-        memcpy(sec[2].tag, PARE_CKPT_EFF, 4);
-        sec[2].data = ef.p;
-        sec[2].size = ef.len;
-        s = pare_file_save(t->ckpt_path, t->g, sec, t->eff ? 3 : 2);
+        pare_file_section sec[4];
+        int n = 0;
+        const struct {
+            const char *tag;
+            const pare_wbuf *b;
+            int on;
+        } parts[4] = {{PARE_CKPT_STATE, &st, 1},
+                      {PARE_CKPT_OPTIM, &op, 1},
+                      {PARE_CKPT_EFF, &ef, t->eff != NULL},
+                      {PARE_CKPT_HOOK, &hk, t->hooks.save != NULL}};
+        for (int i = 0; i < 4; i++)
+            if (parts[i].on) {
+                memcpy(sec[n].tag, parts[i].tag, 4);
+                sec[n].data = parts[i].b->p;
+                sec[n++].size = parts[i].b->len;
+            }
+        s = pare_file_save(t->ckpt_path, t->g, sec, n);
     }
     pare_wbuf_free(&st);
     pare_wbuf_free(&op);
     pare_wbuf_free(&ef);
+    pare_wbuf_free(&hk);
     return s;
 }
 
@@ -484,27 +496,26 @@ static pare_status adopt_params(pare_graph *dst, const pare_graph *src, const ch
     for (int i = 0; i < dst->n_params; i++) {
         const pare_param *a = &src->params[i];
         pare_param *b = &dst->params[i];
-        if (strcmp(a->name, b->name) || a->t->n != b->t->n)
+        if (strcmp(a->name, b->name) || a->t->n != b->t->n || a->role != b->role)
             return pare_fail(PARE_EINVAL, "checkpoint %s holds a different model (parameter %s vs %s)",
                              path, a->name, b->name);
     }
+    for (int v = 0; v < dst->n_nodes; v++)
+        if (src->nodes[v].op != dst->nodes[v].op)
+            return pare_fail(PARE_EINVAL, "checkpoint %s holds a different model (layer %s)", path,
+                             dst->nodes[v].name);
+    /* values, frozen flags, masks and quantization (QAT refits the scales) */
     for (int i = 0; i < dst->n_params; i++) {
-        const pare_param *a = &src->params[i];
-        pare_param *b = &dst->params[i];
-        memcpy(b->t->data, a->t->data, sizeof(float) * a->t->n);
-        b->frozen = a->frozen;
-        if (a->mask) {
-            if (!b->mask) {
-                b->mask = malloc(a->t->n);
-                if (!b->mask)
-                    return pare_fail(PARE_ENOMEM, "out of memory");
-            }
-            memcpy(b->mask, a->mask, a->t->n);
-        } else {
-            free(b->mask);
-            b->mask = NULL;
-        }
+        pare_status s = pare_param_copy_into(&dst->params[i], &src->params[i]);
+        if (s != PARE_OK)
+            return s;
     }
+    /* the activation ranges QAT's moving average moved */
+    for (int v = 0; v < dst->n_nodes; v++)
+        if (dst->nodes[v].op == PARE_OP_FAKEQUANT) {
+            dst->nodes[v].a.alpha = src->nodes[v].a.alpha;
+            dst->nodes[v].a.beta = src->nodes[v].a.beta;
+        }
     return PARE_OK;
 }
 
@@ -601,6 +612,21 @@ static pare_status load_checkpoint(pare_trainer *t)
         pare_rbuf re;
         pare_rbuf_init(&re, es->data, es->size);
         s = pare_eff_load(t->eff, &re);
+        if (s != PARE_OK) {
+            pare_error_prefix("checkpoint %s", path);
+            goto done;
+        }
+    }
+    if (t->hooks.load) {
+        const pare_file_section *hs = pare_file_extra_find(&ex, PARE_CKPT_HOOK);
+        if (!hs) {
+            s = pare_fail(PARE_EFORMAT, "checkpoint %s has no state of this training method (written by other "
+                                        "options or an older pare)", path);
+            goto done;
+        }
+        pare_rbuf rh;
+        pare_rbuf_init(&rh, hs->data, hs->size);
+        s = t->hooks.load(&rh, t->hooks.user);
         if (s != PARE_OK) {
             pare_error_prefix("checkpoint %s", path);
             goto done;

@@ -2,6 +2,7 @@
 #ifndef PARE_TRAIN_TRAINER_H
 #define PARE_TRAIN_TRAINER_H
 
+#include "core/bytes.h"
 #include "graph/graph.h"
 
 /* The dataset's sample shape and classes fit the graph; one sentence if not. */
@@ -23,6 +24,11 @@ typedef struct pare_train_hooks {
     /* When set, the learning rate of step `step` (0-based) of `total`,
      * instead of the configured schedule. */
     double (*lr)(long step, long total, long steps_per_epoch, void *user);
+    /* When set, the method's own state goes into the trainer's checkpoints
+     * (save) and comes back on resume (load, after the weights, the optimizer
+     * and the efficient-training state), so a resumed run is bit-identical. */
+    void (*save)(pare_wbuf *w, void *user);
+    pare_status (*load)(pare_rbuf *r, void *user);
 } pare_train_hooks;
 
 void pare_trainer_set_hooks(pare_trainer *t, const pare_train_hooks *h);
