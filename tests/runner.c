@@ -79,6 +79,13 @@ const char *pare_test_path(const char *name)
     return path_buf;
 }
 
+void pare_test_stop_at(const pare_train_event *ev, void *user)
+{
+    pare_test_stopper *s = user;
+    if (ev->kind == PARE_EV_STEP && ev->global_step == s->at)
+        s->flag = 1;
+}
+
 void pare_test_fill(float *x, size_t n, float lo, float hi, uint64_t seed)
 {
     pare_rng r;

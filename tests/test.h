@@ -64,6 +64,15 @@ void pare_test_fill(float *x, size_t n, float lo, float hi, uint64_t seed);
 /* Max |a - b| / max(1, |b|) over n. */
 double pare_test_max_rel(const float *a, const double *b, size_t n);
 
+/* A training callback (user: a pare_test_stopper) that raises flag, the
+ * trainer's cancel word, when global step `at` is done: a test stops a run
+ * there and resumes it from the checkpoint. */
+typedef struct pare_test_stopper {
+    volatile int flag;
+    long at;
+} pare_test_stopper;
+void pare_test_stop_at(const pare_train_event *ev, void *user);
+
 /* A buffer of n floats whose end touches a PROT_NONE page: reading or writing
  * past it crashes at once. */
 float *pare_guard_alloc(size_t n);

@@ -663,25 +663,13 @@ PARE_TEST(efficient_cka_hand_values)
 
 /* ---- f: resume gives the same bytes -------------------------------------------------- */
 
-typedef struct stopper {
-    volatile int flag;
-    long at;
-} stopper;
-
-static void stop_at(const pare_train_event *ev, void *user)
-{
-    stopper *s = user;
-    if (ev->kind == PARE_EV_STEP && ev->global_step == s->at)
-        s->flag = 1;
-}
-
 /* Trains with every technique on, stopping at the steps in stops[] (0-ended)
  * and resuming each time; the final graph in *out and the last epoch's stats. */
 static void run_with_stops(const long *stops, const char *ckpt, pare_graph **out, pare_epoch_stats *last)
 {
     pare_dataset *tr = eff_train(120);
     pare_graph *g = NULL;
-    stopper s = {0, 0};
+    pare_test_stopper s = {0, 0};
     int k = 0, done = 0;
     remove(ckpt);
     for (int round = 0; round < 8 && !done; round++) {
@@ -708,7 +696,7 @@ static void run_with_stops(const long *stops, const char *ckpt, pare_graph **out
         s.flag = 0;
         s.at = stops[k];
         c.cancel = &s.flag;
-        c.callback = stop_at;
+        c.callback = pare_test_stop_at;
         c.user = &s;
         pare_trainer *t;
         CHECK_OK(pare_trainer_new(g, &c, &t));

@@ -820,25 +820,13 @@ PARE_TEST(quant_qat_keeps_weights_on_grid)
     pare_dataset_free(te);
 }
 
-typedef struct qat_stopper {
-    volatile int flag;
-    long at;
-} qat_stopper;
-
-static void qat_stop_at(const pare_train_event *ev, void *user)
-{
-    qat_stopper *s = user;
-    if (ev->kind == PARE_EV_STEP && ev->global_step == s->at)
-        s->flag = 1;
-}
-
 /* QAT from `quantized` for 2 epochs with an EMA of the ranges, stopped at
  * each step of stops[] (0-ended) and resumed from the checkpoint; the result. */
 static pare_graph *qat_with_stops(const pare_graph *quantized, const pare_dataset *tr, const long *stops,
                                   const char *ckpt)
 {
     pare_graph *g = NULL;
-    qat_stopper st = {0, 0};
+    pare_test_stopper st = {0, 0};
     int k = 0, done = 0;
     remove(ckpt);
     for (int round = 0; round < 8 && !done; round++) {
@@ -857,7 +845,7 @@ static pare_graph *qat_with_stops(const pare_graph *quantized, const pare_datase
         st.flag = 0;
         st.at = stops[k];
         c.cancel = &st.flag;
-        c.callback = qat_stop_at;
+        c.callback = pare_test_stop_at;
         c.user = &st;
         pare_trainer *t;
         CHECK_OK(pare_trainer_new(g, &c, &t));
@@ -920,9 +908,9 @@ PARE_TEST(quant_qat_resume_bit_identical)
     c.checkpoint_path = ck;
     remove(ck);
     pare_trainer *t;
-    qat_stopper st = {0, 4};
+    pare_test_stopper st = {0, 4};
     c.cancel = &st.flag;
-    c.callback = qat_stop_at;
+    c.callback = pare_test_stop_at;
     c.user = &st;
     CHECK_OK(pare_trainer_new(g, &c, &t));
     CHECK_STATUS(pare_trainer_run(t, tr, NULL), PARE_ECANCELLED);
