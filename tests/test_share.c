@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include "compress/compress.h"
+#include "compress/quant.h"
 #include "compress/share.h"
 #include "core/rng.h"
 #include "graph/graph.h"
@@ -451,7 +452,9 @@ PARE_TEST(share_lenet_end_to_end)
                            p->name, e, p->t->data[e]);
             CHECK(L->rel_error > 0 && L->rel_error < 1);
             if (mode == 2) {
-                CHECK(p->q.bits == 0 && L->nonzeros > 0);
+                /* A basis (scheme 4) whose coefficients rebuild every value. */
+                CHECK(p->q.scheme == 4 && p->q.bits == 1 + o.se_exp_bits && p->q.d == L->d && p->q.k == L->d);
+                CHECK(L->nonzeros > 0 && p->q.coef && pare_quant_on_grid(p) == 1);
                 continue;
             }
             CHECK(p->q.scheme == 3 && p->q.k == L->k && p->q.d == L->d && L->k <= 8);
@@ -472,6 +475,9 @@ PARE_TEST(share_lenet_end_to_end)
             if (x->q.codebook)
                 CHECK(!memcmp(x->q.codebook, y->q.codebook,
                               sizeof(float) * (size_t)x->q.k * (size_t)x->q.d));
+            CHECK(!x->q.coef == !y->q.coef);
+            for (size_t e = 0; x->q.coef && y->q.coef && e < x->t->n; e++)
+                CHECK(x->q.coef[e] == y->q.coef[e]);
         }
         pare_graph_free(h);
         free(a);
@@ -633,6 +639,19 @@ PARE_TEST(share_cli)
     CHECK(code == 2 && strstr(out, "need --reg"));
     run_pare("share m.pare --k 4 --out m.pare", &code, out, sizeof out);
     CHECK(code == 2 && strstr(out, "is the input file"));
+    /* SmartExchange: the file keeps the basis and the coefficients. */
+    snprintf(args, sizeof args, "share m.pare --smartexchange --se-iters 2 --out x.pare --data '%s'", synth_dir());
+    run_pare(args, &code, out, sizeof out);
+    CHECKF(code == 0, "pare share --smartexchange failed: %s", out);
+    run_pare("info x.pare", &code, out, sizeof out);
+    CHECK(code == 0 && strstr(out, "SmartExchange basis 5x5, 4-bit coefficients") &&
+          strstr(out, "SmartExchange basis 1x1, 4-bit coefficients"));
+    CHECK_OK(pare_graph_load(pare_test_path("x.pare"), &g));
+    if (g) {
+        int f = pare_graph_node_param(g, pare_graph_find_node(g, "conv1"), PARE_ROLE_WEIGHT);
+        CHECK(g->params[f].q.scheme == 4 && g->params[f].q.coef && pare_quant_on_grid(&g->params[f]) == 1);
+        pare_graph_free(g);
+    }
 }
 
 /* Structural removal keeps each layer's codebook (its own copy): the runs of
@@ -652,28 +671,43 @@ PARE_TEST(share_survives_purify)
         if (e < per)
             w->t->data[e] = 0;
     }
-    pare_share_options o;
-    pare_share_options_init(&o);
-    o.k = 4;
-    pare_share_result r;
-    CHECK_OK(pare_share(g, &o, NULL, NULL, &r));
-    pare_share_result_free(&r);
-    pare_graph *h = NULL;
-    CHECK_OK(pare_mask_dead_filters(g, NULL));
-    CHECK_OK(pare_purify(g, &h, NULL));
-    if (h) {
-        const char *names[2] = {"conv1", "conv2"};
-        for (int i = 0; i < 2; i++) {
-            const pare_param *p = &h->params[pare_graph_node_param(h, pare_graph_find_node(h, names[i]), PARE_ROLE_WEIGHT)];
-            const pare_param *q = &g->params[pare_graph_node_param(g, pare_graph_find_node(g, names[i]), PARE_ROLE_WEIGHT)];
-            CHECK(p->t->n < q->t->n && p->q.scheme == 3 && p->q.codebook && p->q.codebook != q->q.codebook);
-            CHECK(off_codebook(p) == 0);
-        }
-        uint8_t *a = NULL;
-        size_t na = 0;
-        CHECK_OK(pare_file_encode(h, NULL, 0, &a, &na));
-        free(a);
-    }
-    pare_graph_free(h);
+    pare_graph *g0 = NULL;
+    CHECK_OK(pare_graph_clone(g, &g0));
     pare_graph_free(g);
+    /* k-means (scheme 3), then SmartExchange (scheme 4: the coefficients go
+     * with the elements that stay). */
+    for (int se = 0; se <= 1 && g0; se++) {
+        g = NULL;
+        CHECK_OK(pare_graph_clone(g0, &g));
+        pare_share_options o;
+        pare_share_options_init(&o);
+        o.k = 4;
+        o.smartexchange = se;
+        o.se_iters = 2;
+        pare_share_result r;
+        CHECK_OK(pare_share(g, &o, NULL, NULL, &r));
+        pare_share_result_free(&r);
+        pare_graph *h = NULL;
+        CHECK_OK(pare_mask_dead_filters(g, NULL));
+        CHECK_OK(pare_purify(g, &h, NULL));
+        if (h) {
+            const char *names[2] = {"conv1", "conv2"};
+            for (int i = 0; i < 2; i++) {
+                const pare_param *p = &h->params[pare_graph_node_param(h, pare_graph_find_node(h, names[i]), PARE_ROLE_WEIGHT)];
+                const pare_param *q = &g->params[pare_graph_node_param(g, pare_graph_find_node(g, names[i]), PARE_ROLE_WEIGHT)];
+                CHECK(p->t->n < q->t->n && p->q.scheme == 3 + se && p->q.codebook && p->q.codebook != q->q.codebook);
+                if (se)
+                    CHECKF(p->q.coef && pare_quant_on_grid(p) == 1, "%s: its values are not its Ce B", p->name);
+                else
+                    CHECK(off_codebook(p) == 0);
+            }
+            uint8_t *a = NULL;
+            size_t na = 0;
+            CHECK_OK(pare_file_encode(h, NULL, 0, &a, &na));
+            free(a);
+        }
+        pare_graph_free(h);
+        pare_graph_free(g);
+    }
+    pare_graph_free(g0);
 }

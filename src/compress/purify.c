@@ -712,10 +712,12 @@ static pare_status copy_kept(const pare_param *s, pare_param *d, const int *cons
     d->q.scale = NULL;
     d->q.zero_point = NULL;
     d->q.codebook = NULL;
+    d->q.coef = NULL;
     if (s->q.codebook && s->q.k > 0 && s->q.d > 0) {
-        /* A codebook (weight sharing) is the new tensor's own; runs of d along
-         * the last axis survive unless that axis lost entries, when the
-         * tensor goes back to plain float values. */
+        /* A codebook (weight sharing) or a basis (SmartExchange) is the new
+         * tensor's own; runs of d along the last axis survive unless that
+         * axis lost entries, when the tensor goes back to plain float values.
+         * A basis tensor's coefficients go with its elements. */
         int last = t->ndim - 1;
         if (s->q.d > 1 && idx[last] && cnt[last] != t->dims[last]) {
             memset(&d->q, 0, sizeof d->q);
@@ -725,6 +727,11 @@ static pare_status copy_kept(const pare_param *s, pare_param *d, const int *cons
         if (!(d->q.codebook = malloc(sizeof(float) * kd)))
             return pare_fail(PARE_ENOMEM, "out of memory copying the codebook of %s", s->name);
         memcpy(d->q.codebook, s->q.codebook, sizeof(float) * kd);
+        if (s->q.coef) {
+            if (!(d->q.coef = malloc(sizeof(float) * (want ? want : 1))))
+                return pare_fail(PARE_ENOMEM, "out of memory copying the coefficients of %s", s->name);
+            gather(s->q.coef, d->q.coef, sizeof(float), t, idx, cnt);
+        }
     }
     if (s->q.n <= 0)
         return PARE_OK;

@@ -251,6 +251,20 @@ int pare_quant_on_grid(const pare_param *p)
         }
         return 1;
     }
+    if (q->scheme == 4) {
+        /* A basis: the values are Ce B (and +0.0 where pruned); without the
+         * coefficients that cannot be checked. */
+        if (!q->codebook || !q->coef || q->d < 1 || q->k != q->d || t->n % (size_t)q->d)
+            return 0;
+        for (size_t e = 0; e < t->n; e++) {
+            float want = kept(p->mask, e) ? pare_qparams_basis_value(q->coef, q->codebook, q->d,
+                                                                     e / (size_t)q->d, (int)(e % (size_t)q->d))
+                                          : 0.0f;
+            if (memcmp(&t->data[e], &want, sizeof want))
+                return 0;
+        }
+        return 1;
+    }
     if ((q->scheme != 1 && q->scheme != 2) || q->n < 1 || !q->scale || !q->zero_point)
         return 0;
     size_t len = q->scheme == 2 ? t->n / (size_t)q->n : t->n;

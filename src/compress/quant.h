@@ -55,7 +55,8 @@ pare_status pare_quant_weight(pare_param *p, int bits, int per_channel, pare_wfi
 int pare_quant_bias(pare_param *bias, const pare_param *weight, float s_in);
 
 /* 1 when every value of p is exactly scale * code (0 under a zero mask
- * entry) with a code in its bits' range; 1 for a float tensor. */
+ * entry) with a code in its bits' range, a codebook row (scheme 3) or Ce B
+ * (scheme 4, which needs its coefficients); 1 for a float tensor. */
 int pare_quant_on_grid(const pare_param *p);
 
 /* ---- activation calibration ------------------------------------------------ */

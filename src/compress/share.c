@@ -19,6 +19,7 @@
 
 /* graph.h's quantization scheme 3: a codebook. */
 #define QSCHEME_CODEBOOK 3
+#define QSCHEME_BASIS 4
 #define K_MAX 256
 #define D_MAX 16
 
@@ -828,13 +829,10 @@ static void se_fit_b(const float *w, const uint8_t *mask, size_t rows, int S, co
     }
 }
 
-/* The value Ce B gives at (r, j), in float, s in order: what apply stores. */
+/* The value Ce B gives at (r, j): what apply stores and the file rebuilds. */
 static float se_value(const float *Ce, const float *B, int S, size_t r, int j)
 {
-    float acc = 0.0f;
-    for (int s = 0; s < S; s++)
-        acc += Ce[r * (size_t)S + (size_t)s] * B[s * S + j];
-    return acc;
+    return pare_qparams_basis_value(Ce, B, S, r, j);
 }
 
 static double se_error(const float *w, const uint8_t *mask, size_t rows, int S, const float *Ce,
@@ -937,6 +935,48 @@ void pare_smartex_apply(const pare_smartex *se, const uint8_t *mask, float *w)
             size_t e = r * (size_t)S + (size_t)j;
             w[e] = !mask || mask[e] ? se_value(se->Ce, se->B, S, r, j) : 0.0f;
         }
+}
+
+pare_status pare_smartex_set(pare_param *p, const pare_smartex *se, int exp_bits)
+{
+    size_t n = p->t->n;
+    int S = se->S;
+    if (S < 1 || S > D_MAX || exp_bits < 1 || exp_bits > 8 || se->rows * (size_t)S != n ||
+        p->t->dims[p->t->ndim - 1] % S != 0)
+        return pare_fail(PARE_EINVAL, "tensor '%s': a SmartExchange basis of %d x %d does not fit it",
+                         p->name, S, S);
+    int pmin = se->pmax - ((1 << exp_bits) - 1);
+    if (se->pmax < -149 || se->pmax > 127)
+        return pare_fail(PARE_EINVAL, "tensor '%s': SmartExchange coefficients up to 2^%d are out of float's range",
+                         p->name, se->pmax);
+    for (size_t e = 0; e < n; e++) {
+        float c = fabsf(se->Ce[e]);
+        int ex;
+        if (c != 0 && (frexpf(c, &ex) != 0.5f || ex - 1 < pmin || ex - 1 > se->pmax))
+            return pare_fail(PARE_EINVAL, "tensor '%s': SmartExchange coefficient %zu is %g, not 0 or "
+                             "a power of two from 2^%d to 2^%d",
+                             p->name, e, (double)se->Ce[e], pmin, se->pmax);
+    }
+    pare_qparams q = {0};
+    q.bits = 1 + exp_bits;
+    q.scheme = QSCHEME_BASIS;
+    q.n = 1;
+    q.k = q.d = S;
+    q.scale = malloc(sizeof(float));
+    q.zero_point = calloc(1, sizeof(int32_t));
+    q.codebook = malloc(sizeof(float) * (size_t)S * (size_t)S);
+    q.coef = malloc(sizeof(float) * (n ? n : 1));
+    if (!q.scale || !q.zero_point || !q.codebook || !q.coef) {
+        pare_qparams_clear(&q);
+        return pare_fail(PARE_ENOMEM, "out of memory for the basis of '%s'", p->name);
+    }
+    q.scale[0] = ldexpf(1.0f, se->pmax);
+    memcpy(q.codebook, se->B, sizeof(float) * (size_t)S * (size_t)S);
+    memcpy(q.coef, se->Ce, sizeof(float) * n);
+    pare_smartex_apply(se, p->mask, p->t->data);
+    pare_qparams_clear(&p->q);
+    p->q = q;
+    return PARE_OK;
 }
 
 /* ---- applying it to a graph ---------------------------------------------------- */
@@ -1208,7 +1248,7 @@ static pare_status pick_layers(const pare_graph *g, const pare_share_options *o,
         l[i].param = pare_graph_node_param(g, l[i].node, PARE_ROLE_WEIGHT);
         const pare_param *p = &g->params[l[i].param];
         pare_status s = PARE_OK;
-        if (p->q.bits != 0 && p->q.scheme != QSCHEME_CODEBOOK)
+        if (p->q.bits != 0 && p->q.scheme != QSCHEME_CODEBOOK && p->q.scheme != QSCHEME_BASIS)
             s = pare_fail(PARE_EINVAL,
                           "layer %s is quantized to %d bits already; share the float model (or "
                           "dequantize it first)",
@@ -1390,11 +1430,12 @@ pare_status pare_share(pare_graph *g, const pare_share_options *o, const pare_da
     }
     r->seconds_finetune = pare_now_s() - t0;
 
-    /* The codebooks become the tensors' quantization parameters last, so the
-     * training phases above saw plain float weights. */
-    for (int i = 0; i < n && s == PARE_OK && !o->smartexchange; i++) {
+    /* The codebooks and bases become the tensors' quantization parameters
+     * last, so the training phases above saw plain float weights. */
+    for (int i = 0; i < n && s == PARE_OK; i++) {
         pare_param *p = &g->params[l[i].param];
-        s = pare_share_set(p, l[i].km.k, l[i].d, l[i].km.centroids, l[i].km.assign);
+        s = o->smartexchange ? pare_smartex_set(p, &l[i].se, o->se_exp_bits)
+                             : pare_share_set(p, l[i].km.k, l[i].d, l[i].km.centroids, l[i].km.assign);
     }
     slayers_free(l, n);
     if (s != PARE_OK)

@@ -108,6 +108,12 @@ pare_status pare_smartex_fit(const float *w, const uint8_t *mask, size_t n, int 
 /* w (kept coordinates) <- Ce B, in float, in a fixed order; pruned ones stay 0. */
 void pare_smartex_apply(const pare_smartex *se, const uint8_t *mask, float *w);
 void pare_smartex_free(pare_smartex *se);
+/* Makes se the quantization of p (scheme 4, graph.h): its basis, its
+ * coefficients (entries +-2^p, p from pmax - 2^exp_bits + 1 to pmax), and
+ * the values Ce B; fails in one sentence when they do not fit (the basis does
+ * not divide the last dimension, or a coefficient is not a power of two of
+ * the window). */
+pare_status pare_smartex_set(pare_param *p, const pare_smartex *se, int exp_bits);
 
 /* ---- helpers shared with the command and the tests ------------------------- */
 

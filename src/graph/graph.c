@@ -58,6 +58,7 @@ void pare_qparams_clear(pare_qparams *q)
     free(q->scale);
     free(q->zero_point);
     free(q->codebook);
+    free(q->coef);
     memset(q, 0, sizeof *q);
 }
 
@@ -327,6 +328,7 @@ static pare_status copy_attachments(pare_param *d, const pare_param *s)
     d->q.scale = NULL;
     d->q.zero_point = NULL;
     d->q.codebook = NULL;
+    d->q.coef = NULL;
     if (s->q.n > 0) {
         d->q.scale = malloc(sizeof(float) * (size_t)s->q.n);
         d->q.zero_point = malloc(sizeof(int32_t) * (size_t)s->q.n);
@@ -340,6 +342,11 @@ static pare_status copy_attachments(pare_param *d, const pare_param *s)
         if (!(d->q.codebook = malloc(sizeof(float) * kd)))
             return pare_fail(PARE_ENOMEM, "out of memory copying %s", s->name);
         memcpy(d->q.codebook, s->q.codebook, sizeof(float) * kd);
+    }
+    if (s->q.coef) {
+        if (!(d->q.coef = malloc(sizeof(float) * (s->t->n ? s->t->n : 1))))
+            return pare_fail(PARE_ENOMEM, "out of memory copying %s", s->name);
+        memcpy(d->q.coef, s->q.coef, sizeof(float) * s->t->n);
     }
     return PARE_OK;
 }

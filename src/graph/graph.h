@@ -96,19 +96,38 @@ typedef enum pare_param_role {
  * code in the bits' range (weights: symmetric, zero point 0, codes in
  * [-(2^(bits-1) - 1), 2^(bits-1) - 1], bits 1 meaning codes -1 and +1); for
  * scheme 3 (weight sharing) every run of d consecutive values (along the last
- * axis) is one of the k rows of the codebook, bits = ceil(log2 k). So training
- * and inference read floats, and only the file and the int8 engine read codes
- * (compress/quant.h). */
+ * axis) is one of the k rows of the codebook, bits = ceil(log2 k); for
+ * scheme 4 (SmartExchange, W = Ce B) the tensor's runs of d values are rows of
+ * coef (same shape as the tensor, each entry 0 or +-scale[0] * 2^-t with
+ * 0 <= t < 2^(bits - 1), scale[0] a power of two) times the d x d basis in
+ * codebook (k = d): pare_qparams_basis_value(). So training and inference read
+ * floats, and only the file and the int8 engine read codes (compress/quant.h). */
 typedef struct pare_qparams {
     int bits;              /* 0: float */
-    int scheme;            /* 0 none, 1 affine per tensor, 2 affine per channel, 3 codebook */
+    int scheme;            /* 0 none, 1 affine per tensor, 2 affine per channel, 3 codebook,
+                            * 4 basis (SmartExchange) */
     int axis;              /* channel axis for per-channel */
     int n;                 /* number of scales (schemes 1 and 2) */
     float *scale;          /* n */
     int32_t *zero_point;   /* n */
     int k, d;              /* scheme 3: centroids, values per centroid */
-    float *codebook;       /* scheme 3: k x d */
+    float *codebook;       /* scheme 3: k x d; scheme 4: the d x d basis */
+    float *coef;           /* scheme 4: the coefficients, one per element (NULL when only
+                            * the values are known, as after a float file record) */
 } pare_qparams;
+
+/* Scheme 4: the value of element j of run r, before any mask: the sum over s
+ * of coef[r d + s] * basis[s d + j], in double in that order (each product is
+ * exact, as coef is a power of two, so contracting it into an FMA changes
+ * nothing), rounded once to float. The file's reader and writer and the
+ * compressor all call this, so they agree bit for bit. */
+static inline float pare_qparams_basis_value(const float *coef, const float *basis, int d, size_t r, int j)
+{
+    double acc = 0.0;
+    for (int s = 0; s < d; s++)
+        acc += (double)coef[r * (size_t)d + (size_t)s] * (double)basis[s * d + j];
+    return (float)acc;
+}
 
 typedef struct pare_param {
     char *name;            /* "<node>.weight" */

@@ -1,5 +1,6 @@
 /* The rules a graph must meet to live in a .pare file beyond pare_graph_validate's;
  * writer and reader apply the same ones, so whatever pare saves it can load. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,18 +9,57 @@
 #include "graph/op.h"
 #include "io/format.h"
 
+/* Scheme 4 (SmartExchange): a d x d basis in the codebook (k = d, d dividing
+ * the last dimension), one scale (the largest coefficient magnitude), a
+ * positive power of two with zero point 0,
+ * axis 0, codes of a sign and 1 to 8 exponent bits. The coefficients may be
+ * absent (values known only as floats). */
+static const char *basis_problem(const pare_qparams *q, int ndim, const int *dims, size_t n, char *buf,
+                                 size_t cap)
+{
+    int e = 0;
+    if (q->k != q->d || q->d < 1 || q->d > PARE_FILE_CODEBOOK_D_MAX)
+        snprintf(buf, cap, "has a basis of %d rows of %d values; a basis is d x d with d from 1 to %d", q->k,
+                 q->d, PARE_FILE_CODEBOOK_D_MAX);
+    else if (dims[ndim - 1] % q->d != 0 || n % (size_t)q->d != 0)
+        snprintf(buf, cap, "has a basis of %d values per row, which does not divide its last dimension %d", q->d,
+                 dims[ndim - 1]);
+    else if (!q->codebook)
+        snprintf(buf, cap, "has a basis (quantization scheme 4) but no basis array");
+    else if (q->bits < PARE_FILE_BASIS_BITS_MIN || q->bits > PARE_FILE_BASIS_BITS_MAX)
+        snprintf(buf, cap, "has basis coefficients of %d bits; a sign and 1 to 8 exponent bits take %d to %d",
+                 q->bits, PARE_FILE_BASIS_BITS_MIN, PARE_FILE_BASIS_BITS_MAX);
+    else if (q->n != 1 || q->axis != 0 || !q->scale || !q->zero_point)
+        snprintf(buf, cap, "has a basis but %d quantization scales and axis %d (a basis has 1 scale, axis 0)", q->n,
+                 q->axis);
+    else if (!(q->scale[0] > 0) || !isfinite(q->scale[0]) || frexpf(q->scale[0], &e) != 0.5f ||
+             q->zero_point[0] != 0)
+        snprintf(buf, cap,
+                 "has a basis whose coefficient scale is %g with zero point %ld; it must be a "
+                 "power of two with zero point 0",
+                 (double)q->scale[0], (long)q->zero_point[0]);
+    else
+        return NULL;
+    return buf;
+}
+
 const char *pare_file_qparams_problem(const pare_qparams *q, int ndim, const int *dims, size_t n,
                                       char *buf, size_t cap)
 {
     if (q->bits < 0 || q->bits > 32)
         snprintf(buf, cap, "has %d quantization bits; 0 (float) to 32 are allowed", q->bits);
-    else if (q->scheme < 0 || q->scheme > PARE_QSCHEME_CODEBOOK)
+    else if (q->scheme < 0 || q->scheme > PARE_QSCHEME_BASIS)
         snprintf(buf, cap,
                  "has quantization scheme %d; this pare knows 0 (none), 1 (per tensor), 2 "
-                 "(per channel) and 3 (codebook)",
+                 "(per channel), 3 (codebook) and 4 (basis)",
                  q->scheme);
     else if (q->bits == 0 && q->scheme != 0)
         snprintf(buf, cap, "is float (0 bits) but names quantization scheme %d", q->scheme);
+    else if (q->scheme == PARE_QSCHEME_BASIS)
+        return basis_problem(q, ndim, dims, n, buf, cap);
+    else if (q->coef)
+        snprintf(buf, cap, "has basis coefficients but quantization scheme %d (a basis is scheme 4)",
+                 q->scheme);
     else if (q->scheme != PARE_QSCHEME_CODEBOOK && (q->k != 0 || q->d != 0 || q->codebook))
         snprintf(buf, cap, "has a codebook but quantization scheme %d (a codebook is scheme 3)",
                  q->scheme);

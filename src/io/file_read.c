@@ -552,7 +552,7 @@ typedef struct tdata {
     uint64_t moff, mlen;   /* the mask bitmap */
     uint32_t enc;          /* data encoding (1.1; 0 when the record ends before it) */
     uint64_t nzoff, nzlen; /* the nonzero bitmap of encoding 2 */
-    uint32_t cbk, cbd;     /* 1.3, quant scheme 3: codebook rows and values per row */
+    uint32_t cbk, cbd;     /* 1.3, quant scheme 3 (1.4: and 4): codebook rows and values per row */
     uint64_t cboff, cblen; /* the codebook */
 } tdata;
 
@@ -567,11 +567,12 @@ static pare_status read_tail(pare_rbuf *r, const char *nm, int qscheme, tdata *d
     d->nzoff = d->nzlen = 0;
     d->cbk = d->cbd = 0;
     d->cboff = d->cblen = 0;
-    if (left == 0 && qscheme == PARE_QSCHEME_CODEBOOK)
+    int shared = qscheme == PARE_QSCHEME_CODEBOOK || qscheme == PARE_QSCHEME_BASIS;
+    if (left == 0 && shared)
         return sec_fail("TENS",
-                        "the record of tensor '%s' has quantization scheme 3 (a codebook) but "
+                        "the record of tensor '%s' has quantization scheme %d (a %s) but "
                         "no codebook fields",
-                        nm);
+                        nm, qscheme, qscheme == PARE_QSCHEME_BASIS ? "basis" : "codebook");
     if (left == 0)
         return PARE_OK;
     if (left < PARE_FILE_TENSOR_TAIL)
@@ -582,7 +583,7 @@ static pare_status read_tail(pare_rbuf *r, const char *nm, int qscheme, tdata *d
     d->enc = pare_rbuf_u32(r);
     d->nzoff = pare_rbuf_u64(r);
     d->nzlen = pare_rbuf_u64(r);
-    if (qscheme != PARE_QSCHEME_CODEBOOK)
+    if (!shared)
         return PARE_OK;
     left = pare_rbuf_left(r);
     if (left < PARE_FILE_CODEBOOK_FIELDS)
@@ -601,7 +602,7 @@ static pare_status read_tail(pare_rbuf *r, const char *nm, int qscheme, tdata *d
 static pare_status check_arrays(const sec *data, const tdata *d, size_t count, const char *nm)
 {
     pare_status s;
-    if (d->enc > PARE_FILE_DATA_CODES_BY_MASK)
+    if (d->enc > PARE_FILE_DATA_BASIS_CODES)
         return sec_fail("TENS",
                         "tensor '%s' uses data encoding %lu, which this pare does not know "
                         "(written by a newer pare?)",
@@ -635,11 +636,11 @@ static pare_status check_arrays(const sec *data, const tdata *d, size_t count, c
                         "tensor '%s' stores codes packed by its mask (data encoding 4) but has "
                         "no mask",
                         nm);
-    if (d->enc != PARE_FILE_DATA_BY_NONZERO) {
+    if (d->enc != PARE_FILE_DATA_BY_NONZERO && d->enc != PARE_FILE_DATA_BASIS_CODES) {
         if (d->nzoff != 0 || d->nzlen != 0)
             return sec_fail("TENS",
                             "tensor '%s' has data encoding %lu but a nonzero bitmap offset or "
-                            "length (only encoding 2 has one)",
+                            "length (only encodings 2 and 5 have one)",
                             nm, (unsigned long)d->enc);
     } else {
         if (d->nzlen != (count + 7) / 8)
@@ -726,6 +727,41 @@ static pare_status unpack_codes(const uint8_t *src, const tdata *d, pare_param *
     return PARE_OK;
 }
 
+/* Rebuilds a basis tensor (quant scheme 4, 1.4) from its coefficients: the
+ * nonzero bitmap marks the coefficients stored, a code of `bits` bits each,
+ * and its length is checked against the bitmap's population. */
+static pare_status unpack_basis(const uint8_t *buf, const tdata *d, pare_param *p, size_t count,
+                                const uint8_t *mask)
+{
+    const char *nm = p->name;
+    pare_qparams *q = &p->q;
+    const uint8_t *nzb = buf + d->nzoff, *src = buf + d->off;
+    if (bitmap_spare_bits(nzb, count))
+        return sec_fail("TENS", "tensor '%s': its nonzero bitmap has bits set past its %zu coefficients", nm,
+                        count);
+    size_t stored = bitmap_count(nzb, count);
+    uint64_t nbits = (uint64_t)stored * (uint64_t)q->bits, want = (nbits + 7) / 8;
+    if (d->len != want)
+        return sec_fail("TENS",
+                        "tensor '%s' stores %zu basis coefficients of %d bits, which take %llu bytes, "
+                        "but has %llu data bytes",
+                        nm, stored, q->bits, ull(want), ull(d->len));
+    if (nbits % 8 && (src[nbits / 8] >> (nbits % 8)))
+        return sec_fail("TENS", "tensor '%s' has bits set past its last code", nm);
+    q->coef = calloc(count, sizeof(float));
+    if (!q->coef)
+        return pare_fail(PARE_ENOMEM, "out of memory reading the coefficients of tensor '%s'", nm);
+    size_t k = 0, dd = (size_t)q->d;
+    for (size_t e = 0; e < count; e++)
+        if (bit(nzb, e))
+            q->coef[e] = pare_file_basis_coef(q->scale[0], get_code(src, k++, q->bits));
+    float *v = p->t->data;
+    for (size_t e = 0; e < count; e++)
+        if (!mask || bit(mask, e))
+            v[e] = pare_qparams_basis_value(q->coef, q->codebook, q->d, e / dd, (int)(e % dd));
+    return PARE_OK;
+}
+
 /* Fills p->t (zeroed, count values) and p->mask from the arrays check_arrays
  * accepted. A packed array must hold exactly the values its bitmap selects:
  * its length is checked against the bitmap's population, not trusted. */
@@ -753,6 +789,8 @@ static pare_status unpack(const uint8_t *buf, const tdata *d, pare_param *p, siz
         get_f32s(v, src, count);
         return PARE_OK;
     }
+    if (d->enc == PARE_FILE_DATA_BASIS_CODES)
+        return unpack_basis(buf, d, p, count, mask);
     if (d->enc >= PARE_FILE_DATA_CODES)
         return unpack_codes(src, d, p, count, mask);
     const uint8_t *sel = d->enc == PARE_FILE_DATA_BY_MASK ? mask : nz;
@@ -906,7 +944,12 @@ static pare_status read_tensor(pare_rbuf *r, const uint8_t *buf, const sec *data
     if ((s = read_attrs(r, p, n_attr)) || (s = read_tail(r, nm, q.scheme, &d)) ||
         (s = check_arrays(data, &d, count, nm)))
         return s;
-    if (q.scheme == PARE_QSCHEME_CODEBOOK) {
+    if ((d.enc == PARE_FILE_DATA_BASIS_CODES) != (q.scheme == PARE_QSCHEME_BASIS && d.enc >= PARE_FILE_DATA_CODES))
+        return sec_fail("TENS",
+                        "tensor '%s' has quantization scheme %d and data encoding %lu; basis "
+                        "coefficients (encoding 5) go with a basis (scheme 4), and only they",
+                        nm, q.scheme, (unsigned long)d.enc);
+    if (q.scheme == PARE_QSCHEME_CODEBOOK || q.scheme == PARE_QSCHEME_BASIS) {
         if (d.cbk < 1 || d.cbk > PARE_FILE_CODEBOOK_K_MAX)
             return sec_fail("TENS",
                             "tensor '%s' is shared through a codebook of %lu rows; 1 to %d are "
@@ -926,7 +969,8 @@ static pare_status read_tensor(pare_rbuf *r, const uint8_t *buf, const sec *data
         if ((s = check_array(data, d.cboff, d.cblen, nm, "codebook")))
             return s;
     }
-    if (d.enc >= PARE_FILE_DATA_CODES && (s = check_codes_length(&d, &q, ndim, dims, count, nm)))
+    if ((d.enc == PARE_FILE_DATA_CODES || d.enc == PARE_FILE_DATA_CODES_BY_MASK) &&
+        (s = check_codes_length(&d, &q, ndim, dims, count, nm)))
         return s;
     /* Arrays that stand for more values than they hold. No overflow: each is
      * inside DATA, *packed <= DATA's size < 2^63 before. */
@@ -935,7 +979,7 @@ static pare_status read_tensor(pare_rbuf *r, const uint8_t *buf, const sec *data
         charge += (count + 7) / 8;
     else if (d.enc == PARE_FILE_DATA_CODES)
         charge += d.len;
-    else if (d.enc == PARE_FILE_DATA_CODES_BY_MASK)
+    else if (d.enc == PARE_FILE_DATA_CODES_BY_MASK || d.enc == PARE_FILE_DATA_BASIS_CODES)
         charge += d.len + (count + 7) / 8;
     *packed += charge;
     if (*packed > data->size)
@@ -970,7 +1014,7 @@ static pare_status read_tensor(pare_rbuf *r, const uint8_t *buf, const sec *data
         for (uint32_t e = 0; e < qn; e++)
             p->q.zero_point[e] = (int32_t)pare_le32(buf + zoff + 4 * (size_t)e);
     }
-    if (q.scheme == PARE_QSCHEME_CODEBOOK) {
+    if (q.scheme == PARE_QSCHEME_CODEBOOK || q.scheme == PARE_QSCHEME_BASIS) {
         size_t kd = (size_t)d.cbk * d.cbd;
         p->q.codebook = malloc(sizeof(float) * kd);
         if (!p->q.codebook)

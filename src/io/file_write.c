@@ -237,6 +237,59 @@ static void choose_codes(const pare_param *p, place *q)
     }
 }
 
+/* ---- SmartExchange bases (format 1.4) ------------------------------------- */
+
+/* The code of a nonzero basis coefficient c: (t << 1) | sign for
+ * c = +-scale * 2^-t, t below 2^(bits - 1); 0 when c has none. */
+static int basis_field(float c, float scale, int bits, uint32_t *field)
+{
+    int ec, es;
+    if (!isfinite(c) || c == 0 || frexpf(fabsf(c), &ec) != 0.5f || frexpf(scale, &es) != 0.5f)
+        return 0;
+    long t = (long)es - ec;
+    if (t < 0 || t >= (1L << (bits - 1)))
+        return 0;
+    uint32_t f = (uint32_t)t << 1 | (c < 0 ? 1u : 0u);
+    if (!same_bits(pare_file_basis_coef(scale, f), c))
+        return 0;
+    *field = f;
+    return 1;
+}
+
+/* A basis tensor (scheme 4) is stored as its coefficients' codes when it has
+ * them, they all have codes, its values are exactly what they rebuild (+0.0
+ * where pruned), and codes and their nonzero bitmap take fewer 64-byte blocks
+ * than the float encoding chosen already. */
+static void choose_basis(const pare_param *p, place *q)
+{
+    const pare_qparams *qp = &p->q;
+    char why[160];
+    if (!qp->coef || pare_file_qparams_problem(qp, p->t->ndim, p->t->dims, p->t->n, why, sizeof why))
+        return;
+    size_t n = p->t->n, d = (size_t)qp->d, nz = 0;
+    for (size_t e = 0; e < n; e++) {
+        uint32_t f;
+        if (qp->coef[e] == 0)
+            continue;
+        if (!basis_field(qp->coef[e], qp->scale[0], qp->bits, &f))
+            return;
+        nz++;
+    }
+    for (size_t e = 0; e < n; e++) {
+        float want = p->mask && !p->mask[e]
+                         ? 0.0f
+                         : pare_qparams_basis_value(qp->coef, qp->codebook, qp->d, e / d, (int)(e % d));
+        if (!same_bits(want, p->t->data[e]))
+            return;
+    }
+    size_t bytes = (nz * (size_t)qp->bits + 7) / 8;
+    if (footprint(bytes) + footprint((n + 7) / 8) < footprint(q->data_len)) {
+        q->enc = PARE_FILE_DATA_BASIS_CODES;
+        q->stored = nz;
+        q->data_len = bytes;
+    }
+}
+
 /* Picks how a tensor's values are stored (FORMAT.md, "Data encodings"). Packing
  * is lossless by construction and is used only when it saves whole 64-byte
  * blocks: a packed array cannot be used in place from a mapped file, so a few
@@ -282,7 +335,10 @@ static void choose_encoding(const pare_param *p, place *q)
     size_t floats = q->data_len;
     if (q->enc == PARE_FILE_DATA_BY_NONZERO)
         q->data_len += footprint((p->t->n + 7) / 8);
-    choose_codes(p, q);
+    if (p->q.scheme == PARE_QSCHEME_BASIS)
+        choose_basis(p, q);
+    else
+        choose_codes(p, q);
     if (q->enc == PARE_FILE_DATA_BY_NONZERO)
         q->data_len = floats;
 }
@@ -307,7 +363,7 @@ static size_t place_arrays(const pare_graph *g, place *pl, int *ok)
             if (!advance(&at, q->mask_len))
                 goto overflow;
         }
-        if (q->enc == PARE_FILE_DATA_BY_NONZERO) {
+        if (q->enc == PARE_FILE_DATA_BY_NONZERO || q->enc == PARE_FILE_DATA_BASIS_CODES) {
             q->nonzero = at;
             q->nonzero_len = (p->t->n + 7) / 8;
             if (!advance(&at, q->nonzero_len))
@@ -321,7 +377,7 @@ static size_t place_arrays(const pare_graph *g, place *pl, int *ok)
             if (!advance(&at, (size_t)p->q.n * sizeof(int32_t)))
                 goto overflow;
         }
-        if (p->q.scheme == PARE_QSCHEME_CODEBOOK) {
+        if (p->q.scheme == PARE_QSCHEME_CODEBOOK || p->q.scheme == PARE_QSCHEME_BASIS) {
             q->codebook = at;
             if (!advance(&at, (size_t)p->q.k * (size_t)p->q.d * sizeof(float)))
                 goto overflow;
@@ -350,6 +406,9 @@ static int uses_attrs_12(const pare_node *n)
  * that 1.0 could store is stored exactly as 1.0 stored it. */
 static uint32_t minor_version(const pare_graph *g, const place *pl)
 {
+    for (int i = 0; i < g->n_params; i++)
+        if (g->params[i].q.scheme == PARE_QSCHEME_BASIS)
+            return PARE_FILE_MINOR_BASIS;
     for (int i = 0; i < g->n_params; i++)
         if (pl[i].enc >= PARE_FILE_DATA_CODES || g->params[i].q.scheme == PARE_QSCHEME_CODEBOOK)
             return PARE_FILE_MINOR_CODES;
@@ -470,8 +529,9 @@ static void put_tens(pare_wbuf *b, const pare_graph *g, const place *pl, uint64_
         }
         /* 1.1 fields, only for a packed tensor: a dense record ends as in 1.0,
          * which reads the same (no field means dense). A shared tensor has
-         * them too, as its 1.3 codebook fields follow them. */
-        int shared = p->q.scheme == PARE_QSCHEME_CODEBOOK;
+         * them too, as its 1.3 codebook fields follow them (a basis, 1.4,
+         * has the same fields: its d x d basis is the codebook). */
+        int shared = p->q.scheme == PARE_QSCHEME_CODEBOOK || p->q.scheme == PARE_QSCHEME_BASIS;
         if (q->enc != PARE_FILE_DATA_DENSE || shared) {
             pare_wbuf_u32(b, q->enc);
             pare_wbuf_u64(b, q->nonzero_len ? base + q->nonzero : 0);
@@ -548,6 +608,16 @@ static void put_data(uint8_t *dst, const pare_graph *g, const place *pl)
             for (size_t e = 0; e < n; e++)
                 if (p->mask[e])
                     put_f32(d + 4 * k++, v[e]);
+        } else if (q->enc == PARE_FILE_DATA_BASIS_CODES) {
+            uint8_t *m = dst + q->nonzero;
+            for (size_t e = 0; e < n; e++) {
+                uint32_t f;
+                if (p->q.coef[e] == 0)
+                    continue;
+                m[e >> 3] |= (uint8_t)(1u << (e & 7));
+                basis_field(p->q.coef[e], p->q.scale[0], p->q.bits, &f);
+                put_code(d, k++, p->q.bits, f);
+            }
         } else if (q->enc >= PARE_FILE_DATA_CODES) {
             put_codes(d, p, q->enc);
         } else {
@@ -569,7 +639,7 @@ static void put_data(uint8_t *dst, const pare_graph *g, const place *pl)
             for (int e = 0; e < p->q.n; e++)
                 pare_put_le32(dst + q->zp + 4 * (size_t)e, (uint32_t)p->q.zero_point[e]);
         }
-        if (p->q.scheme == PARE_QSCHEME_CODEBOOK)
+        if (p->q.scheme == PARE_QSCHEME_CODEBOOK || p->q.scheme == PARE_QSCHEME_BASIS)
             put_f32s(dst + q->codebook, p->q.codebook, (size_t)p->q.k * (size_t)p->q.d);
     }
 }

@@ -3,6 +3,7 @@
 #ifndef PARE_IO_FORMAT_H
 #define PARE_IO_FORMAT_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,12 +14,14 @@
 #define PARE_FILE_MAGIC_LEN 8
 
 /* A reader takes any minor version of its major; see "Versions" in FORMAT.md.
- * The writer says the lowest minor whose fields the file uses: 1.3 for a tensor
- * stored as integer codes or shared through a codebook, 1.2 for a layer with
+ * The writer says the lowest minor whose fields the file uses: 1.4 for a
+ * SmartExchange basis tensor (quant scheme 4), 1.3 for a tensor stored as
+ * integer codes or shared through a codebook, 1.2 for a layer with
  * 1.2 attributes (or an op 1.2 added), 1.1 for a packed data encoding or a
  * scheme attribute, so files without them stay 1.0 byte for byte. */
 #define PARE_FILE_MAJOR 1
-#define PARE_FILE_MINOR 3
+#define PARE_FILE_MINOR 4
+#define PARE_FILE_MINOR_BASIS 4
 #define PARE_FILE_MINOR_CODES 3
 #define PARE_FILE_MINOR_ATTRS 2
 #define PARE_FILE_MINOR_PACKED 1
@@ -76,6 +79,11 @@ enum {
  * is 0 are +0.0 whatever their code says. */
 #define PARE_FILE_DATA_CODES 3         /* a code for every element or run */
 #define PARE_FILE_DATA_CODES_BY_MASK 4 /* codes only where the mask keeps something */
+/* Format 1.4: a basis tensor's (quant scheme 4) nonzero coefficients, a
+ * nonzero bitmap over its coefficients and a code of `bits` bits for each one
+ * set; the values are rebuilt from them and the basis
+ * (pare_qparams_basis_value), +0.0 where the mask prunes. */
+#define PARE_FILE_DATA_BASIS_CODES 5
 /* Bytes of the 1.1 fields after a tensor record's attribute list: data
  * encoding (u32), nonzero bitmap offset (u64) and length (u64). */
 #define PARE_FILE_TENSOR_TAIL 20
@@ -89,10 +97,14 @@ enum {
 #define PARE_QSCHEME_TENSOR 1
 #define PARE_QSCHEME_CHANNEL 2
 #define PARE_QSCHEME_CODEBOOK 3
+#define PARE_QSCHEME_BASIS 4
 /* Codes take 1 to 8 bits; a codebook has at most 2^8 rows of at most 16
  * values (the row length bounds how many values one stored bit can stand for:
  * 16 values of 4 bytes, 512 times). */
 #define PARE_FILE_CODE_BITS_MAX 8
+/* A basis coefficient's code: a sign bit and 1 to 8 exponent bits. */
+#define PARE_FILE_BASIS_BITS_MIN 2
+#define PARE_FILE_BASIS_BITS_MAX 9
 #define PARE_FILE_CODEBOOK_K_MAX 256
 #define PARE_FILE_CODEBOOK_D_MAX 16
 
@@ -121,6 +133,15 @@ static inline int32_t pare_file_code_of_field(uint32_t u, int bits)
     if (bits == 1)
         return u ? 1 : -1;
     return (int32_t)u - (int32_t)(1u << (bits - 1));
+}
+
+/* A basis coefficient from its code: bit 0 the sign (1 negative), the bits
+ * above it t, the magnitude scale * 2^-t (scale a power of two, the largest
+ * magnitude). */
+static inline float pare_file_basis_coef(float scale, uint32_t field)
+{
+    float m = ldexpf(scale, -(int)(field >> 1));
+    return field & 1u ? -m : m;
 }
 
 /* The per-tensor attribute that holds pare_param.scheme, and its limit. */

@@ -28,7 +28,7 @@ static const char *scheme_of(const pare_graph *g, int node)
 }
 
 /* A layer weight's quantization as text ("" when float): bits and how the
- * codes map to values (FORMAT.md: per tensor, per channel, codebook). */
+ * codes map to values (FORMAT.md: per tensor, per channel, codebook, basis). */
 static const pare_qparams *quant_of(const pare_graph *g, int node, char *buf, size_t n)
 {
     int p = pare_graph_node_param(g, node, PARE_ROLE_WEIGHT);
@@ -38,6 +38,8 @@ static const pare_qparams *quant_of(const pare_graph *g, int node, char *buf, si
         return NULL;
     if (q->scheme == 3)
         snprintf(buf, n, "%d-bit codebook %dx%d", q->bits, q->k, q->d);
+    else if (q->scheme == 4)
+        snprintf(buf, n, "SmartExchange basis %dx%d, %d-bit coefficients", q->d, q->d, q->bits);
     else
         snprintf(buf, n, "%d-bit per %s", q->bits, q->scheme == 2 ? "channel" : "tensor");
     return q;
@@ -109,8 +111,11 @@ int cmd_info(int argc, char **argv)
             } else {
                 pare_json_begin_object(j);
                 pare_json_kv_int(j, "bits", q->bits);
-                pare_json_kv_string(j, "scheme", q->scheme == 3 ? "codebook" : q->scheme == 2 ? "channel" : "tensor");
-                if (q->scheme == 3) {
+                pare_json_kv_string(j, "scheme", q->scheme == 4   ? "basis"
+                                                 : q->scheme == 3 ? "codebook"
+                                                 : q->scheme == 2 ? "channel"
+                                                                  : "tensor");
+                if (q->scheme == 3 || q->scheme == 4) {
                     pare_json_kv_int(j, "k", q->k);
                     pare_json_kv_int(j, "d", q->d);
                 }

@@ -49,7 +49,7 @@ int cmd_share(int argc, char **argv)
                    "--sub consecutive values makes every run one of K centroids, and the file stores the K\n"
                    "centroids and a ceil(log2 K)-bit index per run. --reg trains with the Deep k-Means\n"
                    "regulariser first; --finetune trains the centroids afterwards. --smartexchange writes each\n"
-                   "weight as Ce B instead (its file keeps floats; the report gives its compact size). Pruned\n"
+                   "weight as Ce B instead, and the file stores B and Ce's sparse power-of-two entries. Pruned\n"
                    "weights stay exactly 0. The input file is never modified.",
                    opts, (int)(sizeof opts / sizeof opts[0]), 1, 1};
     const char *pos[1];
@@ -194,9 +194,8 @@ int cmd_share(int argc, char **argv)
         printf(", shared %s", a2);
         if (o.finetune_epochs > 0)
             printf(", after %d epoch%s of fine-tuning %s", o.finetune_epochs, o.finetune_epochs == 1 ? "" : "s", a3);
-        printf("\nfile: %lld -> %lld bytes (%.1f%%)%s\n", in_bytes, out_bytes,
-               in_bytes > 0 ? 100.0 * (double)out_bytes / (double)in_bytes : 0.0,
-               o.smartexchange ? "; SmartExchange's file keeps float values, 'bytes after' is its compact form" : "");
+        printf("\nfile: %lld -> %lld bytes (%.1f%%)\n", in_bytes, out_bytes,
+               in_bytes > 0 ? 100.0 * (double)out_bytes / (double)in_bytes : 0.0);
         printf("time: regulariser %.1f s, sharing %.1f s, fine-tuning %.1f s\n", res.seconds_reg, res.seconds_share,
                res.seconds_finetune);
         printf("wrote %s\n", out);

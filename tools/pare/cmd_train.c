@@ -168,11 +168,11 @@ static pare_status prepare_quant(const char *from, pare_graph **g, int dequantiz
             const pare_param *p = &(*g)->params[i];
             if (p->role != PARE_ROLE_WEIGHT || p->q.bits == 0)
                 continue;
-            if (p->q.scheme == 3 || p->q.bits != qat_bits)
+            if (p->q.scheme >= 3 || p->q.bits != qat_bits)
                 return pare_fail(PARE_EINVAL,
                                  "%s holds %s with %d-bit %s weights; --qat %d continues a model quantized to "
                                  "%d bits: add --dequantize to quantize it again from its values",
-                                 from, p->name, p->q.bits, p->q.scheme == 3 ? "weight-shared" : "integer",
+                                 from, p->name, p->q.bits, p->q.scheme >= 3 ? "weight-shared" : "integer",
                                  qat_bits, qat_bits);
         }
         return PARE_OK;
