@@ -136,14 +136,23 @@ static int write_floats(const char *path, const float *x, size_t n)
  * compares with pare_plan_run to a relative tol; `kernels` lists kernel
  * names the plan must use ("|"-separated), so the case proves it covers them. */
 static pare_conv_kind emit_kind; /* nonzero: plans with every float dense conv lowered so */
+static int emit_q_gathered = -1, emit_q_rows; /* >= 0: int8 plans with this packing forced */
+static int emit_float32;                      /* the plan option float32 */
 
 static void emit_and_compare_tol(pare_graph *g, const char *tag, const char *kernels, double tol)
 {
     pare_plan *p = NULL;
-    pare_plan_options o = {1, 0, 0, 0};
-    CHECK_OK(emit_kind ? pare_engine_plan_dense_as(g, &o, emit_kind, &p) : pare_plan_new(g, &o, &p));
+    pare_plan_options o = {1, 0, 0, emit_float32};
+    CHECK_OK(emit_q_gathered >= 0 ? pare_engine_plan_forced(g, &o, emit_q_gathered, emit_q_rows, &p)
+             : emit_kind          ? pare_engine_plan_dense_as(g, &o, emit_kind, &p)
+                                  : pare_plan_new(g, &o, &p));
     if (!p)
         return;
+    /* int8 layers and fakequants need libm (rintf, fmaf); nothing else does */
+    int libm = 0;
+    for (int i = 0; i < p->n_steps; i++)
+        libm |= p->steps[i].kind >= PARE_STEP_QCONV ||
+                (p->steps[i].kind == PARE_STEP_OP && p->steps[i].op_node.op == PARE_OP_FAKEQUANT);
     char want[256];
     snprintf(want, sizeof want, "%s", kernels ? kernels : "");
     for (char *k = strtok(want, "|"); k; k = strtok(NULL, "|"))
@@ -203,9 +212,10 @@ static void emit_and_compare_tol(pare_graph *g, const char *tag, const char *ker
         uint8_t *text = NULL;
         size_t text_len = 0;
         if (pare_read_file(src, (size_t)1 << 31, &text, &text_len) == PARE_OK) {
-            /* no allocation, no libm call: the file stands alone */
-            CHECK(!strstr((const char *)text, "malloc(") && !strstr((const char *)text, "#include <math.h>") &&
-                  strstr((const char *)text, "#define MODEL_IN_SIZE"));
+            /* no allocation, and libm only for int8: the file stands alone */
+            CHECK(!strstr((const char *)text, "malloc(") && strstr((const char *)text, "#define MODEL_IN_SIZE"));
+            CHECKF(!strstr((const char *)text, "#include <math.h>") == !libm, "%s: <math.h> %s", tag,
+                   libm ? "missing" : "included without int8 layers");
             free(text);
         }
         printf("  %-24s %8.1f KB  emit %.2f s  cc -O2 %.2f s  max rel diff %.2g\n", tag, (double)text_len / 1024,
@@ -277,6 +287,70 @@ PARE_TEST(emit_mobilenetv2)
     zoo_case("mobilenetv2", "auto", 0.9, "depthwise|block|pattern", 7);
 }
 
+/* int8 plans (pare_engine_fake_quantize: per-channel 8-bit weights, an 8-bit
+ * fakequant before every conv and linear input): int8 convs with u8 and
+ * float outputs, residuals, strided convs on u8 phase planes, u8 max pools,
+ * int8 linear layers, and every packing (dense, block, CSR, pattern and GEMM
+ * taps gathered, row by row). At the reference ISA the emitted file equals
+ * the engine bit for bit (the int8 arithmetic is exact on every ISA; the
+ * float steps between run in the same order); at the best ISA too, where
+ * the float steps' kernels agree with the reference on these graphs. */
+static void int8_case(const char *model, const char *scheme, double sparsity, int gathered, int rows,
+                      const char *kernels, uint64_t seed, int isa_ref, double tol)
+{
+    pare_graph *g = NULL, *q = NULL;
+    CHECK_OK(pare_zoo_build(model, 0, seed, &g));
+    if (!g)
+        return;
+    shake_stats(g, seed + 100);
+    if (scheme && !prune(g, scheme, sparsity)) {
+        CHECKF(0, "%s: could not prune with %s", model, scheme);
+        pare_graph_free(g);
+        return;
+    }
+    CHECK_OK(pare_engine_fake_quantize(g, 2, seed + 2, &q));
+    pare_graph_free(g);
+    if (!q)
+        return;
+    char tag[96];
+    snprintf(tag, sizeof tag, "q8_%s_%s_g%d_r%d%s", model, scheme ? scheme : "dense", gathered, rows,
+             isa_ref ? "_ref" : "");
+    for (char *c = tag; *c; c++)
+        if (*c == ':' || *c == '-' || *c == '.')
+            *c = '_';
+    int saved = (int)pare_isa_active();
+    if (isa_ref)
+        pare_isa_override(PARE_ISA_REF);
+    emit_q_gathered = gathered;
+    emit_q_rows = rows;
+    emit_and_compare_tol(q, tag, kernels, tol);
+    emit_q_gathered = -1;
+    pare_isa_override(saved);
+    pare_graph_free(q);
+}
+
+PARE_TEST(emit_int8)
+{
+    if (!have_cc())
+        return;
+    /* lenet: u8 max pools, int8 linear layers; resnet20: residuals into u8
+     * outputs, stride-2 convs on u8 phase planes, the global average pool */
+    int8_case("lenet", NULL, 0, 0, 4, "int8|max pool (u8)|quantize to u8", 31, 1, 0);
+    int8_case("resnet20", NULL, 0, 0, 4, "int8|-> u8|space-to-depth 2x2 (u8)", 32, 1, 0);
+    int8_case("resnet20", NULL, 0, 0, 4, "int8", 32, 0, 0);
+    /* packings: CSR filters one at a time, block 4x4 as gathered GEMM
+     * k-quads, patterns as gathered taps */
+    int8_case("resnet20", "unstructured", 0.8, 0, 1, "int8", 33, 1, 0);
+    int8_case("resnet20", "block:4x4", 0.75, 1, 4, "gathered", 34, 1, 0);
+    int8_case("resnet20", "pattern", 0.8, 2, 4, "gathered", 35, 1, 0);
+    /* a float32 plan of the quantized model: its fakequants as float steps
+     * (on planes, and on the flattened vector before fc1, an op step); the
+     * linear layers run on BLAS in the engine, so not to the bit */
+    emit_float32 = 1;
+    int8_case("lenet", NULL, 0, -1, 0, "fakequant (float)|fakequant (op forward)", 36, 1, 1e-5);
+    emit_float32 = 0;
+}
+
 /* The steps no zoo model has: a batch norm with nothing to fold into, an
  * unfused relu and add, a dilated conv, concat, both average pool counts;
  * pruned with `scheme` unless it is NULL. */
@@ -337,9 +411,8 @@ PARE_TEST(emit_odd_steps)
 
 /* The ops ONNX import brought: the pointwise ones that need no libm become C
  * (hardswish, hardsigmoid, leakyrelu, clip with finite and infinite bounds, on
- * planes with a halo and on vectors); the rest are refused in one sentence
- * naming the op and the layer, as is a pointwise op that reads a flattened
- * value (its input is laid out unlike its output). */
+ * planes with a halo, on vectors, and on a flattened value); the rest are
+ * refused in one sentence naming the op and the layer. */
 PARE_TEST(emit_onnx_ops)
 {
     pare_graph *g = pare_graph_new("sigmoid gate");
@@ -358,20 +431,15 @@ PARE_TEST(emit_onnx_ops)
         pare_plan_free(p);
     }
     pare_graph_free(g);
+    if (!have_cc())
+        return;
+    /* a pointwise op on a flattened value: the input's elements in order */
     g = pare_graph_new("flat swish");
     x = pare_graph_input(g, 3, 6, 5);
     c = pare_graph_conv2d(g, x, 2, 3, 1, 1, "c");
     pare_graph_hardswish(g, pare_graph_flatten(g, c, "flat"), "hs");
-    p = NULL;
-    CHECK_OK(pare_plan_new(g, &o, &p));
-    if (p) {
-        CHECK_STATUS(pare_plan_emit_c(p, path, "m"), PARE_EUNSUPPORTED);
-        CHECK(strstr(pare_last_error(), "op hardswish (layer 'hs')") != NULL);
-        pare_plan_free(p);
-    }
+    emit_and_compare(g, "flat_swish", "hardswish (op forward)");
     pare_graph_free(g);
-    if (!have_cc())
-        return;
     g = pare_graph_new("pointwise");
     x = pare_graph_input(g, 3, 9, 8);
     /* c1 has 5 channels: with 4, c2's 36 columns make gcc -O2 flag the emitted
@@ -464,6 +532,37 @@ PARE_TEST(emit_other_compilers)
     }
     for (size_t h = 0; h < sizeof helpers / sizeof helpers[0]; h++)
         CHECKF(seen[h], "no emitted file defines %s", helpers[h]);
+    /* int8: every int8 helper (gathered columns, u8 halos, codes, max pools,
+     * linear layers) in one file, resnet20 with patterns gathered, and lenet */
+    static const char *const q8_models[2] = {"resnet20", "lenet"};
+    for (int k = 0; k < 2; k++) {
+        pare_graph *g = NULL, *q = NULL;
+        CHECK_OK(pare_zoo_build(q8_models[k], 0, 40 + (uint64_t)k, &g));
+        if (g && k == 0)
+            CHECK(prune(g, "pattern", 0.8));
+        if (g)
+            CHECK_OK(pare_engine_fake_quantize(g, 2, 7, &q));
+        pare_graph_free(g);
+        pare_plan *p = NULL;
+        pare_plan_options o = {1, 0, 0, 0};
+        if (q)
+            CHECK_OK(pare_engine_plan_forced(q, &o, k == 0 ? 2 : 0, 4, &p));
+        pare_graph_free(q);
+        if (!p)
+            continue;
+        char src[1024], obj[1024], log[1024], cmd[4096];
+        snprintf(src, sizeof src, "%s.c", pare_test_path(q8_models[k]));
+        snprintf(obj, sizeof obj, "%s.o", pare_test_path(q8_models[k]));
+        snprintf(log, sizeof log, "%s.log", pare_test_path(q8_models[k]));
+        CHECK_OK(pare_plan_emit_c(p, src, "q8"));
+        pare_plan_free(p);
+        snprintf(cmd, sizeof cmd, "cc -std=c11 %s -c '%s' -o '%s' > '%s' 2>&1", STRICT, src, obj, log);
+        CHECKF(sh(cmd, log), "int8 %s: cc -std=c11 fails", q8_models[k]);
+        if (clang) {
+            snprintf(cmd, sizeof cmd, "clang -std=c99 %s -fsyntax-only '%s' > '%s' 2>&1", STRICT, src, log);
+            CHECKF(sh(cmd, log), "int8 %s: clang -std=c99 fails", q8_models[k]);
+        }
+    }
 }
 
 PARE_TEST(emit_refuses)

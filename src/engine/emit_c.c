@@ -1,5 +1,6 @@
 /* Emitting a plan as one standalone C file: the packed weights as static
- * arrays, one function per step over a static arena, no malloc, no libm. */
+ * arrays, one function per step over a static arena, no malloc; libm only
+ * for int8 layers and fakequants (rintf, fmaf). */
 #include <float.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -162,6 +163,10 @@ typedef struct emitter {
     int bad_float;             /* a non-finite value was met */
     /* the helpers some step calls (the file defines only those) */
     int use_fill, use_axpy, use_axpy4, use_add, use_relu, use_relu6, use_halo;
+    int use_q8;                /* int8 steps (or fakequants): <math.h> */
+    int use_qconv, use_qmax, use_qcode;
+    int use_halo8;             /* a u8 act with a halo */
+    long qbuf_bytes;           /* the largest gathered qconv tile */
 } emitter;
 
 /* A static const array of n floats; C has no empty arrays, so an empty one
@@ -253,7 +258,10 @@ static long act_base(const emitter *E, int a) { return FRONT + (long)E->p->acts[
 static void halo_call(emitter *E, int a)
 {
     const pare_act *s = &E->p->acts[a];
-    if (s->P > 0)
+    if (s->P > 0 && s->q8)
+        putf(&E->b, "    %s_halo8((unsigned char *)(%s_arena + %ld), %d, %d, %d, %d, %ld, %ld, %u);\n", E->pre, E->pre,
+             act_base(E, a), (s->C + 3) / 4, s->H, s->W, s->P, s->rs, s->cs, (unsigned)s->fill);
+    else if (s->P > 0)
         putf(&E->b, "    %s_halo(%s_arena + %ld, %d, %d, %d, %d, %ld, %ld);\n", E->pre, E->pre, act_base(E, a), s->C,
              s->H, s->W, s->P, s->rs, s->cs);
 }
@@ -272,8 +280,23 @@ static void scan_uses(emitter *E)
     E->use_halo = p->acts[p->input_act].P > 0;
     for (int i = 0; i < p->n_steps; i++) {
         const pare_step *st = &p->steps[i];
-        if (p->acts[st->out].P > 0)
+        const pare_act *oa = &p->acts[st->out];
+        if (oa->P > 0 && oa->q8)
+            E->use_halo8 = 1;
+        else if (oa->P > 0)
             E->use_halo = 1;
+        if (st->kind >= PARE_STEP_QCONV || oa->q8 ||
+            (st->kind == PARE_STEP_OP && st->op_node.op == PARE_OP_FAKEQUANT))
+            E->use_q8 = 1;
+        if (st->kind == PARE_STEP_QCONV)
+            E->use_qconv = E->use_qmax = 1;
+        if (st->kind == PARE_STEP_QFC)
+            E->use_qmax = 1;
+        if (st->kind == PARE_STEP_QUANT)
+            E->use_qcode = E->use_qmax = 1;
+        if (st->kind == PARE_STEP_QCONV && st->qconv.n_gather > 0 &&
+            (long)st->qconv.n_gather * PARE_QCONV_TILE * 4 > E->qbuf_bytes)
+            E->qbuf_bytes = (long)st->qconv.n_gather * PARE_QCONV_TILE * 4;
         if (st->kind != PARE_STEP_CONV || st->ck == PARE_CK_DW || st->ck == PARE_CK_GEMM || st->ck == PARE_CK_LANES)
             continue; /* those write plain loops */
         E->use_fill = 1;
@@ -290,6 +313,120 @@ static void scan_uses(emitter *E)
     }
 }
 
+/* The int8 helpers: kernels/qconv_ref.c's loops, the engine's oracle, which
+ * every ISA's kernels equal bit for bit (the float steps are exact IEEE
+ * operations in a fixed order, fmaf and rintf from libm). u8 acts are bytes
+ * of the arena, 4 channels a dword (the C4 layout of kernels/qconv.h). */
+static void emit_q8_helpers(emitter *E)
+{
+    const char *P = E->pre;
+    if (E->use_qconv)
+        putf(&E->b,
+         "typedef struct %s_qgroup {\n"
+         "    int o0, r, rp, ncols;\n"
+         "    const int32_t *off;\n"
+         "    const int8_t *w;\n"
+         "    const int32_t *bias;\n"
+         "} %s_qgroup;\n\n"
+         "typedef struct %s_qio {\n"
+         "    const unsigned char *in;\n"
+         "    unsigned char *out8;\n"
+         "    float *outf;\n"
+         "    long out_cs;\n"
+         "    const float *res;\n"
+         "    long res_cs;\n"
+         "    float res_scale;\n"
+         "    long n;\n"
+         "    const uint16_t *mask;\n"
+         "    int act, zp;\n"
+         "    float lo, hi;\n"
+         "    const float *scale, *shift;\n"
+         "} %s_qio;\n\n",
+         P, P, P, P);
+    if (E->use_qmax)
+        putf(&E->b,
+             "static float %s_qmax(float a, float b) { return a > b ? a : b; }\n"
+             "static float %s_qmin(float a, float b) { return a < b ? a : b; }\n\n",
+             P, P);
+    if (E->use_qcode)
+        putf(&E->b,
+         "/* the fakequant's code of x: clamp(rint(x / s) + zp, 0, qmax), NaN -> 0 */\n"
+         "static unsigned char %s_qcode(float x, float s, float zp, float qmax)\n{\n"
+         "    float t = rintf(x / s) + zp;\n"
+         "    t = %s_qmax(t, 0.0f);\n"
+         "    t = %s_qmin(t, qmax);\n"
+         "    return (unsigned char)(int32_t)t;\n}\n\n",
+         P, P, P);
+    if (E->use_qconv)
+        putf(&E->b,
+         "/* groups [0, ng) at positions [q0, q1): each output the int32 sum of code x\n"
+         " * weight over its columns, requantized (u8 out) or made float */\n"
+         "static void %s_qconv(const %s_qio *io, const %s_qgroup *g, int ng, long q0, long q1)\n{\n"
+         "    for (int gi = 0; gi < ng; gi++)\n"
+         "        for (int j = 0; j < g[gi].r; j++)\n"
+         "            for (long q = q0; q < q1; q++) {\n"
+         "                const int o = g[gi].o0 + j;\n"
+         "                int32_t acc = g[gi].bias[j];\n"
+         "                float f;\n"
+         "                if (q >= io->n || (io->mask && !((io->mask[q / 16] >> (q %% 16)) & 1)))\n"
+         "                    continue;\n"
+         "                for (int c = 0; c < g[gi].ncols; c++) {\n"
+         "                    const unsigned char *x = io->in + 4 * (q + g[gi].off[c]);\n"
+         "                    const int8_t *w = g[gi].w + ((long)c * g[gi].rp + j) * 4;\n"
+         "                    for (int b = 0; b < 4; b++)\n"
+         "                        acc += (int32_t)x[b] * (int32_t)w[b];\n"
+         "                }\n"
+         "                f = fmaf((float)acc, io->scale[o], io->shift[o]);\n"
+         "                if (io->out8) {\n"
+         "                    if (io->res)\n"
+         "                        f = fmaf(io->res[o * io->res_cs + q], io->res_scale, f);\n"
+         "                    f = %s_qmax(f, io->lo);\n"
+         "                    f = %s_qmin(f, io->hi);\n"
+         "                    io->out8[4 * ((long)(o >> 2) * io->out_cs + q) + (o & 3)] =\n"
+         "                        (unsigned char)((int32_t)rintf(f) + io->zp);\n"
+         "                } else {\n"
+         "                    if (io->res)\n"
+         "                        f += io->res[o * io->res_cs + q];\n"
+         "                    if (io->act >= 1)\n"
+         "                        f = %s_qmax(f, 0.0f);\n"
+         "                    if (io->act == 2)\n"
+         "                        f = %s_qmin(f, 6.0f);\n"
+         "                    io->outf[o * io->out_cs + q] = f;\n"
+         "                }\n"
+         "            }\n"
+         "}\n\n",
+         P, P, P, P, P, P, P);
+    if (E->qbuf_bytes > 0)
+        putf(&E->b,
+             "/* a tile of gathered columns: byte b of column i at position p is\n"
+             " * src[4 (p + off[4i + b]) + sel[4i + b]] */\n"
+             "static unsigned char %s_qbuf[%ld];\n\n"
+             "static void %s_qgather(unsigned char *dst, long ld, const unsigned char *src, const int32_t *off,\n"
+             "                       const unsigned char *sel, int n, long len)\n{\n"
+             "    for (int i = 0; i < n; i++)\n"
+             "        for (long p = 0; p < len; p++)\n"
+             "            for (int b = 0; b < 4; b++)\n"
+             "                dst[4 * (i * ld + p) + b] = src[4 * (p + off[4 * i + b]) + sel[4 * i + b]];\n"
+             "}\n\n",
+             P, E->qbuf_bytes, P);
+    if (E->use_halo8)
+        putf(&E->b,
+             "/* The border of a u8 act (Cq quad planes of H x W dwords inside a P-wide\n"
+             " * halo): its fill code, every byte */\n"
+             "static void %s_halo8(unsigned char *b, int Cq, int H, int W, int P, long rs, long cs, unsigned char fill)\n{\n"
+             "    for (int c = 0; c < Cq; c++) {\n"
+             "        unsigned char *pl = b + 4 * c * cs;\n"
+             "        for (long i = 0; i < 4 * P * rs; i++)\n"
+             "            pl[i] = pl[4 * (P + H) * rs + i] = fill;\n"
+             "        for (int y = 0; y < H; y++) {\n"
+             "            unsigned char *row = pl + 4 * (y + P) * rs;\n"
+             "            for (int x = 0; x < 4 * P; x++)\n"
+             "                row[x] = row[4 * (P + W) + x] = fill;\n"
+             "        }\n"
+             "    }\n}\n\n",
+             P);
+}
+
 /* The conv building blocks. Every output position gets its bias, then each
  * column in the packed order, then the residual, then the activation: the
  * reference kernels' order, so results agree to the last bit where the
@@ -298,6 +435,8 @@ static void scan_uses(emitter *E)
 static void emit_helpers(emitter *E)
 {
     const char *P = E->pre;
+    if (E->use_q8)
+        emit_q8_helpers(E);
     if (E->use_fill)
         putf(&E->b,
              "static void %s_fill(float *restrict y, long n, float v)\n{\n"
@@ -472,8 +611,8 @@ static int emit_conv_arrays_nm(emitter *E, int i, const pare_step *st)
 {
     const pare_conv_layer *L = &st->conv;
     size_t per = (size_t)L->nm_ngroups * (size_t)L->nm_n, nf = (size_t)L->n_nm;
-    long *iv = malloc(sizeof(long) * (nf * per + nf + (size_t)L->nm_ngroups + 1));
-    float *w = malloc(sizeof(float) * (nf * per + nf + 1));
+    long *iv = calloc(nf * per + nf + (size_t)L->nm_ngroups + 1, sizeof(long));
+    float *w = calloc(nf * per + nf + 1, sizeof(float));
     if (!iv || !w) {
         free(iv);
         free(w);
@@ -515,8 +654,8 @@ static int emit_conv_arrays_pattern(emitter *E, int i, const pare_step *st)
     for (size_t f = 0; f < nf; f++)
         nk += (size_t)L->pf[f].nk;
     size_t ni = 4 * (size_t)L->n_pat + nk + nf + 1, nw = 4 * nk + nf + 1;
-    long *iv = malloc(sizeof(long) * ni);
-    float *w = malloc(sizeof(float) * nw);
+    long *iv = calloc(ni, sizeof(long));
+    float *w = calloc(nw, sizeof(float));
     if (!iv || !w) {
         free(iv);
         free(w);
@@ -979,22 +1118,59 @@ static int pointwise_body(const pare_node *nd, char *body, size_t cap)
                  expr);
         return 1;
     }
+    case PARE_OP_FAKEQUANT: {
+        /* ops/quant.c's forward: the code before clamping (NaN passes), then clamped */
+        char qm[32];
+        if (!float_lit(lo, a->alpha) || !float_lit(hi, a->beta) || a->mode < 1 || a->mode > 16 ||
+            !float_lit(qm, (float)((1 << a->mode) - 1)))
+            return 0;
+        snprintf(body, cap,
+                 "                float q = rintf(a[x] / %s);\n"
+                 "                if (q < -1.0f - %s)\n"
+                 "                    q = -1.0f - %s;\n"
+                 "                if (q > %s + 1.0f - %s)\n"
+                 "                    q = %s + 1.0f - %s;\n"
+                 "                q = q + %s;\n"
+                 "                q = q < 0.0f ? 0.0f : q > %s ? %s : q;\n"
+                 "                out[x] = (q - %s) * %s;\n",
+                 lo, hi, hi, qm, hi, qm, hi, hi, qm, qm, hi, lo);
+        return 1;
+    }
     default:
         return 0;
     }
 }
 
-/* An op step as C when it is pointwise and its input is laid out as its output. */
+/* An op step as C when it is pointwise and its input is laid out as its
+ * output, or its output is the flattened input (a plain vector, filled in
+ * the input's element order). */
 static pare_status emit_op(emitter *E, int i, const pare_step *st)
 {
     const char *P = E->pre;
     const pare_act *dst = &E->p->acts[st->out];
     const pare_act *a = st->n_in == 1 ? &E->p->acts[st->in[0]] : NULL;
-    char body[512];
-    if (!a || a->C != dst->C || a->H != dst->H || a->W != dst->W ||
-        !pointwise_body(&st->op_node, body, sizeof body))
+    char body[1024];
+    int same = a && a->C == dst->C && a->H == dst->H && a->W == dst->W;
+    int flat = a && !same && dst->H == 1 && dst->W == 1 && dst->P == 0 && !a->q8 &&
+               (long)a->C * a->H * a->W == (long)dst->C;
+    if (!(same || flat) || !pointwise_body(&st->op_node, body, sizeof body))
         return pare_fail(PARE_EUNSUPPORTED, "pare compile --emit-c has no C kernel for op %s (layer '%s')",
                          pare_op_get(st->op_node.op)->name, st->name);
+    if (flat) {
+        putf(&E->b,
+             "\nstatic void %s_s%d(void)\n{\n"
+             "    for (int c = 0; c < %d; c++)\n"
+             "        for (int y = 0; y < %d; y++) {\n"
+             "            float *restrict out = %s_arena + %ld + (c * %dL + y) * %d;\n"
+             "            const float *restrict a = %s_arena + %ld + c * %ldL + y * %ldL;\n"
+             "            for (int x = 0; x < %d; x++) {\n"
+             "%s"
+             "            }\n"
+             "        }\n}\n\n",
+             P, i, a->C, a->H, P, act_at(E, st->out, 0, 0, 0), a->H, a->W, P, act_at(E, st->in[0], 0, 0, 0), a->cs,
+             a->rs, a->W, body);
+        return PARE_OK;
+    }
     putf(&E->b,
          "\nstatic void %s_s%d(void)\n{\n"
          "    for (int c = 0; c < %d; c++)\n"
@@ -1123,6 +1299,353 @@ static int emit_fc(emitter *E, int i, const pare_step *st)
     return 0;
 }
 
+/* ---- int8 steps (run.c's int8 loops, kernels/qconv_ref.c's arithmetic) --- */
+
+/* A float as an exact literal (into buf, at least 32 bytes); "0.0f" and a
+ * note in E->bad_float for what C cannot spell. */
+static const char *flit(emitter *E, char *buf, float v)
+{
+    if (!float_lit(buf, v)) {
+        E->bad_float = 1;
+        snprintf(buf, 32, "0.0f");
+    }
+    return buf;
+}
+
+/* The u8 act a as bytes: "(unsigned char *)(arena + base)". */
+static void bytes_of(emitter *E, char *dst, size_t cap, int a)
+{
+    snprintf(dst, cap, "(unsigned char *)(%s_arena + %ld)", E->pre, act_base(E, a));
+}
+
+static int emit_qconv(emitter *E, int i, const pare_step *st)
+{
+    const char *P = E->pre;
+    const pare_qconv_layer *L = &st->qconv;
+    const pare_act *ia = &E->p->acts[st->in[0]], *oa = &E->p->acts[st->out];
+    const pare_act *ra = st->res >= 0 ? &E->p->acts[st->res] : NULL;
+    size_t ncol = 0, nw = 0, nb = 0;
+    for (int g = 0; g < L->n_groups; g++) {
+        ncol += (size_t)L->groups[g].ncols;
+        nw += (size_t)L->groups[g].ncols * (size_t)L->groups[g].rp * 4;
+        nb += (size_t)L->groups[g].rp;
+    }
+    size_t nlong = ncol > nw ? ncol : nw;
+    nlong = nlong > nb ? nlong : nb;
+    if (nlong < (size_t)4 * (size_t)L->n_gather)
+        nlong = (size_t)4 * (size_t)L->n_gather;
+    long *v = calloc(nlong ? nlong : 1, sizeof(long));
+    if (!v)
+        return -1;
+    char nm[64];
+    size_t k = 0;
+    for (int g = 0; g < L->n_groups; g++)
+        for (int c = 0; c < L->groups[g].ncols; c++)
+            v[k++] = L->groups[g].off[c];
+    snprintf(nm, sizeof nm, "s%d_off", i);
+    int_array(E, "int32_t", nm, "per group, its columns' input offsets (dwords)", v, k);
+    k = 0;
+    for (int g = 0; g < L->n_groups; g++)
+        for (size_t e = 0; e < (size_t)L->groups[g].ncols * (size_t)L->groups[g].rp * 4; e++)
+            v[k++] = L->groups[g].w[e];
+    snprintf(nm, sizeof nm, "s%d_w", i);
+    int_array(E, "int8_t", nm, "per group, columns x filters x 4 int8 weights", v, k);
+    k = 0;
+    for (int g = 0; g < L->n_groups; g++)
+        for (int j = 0; j < L->groups[g].rp; j++)
+            v[k++] = L->groups[g].bias[j];
+    snprintf(nm, sizeof nm, "s%d_b", i);
+    int_array(E, "int32_t", nm, "per group, its filters' initial accumulators", v, k);
+    if (L->n_gather > 0) {
+        for (size_t e = 0; e < (size_t)4 * (size_t)L->n_gather; e++)
+            v[e] = L->g_off[e];
+        snprintf(nm, sizeof nm, "s%d_goff", i);
+        int_array(E, "int32_t", nm, "gathered columns: 4 source offsets each (dwords)", v, (size_t)4 * (size_t)L->n_gather);
+        for (size_t e = 0; e < (size_t)4 * (size_t)L->n_gather; e++)
+            v[e] = L->g_sel[e];
+        snprintf(nm, sizeof nm, "s%d_gsel", i);
+        int_array(E, "unsigned char", nm, "gathered columns: 4 source bytes each", v, (size_t)4 * (size_t)L->n_gather);
+    }
+    if (st->wide && st->mask) {
+        size_t nm16 = (size_t)((st->n_pos + PARE_QCONV_CHUNK - 1) / PARE_QCONV_CHUNK);
+        long *mv = realloc(v, sizeof(long) * (nm16 > nlong ? nm16 : (nlong ? nlong : 1)));
+        if (!mv) {
+            free(v);
+            return -1;
+        }
+        v = mv;
+        for (size_t e = 0; e < nm16; e++)
+            v[e] = st->mask[e];
+        snprintf(nm, sizeof nm, "s%d_mask", i);
+        int_array(E, "uint16_t", nm, "per 16 positions, the ones stored", v, nm16);
+    }
+    free(v);
+    snprintf(nm, sizeof nm, "s%d_scale", i);
+    float_array(E, nm, "per filter, the accumulator's scale", L->scale, (size_t)oa->C);
+    snprintf(nm, sizeof nm, "s%d_shift", i);
+    float_array(E, nm, "per filter, the shift after it", L->shift, (size_t)oa->C);
+    putf(&E->b, "static const %s_qgroup %s_s%d_g[%d] = {\n", P, P, i, L->n_groups > 0 ? L->n_groups : 1);
+    size_t ko = 0, kw = 0, kb = 0;
+    for (int g = 0; g < L->n_groups; g++) {
+        const pare_qconv_group *G = &L->groups[g];
+        putf(&E->b, "    {%d, %d, %d, %d, %s_s%d_off + %zu, %s_s%d_w + %zu, %s_s%d_b + %zu},\n", G->o0, G->r, G->rp, G->ncols,
+             P, i, ko, P, i, kw, P, i, kb);
+        ko += (size_t)G->ncols;
+        kw += (size_t)G->ncols * (size_t)G->rp * 4;
+        kb += (size_t)G->rp;
+    }
+    if (L->n_groups == 0)
+        put(&E->b, "    {0, 0, 1, 0, 0, 0, 0},\n");
+    put(&E->b, "};\n");
+    char in[160], out[160], res[160], mask[96], lo[32], hi[32], rsc[32];
+    bytes_of(E, in, sizeof in, st->in[0]);
+    if (st->q_out8)
+        bytes_of(E, out, sizeof out, st->out);
+    if (ra)
+        snprintf(res, sizeof res, "%s_arena + %ld + %ld", P, act_base(E, st->res), st->res_base);
+    if (st->wide && st->mask)
+        snprintf(mask, sizeof mask, "%s_s%d_mask", P, i);
+    putf(&E->b,
+         "\nstatic void %s_s%d(void)\n{\n"
+         "    %s_qio io = {0};\n"
+         "    io.in = %s + %ld;\n",
+         P, i, P, in, 4 * st->in_base);
+    if (st->q_out8)
+        putf(&E->b, "    io.out8 = %s + %ld;\n", out, 4 * st->out_base);
+    else
+        putf(&E->b, "    io.outf = %s_arena + %ld + %ld;\n", P, act_base(E, st->out), st->out_base);
+    putf(&E->b,
+         "    io.out_cs = %ld;\n"
+         "    io.res = %s;\n"
+         "    io.res_cs = %ld;\n"
+         "    io.res_scale = %s;\n"
+         "    io.n = %ld;\n"
+         "    io.mask = %s;\n"
+         "    io.act = %d;\n"
+         "    io.zp = %d;\n"
+         "    io.lo = %s;\n"
+         "    io.hi = %s;\n"
+         "    io.scale = %s_s%d_scale;\n"
+         "    io.shift = %s_s%d_shift;\n",
+         oa->cs, ra ? res : "0", ra ? ra->cs : 0L, flit(E, rsc, st->q_res_scale), st->n_pos,
+         st->wide && st->mask ? mask : "0", st->act, (int)st->q_zp, flit(E, lo, st->q_lo), flit(E, hi, st->q_hi), P, i,
+         P, i);
+    if (L->n_gather > 0) {
+        putf(&E->b,
+             "    for (long q0 = 0; q0 < %ld; q0 += %d) {\n"
+             "        const long len = %ld - q0 < %d ? %ld - q0 : %d;\n"
+             "        %s_qio t = io;\n"
+             "        %s_qgather(%s_qbuf, %d, io.in + 4 * q0, %s_s%d_goff, %s_s%d_gsel, %d, (len + 15) / 16 * 16);\n"
+             "        t.in = %s_qbuf;\n"
+             "        if (t.out8)\n"
+             "            t.out8 += 4 * q0;\n"
+             "        else\n"
+             "            t.outf += q0;\n"
+             "        if (t.res)\n"
+             "            t.res += q0;\n"
+             "        if (t.mask)\n"
+             "            t.mask += q0 / 16;\n"
+             "        t.n -= q0;\n"
+             "        %s_qconv(&t, %s_s%d_g, %d, 0, len);\n"
+             "    }\n}\n\n",
+             st->n_pos, PARE_QCONV_TILE, st->n_pos, PARE_QCONV_TILE, st->n_pos, PARE_QCONV_TILE, P, P, P,
+             PARE_QCONV_TILE, P, i, P, i, L->n_gather, P, P, P, i, L->n_groups);
+        return 0;
+    }
+    if (!st->rows_mode) {
+        putf(&E->b, "    %s_qconv(&io, %s_s%d_g, %d, 0, %ld);\n}\n\n", P, P, i, L->n_groups, st->n_pos);
+        return 0;
+    }
+    putf(&E->b,
+         "    for (long row = 0; row < %d; row++) {\n"
+         "        %s_qio t = io;\n"
+         "        t.in += 4 * row * %ld;\n"
+         "        if (t.out8)\n"
+         "            t.out8 += 4 * row * %ld;\n"
+         "        else\n"
+         "            t.outf += row * %ld;\n"
+         "        if (t.res)\n"
+         "            t.res += row * %ld;\n"
+         "        %s_qconv(&t, %s_s%d_g, %d, 0, %ld);\n"
+         "    }\n}\n\n",
+         oa->H, P, ia->rs, oa->rs, oa->rs, ra ? ra->rs : 0L, P, P, i, L->n_groups, st->n_pos);
+    return 0;
+}
+
+static int emit_qfc(emitter *E, int i, const pare_step *st)
+{
+    const char *P = E->pre;
+    const pare_qfc *F = &st->qfc;
+    int blocks = (F->out + 15) / 16;
+    size_t nw = (size_t)blocks * (size_t)F->in4 * 64, nb = (size_t)blocks * 16;
+    long *v = calloc(nw > nb ? nw : nb, sizeof(long));
+    if (!v)
+        return -1;
+    char nm[64];
+    for (size_t e = 0; e < nw; e++)
+        v[e] = F->w[e];
+    snprintf(nm, sizeof nm, "s%d_w", i);
+    int_array(E, "int8_t", nm, "[blocks of 16 outputs][input dwords][16][4] int8 weights", v, nw);
+    for (size_t e = 0; e < nb; e++)
+        v[e] = F->bias[e];
+    snprintf(nm, sizeof nm, "s%d_b", i);
+    int_array(E, "int32_t", nm, "per output, the initial accumulator", v, nb);
+    free(v);
+    snprintf(nm, sizeof nm, "s%d_scale", i);
+    float_array(E, nm, "per output, the accumulator's scale", F->scale, (size_t)F->out);
+    snprintf(nm, sizeof nm, "s%d_shift", i);
+    float_array(E, nm, "per output, the shift after it", F->shift, (size_t)F->out);
+    char x[160];
+    bytes_of(E, x, sizeof x, st->in[0]);
+    putf(&E->b,
+         "\nstatic void %s_s%d(void)\n{\n"
+         "    const unsigned char *x = %s;\n"
+         "    float *y = %s_arena + %ld;\n"
+         "    for (int o = 0; o < %d; o++) {\n"
+         "        const int blk = o / 16, j = o %% 16;\n"
+         "        int32_t acc = %s_s%d_b[o];\n"
+         "        float f;\n"
+         "        for (long k = 0; k < %d; k++) {\n"
+         "            const int8_t *w = %s_s%d_w + (((long)blk * %d + k) * 16 + j) * 4;\n"
+         "            for (int b = 0; b < 4; b++)\n"
+         "                acc += (int32_t)x[4 * k + b] * (int32_t)w[b];\n"
+         "        }\n"
+         "        f = fmaf((float)acc, %s_s%d_scale[o], %s_s%d_shift[o]);\n",
+         P, i, x, P, act_base(E, st->out), F->out, P, i, F->in4, P, i, F->in4, P, i, P, i);
+    if (st->act >= 1)
+        putf(&E->b, "        f = %s_qmax(f, 0.0f);\n", P);
+    if (st->act == 2)
+        putf(&E->b, "        f = %s_qmin(f, 6.0f);\n", P);
+    put(&E->b, "        y[o] = f;\n    }\n}\n\n");
+    return 0;
+}
+
+static void emit_quant(emitter *E, int i, const pare_step *st)
+{
+    const char *P = E->pre;
+    const pare_act *src = &E->p->acts[st->in[0]], *dst = &E->p->acts[st->out];
+    char sc[32], zp[32], qm[32], out[160];
+    flit(E, sc, st->q_scale);
+    flit(E, zp, st->q_zpf);
+    flit(E, qm, st->q_qmax);
+    bytes_of(E, out, sizeof out, st->out);
+    if (src->C == dst->C && src->H == dst->H && src->W == dst->W) {
+        /* C4: byte b of quad kq's dword is channel 4 kq + b, the zero point past C */
+        putf(&E->b,
+             "\nstatic void %s_s%d(void)\n{\n"
+             "    unsigned char *o = %s;\n"
+             "    for (int kq = 0; kq < %d; kq++)\n"
+             "        for (int y = 0; y < %d; y++)\n"
+             "            for (int x = 0; x < %d; x++)\n"
+             "                for (int b = 0; b < 4; b++) {\n"
+             "                    const int c = 4 * kq + b;\n"
+             "                    o[4 * (kq * %ldL + (y + %d) * %ldL + x + %d) + b] =\n"
+             "                        c < %d ? %s_qcode(%s_arena[%ldL + c * %ldL + y * %ldL + x], %s, %s, %s)\n"
+             "                               : (unsigned char)%d;\n"
+             "                }\n}\n\n",
+             P, i, out, (dst->C + 3) / 4, dst->H, dst->W, dst->cs, dst->P, dst->rs, dst->P, src->C, P, P,
+             act_at(E, st->in[0], 0, 0, 0), src->cs, src->rs, sc, zp, qm, (int)st->q_zpf);
+        return;
+    }
+    /* a flattened vector: one code a value, padded to a whole dword */
+    long n = (long)src->C * src->H * src->W;
+    putf(&E->b,
+         "\nstatic void %s_s%d(void)\n{\n"
+         "    unsigned char *o = %s;\n"
+         "    long i = 0;\n"
+         "    for (int c = 0; c < %d; c++)\n"
+         "        for (int y = 0; y < %d; y++)\n"
+         "            for (int x = 0; x < %d; x++, i++)\n"
+         "                o[i] = %s_qcode(%s_arena[%ldL + c * %ldL + y * %ldL + x], %s, %s, %s);\n"
+         "    for (; i < %ld; i++)\n"
+         "        o[i] = (unsigned char)%d;\n}\n\n",
+         P, i, out, src->C, src->H, src->W, P, P, act_at(E, st->in[0], 0, 0, 0), src->cs, src->rs, sc, zp, qm,
+         (n + 3) / 4 * 4, (int)st->q_zpf);
+}
+
+/* A fakequant on floats, as the op computes it (kernels/qconv_ref.c). */
+static void emit_fq(emitter *E, int i, const pare_step *st)
+{
+    const char *P = E->pre;
+    const pare_act *src = &E->p->acts[st->in[0]], *dst = &E->p->acts[st->out];
+    char sc[32], zp[32], qm[32];
+    flit(E, sc, st->q_scale);
+    flit(E, zp, st->q_zpf);
+    flit(E, qm, st->q_qmax);
+    putf(&E->b,
+         "\nstatic void %s_s%d(void)\n{\n"
+         "    const float s = %s, zp = %s, qmax = %s;\n"
+         "    for (int c = 0; c < %d; c++)\n"
+         "        for (int y = 0; y < %d; y++)\n"
+         "            for (int x = 0; x < %d; x++) {\n"
+         "                float q = rintf(%s_arena[%ldL + c * %ldL + y * %ldL + x] / s);\n"
+         "                if (q < -1.0f - zp)\n"
+         "                    q = -1.0f - zp;\n"
+         "                if (q > qmax + 1.0f - zp)\n"
+         "                    q = qmax + 1.0f - zp;\n"
+         "                q = q + zp;\n"
+         "                q = q < 0.0f ? 0.0f : q > qmax ? qmax : q;\n"
+         "                %s_arena[%ldL + c * %ldL + y * %ldL + x] = (q - zp) * s;\n"
+         "            }\n}\n\n",
+         P, i, sc, zp, qm, dst->C, dst->H, dst->W, P, act_at(E, st->in[0], 0, 0, 0), src->cs, src->rs, P,
+         act_at(E, st->out, 0, 0, 0), dst->cs, dst->rs);
+}
+
+/* Max pool on codes, bytewise; windows read through the input's halo of code 0. */
+static void emit_qmaxpool(emitter *E, int i, const pare_step *st)
+{
+    const char *P = E->pre;
+    const pare_act *src = &E->p->acts[st->in[0]], *dst = &E->p->acts[st->out];
+    char in[160], out[160];
+    bytes_of(E, in, sizeof in, st->in[0]);
+    bytes_of(E, out, sizeof out, st->out);
+    putf(&E->b,
+         "\nstatic void %s_s%d(void)\n{\n"
+         "    const unsigned char *s = %s;\n"
+         "    unsigned char *d = %s;\n"
+         "    for (int kq = 0; kq < %d; kq++)\n"
+         "        for (int y = 0; y < %d; y++)\n"
+         "            for (int x = 0; x < %d; x++)\n"
+         "                for (int b = 0; b < 4; b++) {\n"
+         "                    unsigned char m = 0;\n"
+         "                    for (int i = 0; i < %d; i++)\n"
+         "                        for (int j = 0; j < %d; j++) {\n"
+         "                            const unsigned char v = s[4 * (kq * %ldL + (y * %d - %d + i + %d) * %ldL + x * %d - %d + j + %d) + b];\n"
+         "                            m = v > m ? v : m;\n"
+         "                        }\n"
+         "                    d[4 * (kq * %ldL + (y + %d) * %ldL + x + %d) + b] = m;\n"
+         "                }\n}\n\n",
+         P, i, in, out, (dst->C + 3) / 4, dst->H, dst->W, st->k[0], st->k[1], src->cs, st->s[0], st->pad[0], src->P,
+         src->rs, st->s[1], st->pad[1], src->P, dst->cs, dst->P, dst->rs, dst->P);
+}
+
+/* Space-to-depth of a u8 act: dwords of 4 codes, the fill code past the input. */
+static void emit_phases_q8(emitter *E, int i, const pare_step *st)
+{
+    const char *P = E->pre;
+    const pare_act *src = &E->p->acts[st->in[0]], *dst = &E->p->acts[st->out];
+    int planes = (src->C + 3) / 4;
+    char in[160], out[160];
+    bytes_of(E, in, sizeof in, st->in[0]);
+    bytes_of(E, out, sizeof out, st->out);
+    putf(&E->b,
+         "\nstatic void %s_s%d(void)\n{\n"
+         "    const unsigned char *s = %s;\n"
+         "    unsigned char *d = %s;\n"
+         "    for (int cc = 0; cc < %d; cc++) {\n"
+         "        const int ph = cc / %d, k = cc %% %d, a = ph / %d, b = ph %% %d;\n"
+         "        for (int y = 0; y < %d; y++)\n"
+         "            for (int x = 0; x < %d; x++) {\n"
+         "                const int sy = y * %d + a, sx = x * %d + b;\n"
+         "                for (int e = 0; e < 4; e++)\n"
+         "                    d[4 * (cc * %ldL + (y + %d) * %ldL + x + %d) + e] =\n"
+         "                        sy < %d && sx < %d ? s[4 * (k * %ldL + (sy + %d) * %ldL + sx + %d) + e] : (unsigned char)%u;\n"
+         "            }\n"
+         "    }\n}\n\n",
+         P, i, in, out, planes * st->sh * st->sw, planes, planes, st->sw, st->sw, dst->H, dst->W, st->sh, st->sw,
+         dst->cs, dst->P, dst->rs, dst->P, src->H, src->W, src->cs, src->P, src->rs, src->P, (unsigned)src->fill);
+}
+
 /* ---- the file ------------------------------------------------------------- */
 
 static void emit_header(emitter *E)
@@ -1134,7 +1657,7 @@ static void emit_header(emitter *E)
         up[k] = E->pre[k] >= 'a' && E->pre[k] <= 'z' ? (char)(E->pre[k] - 'a' + 'A') : E->pre[k];
     up[k] = 0;
     safe_name(name, sizeof name, p->name);
-    int kinds[PARE_CK__COUNT] = {0}, fc_dense = 0, fc_csr = 0, other = 0;
+    int kinds[PARE_CK__COUNT] = {0}, fc_dense = 0, fc_csr = 0, qconv = 0, qfc = 0, other = 0;
     double macs = 0, dense = 0;
     for (int i = 0; i < p->n_steps; i++) {
         const pare_step *st = &p->steps[i];
@@ -1142,6 +1665,10 @@ static void emit_header(emitter *E)
             kinds[st->ck]++;
         else if (st->kind == PARE_STEP_FC)
             *(st->fc_sparse ? &fc_csr : &fc_dense) += 1;
+        else if (st->kind == PARE_STEP_QCONV)
+            qconv++;
+        else if (st->kind == PARE_STEP_QFC)
+            qfc++;
         else
             other++;
         macs += st->macs;
@@ -1162,7 +1689,7 @@ static void emit_header(emitter *E)
         put(&E->b, "none");
     putf(&E->b,
          "; linear layers %d dense, %d CSR;\n"
-         " * %d other steps. %.0f multiply-adds per sample (dense: %.0f);\n"
+         " * int8: %d convs, %d linear layers; %d other steps. %.0f multiply-adds per sample (dense: %.0f);\n"
          " * %zu packed weight bytes; one static arena of %zu floats.\n"
          " * Every array keeps the packed sparse format the engine chose, floats as\n"
          " * exact hex literals; sums run in the reference kernels' order.\n"
@@ -1171,15 +1698,18 @@ static void emit_header(emitter *E)
          " *     #define %s_IN_SIZE %ld\n"
          " *     #define %s_OUT_SIZE %d\n"
          " *     void %s_run(const float *in, float *out);\n"
-         " * Needs only a C99 compiler: no malloc, no libm. Not reentrant: the\n"
+         " * Needs only a C99 compiler: no malloc%s. Not reentrant: the\n"
          " * activations live in the static arena, so use one thread at a time. */\n"
-         "#include <stdint.h>\n\n"
+         "%s#include <stdint.h>\n\n"
          "#define %s_IN_SIZE %ld\n"
          "#define %s_OUT_SIZE %d\n\n"
          "void %s_run(const float *in, float *out);\n\n",
-         fc_dense, fc_csr, other, macs, dense, p->weight_bytes, p->arena_floats + 2 * FRONT, up,
-         (long)p->in_c * p->in_h * p->in_w, up, p->out_n, E->pre, up, (long)p->in_c * p->in_h * p->in_w, up,
-         p->out_n, E->pre);
+         fc_dense, fc_csr, qconv, qfc, other, macs, dense, p->weight_bytes, p->arena_floats + 2 * FRONT, up,
+         (long)p->in_c * p->in_h * p->in_w, up, p->out_n, E->pre,
+         E->use_q8 ? ";\n * libm (rintf, fmaf) for its int8 layers, computed as the engine's\n"
+                     " * reference kernels do, bit for bit (link with -lm)"
+                   : ", no libm",
+         E->use_q8 ? "#include <math.h>\n" : "", up, (long)p->in_c * p->in_h * p->in_w, up, p->out_n, E->pre);
     putf(&E->b, "static float %s_arena[%zu];\n\n", E->pre, p->arena_floats + 2 * FRONT);
 }
 
@@ -1229,7 +1759,22 @@ static pare_status emit_step(emitter *E, int i)
     case PARE_STEP_CONV:
         return emit_conv(E, i, st);
     case PARE_STEP_PHASES:
-        emit_phases(E, i, st);
+        if (E->p->acts[st->in[0]].q8)
+            emit_phases_q8(E, i, st);
+        else
+            emit_phases(E, i, st);
+        break;
+    case PARE_STEP_QCONV:
+        r = emit_qconv(E, i, st);
+        break;
+    case PARE_STEP_QFC:
+        r = emit_qfc(E, i, st);
+        break;
+    case PARE_STEP_QUANT:
+        emit_quant(E, i, st);
+        break;
+    case PARE_STEP_QMAXPOOL:
+        emit_qmaxpool(E, i, st);
         break;
     case PARE_STEP_FC:
         r = emit_fc(E, i, st);
@@ -1258,10 +1803,8 @@ static pare_status emit_step(emitter *E, int i)
     case PARE_STEP_OP:
         return emit_op(E, i, st);
     case PARE_STEP_FQ:
-        return pare_fail(PARE_EUNSUPPORTED,
-                         "layer %s: emitted C does not compute fakequant nodes yet: compile the model with its "
-                         "quantization skipped (float32 plan option 2) to emit it",
-                         st->name);
+        emit_fq(E, i, st);
+        break;
     default:
         return pare_fail(PARE_EUNSUPPORTED, "step %d (%s): emitted C has no code for its kind", i, st->name);
     }
@@ -1279,11 +1822,6 @@ pare_status pare_plan_emit_c(const pare_plan *p, const char *path, const char *p
                          "the prefix \"%s\" is not a C identifier: up to %d letters, digits and '_', beginning with a "
                          "letter",
                          prefix ? prefix : "(null)", MAX_PREFIX);
-    if (p->int8_layers > 0)
-        return pare_fail(PARE_EUNSUPPORTED,
-                         "plan %s runs %d layers in int8, which emitted C does not support yet: compile the model "
-                         "with its quantization skipped (float32 plan option 2) to emit it",
-                         p->name, p->int8_layers);
     const pare_act *ia = &p->acts[p->input_act], *oa = &p->acts[p->output_act];
     if (ia->C != p->in_c || ia->H != p->in_h || ia->W != p->in_w || (long)oa->C * oa->H * oa->W != p->out_n)
         return pare_fail(PARE_EUNSUPPORTED, "plan %s: its input or output buffer does not match its declared sizes",

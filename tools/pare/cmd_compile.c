@@ -21,8 +21,9 @@ int cmd_compile(int argc, char **argv)
     cli_cmd cmd = {"compile", "MODEL.pare [--emit-c FILE.c] [options]",
                    "Compiles a model for inference and prints the plan: the kernel each step runs and its work.\n"
                    "--emit-c writes the plan as one C file (weights as static arrays in their packed sparse\n"
-                   "formats, one function per step, a static arena, no malloc, nothing beyond the C library's\n"
-                   "headers) exposing NAME_run(const float *in, float *out); `cc -O2` builds it.",
+                   "formats, int8 layers as their codes, one function per step, a static arena, no malloc,\n"
+                   "nothing beyond the C library's headers and, for int8 layers, libm) exposing\n"
+                   "NAME_run(const float *in, float *out); `cc -O2` builds it (add -lm for an int8 model).",
                    opts, (int)(sizeof opts / sizeof opts[0]), 1, 1};
     const char *pos[1];
     int npos;
