@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compress/quant.h"
 #include "core/cpu.h"
 #include "core/rng.h"
 #include "engine/engine.h"
@@ -384,9 +385,23 @@ PARE_TEST(engine_int8_float_modes_and_fallbacks)
     if (p)
         CHECK_OK(pare_plan_emit_c(p, pare_test_path("m.c"), "m"));
     pare_plan_free(p);
-    /* a weight off its grid: that layer runs in float32, the rest in int8 */
+    /* code -128 (PyTorch's per-channel weights use it): still int8, and equal
+     * to the simulation */
     int v = pare_graph_find_node(q, "layer2.1.a.conv");
     CHECK(v >= 0);
+    if (v >= 0) {
+        pare_param *wp = &q->params[pare_graph_node_param(q, v, PARE_ROLE_WEIGHT)];
+        size_t per = wp->t->n / (size_t)wp->t->dims[0];
+        for (int c = 0; c < wp->t->dims[0]; c += 3)
+            wp->t->data[(size_t)c * per + 7] = -128.0f * wp->q.scale[c];
+        pare_plan_info ii;
+        float *yo = plan_out(q, &o, -1, x, 2, &ii);
+        CHECKF(ii.int8_layers == convs_and_linears(q), "code -128: %d int8 layers", ii.int8_layers);
+        CHECK_OK(pare_graph_forward(q, x, 2, sim, 1));
+        CHECKF(yo && rel_err(yo, sim, on) < 1e-3, "code -128: relative error %g", yo ? rel_err(yo, sim, on) : -1.0);
+        free(yo);
+    }
+    /* a weight off its grid: that layer runs in float32, the rest in int8 */
     if (v >= 0) {
         pare_param *wp = &q->params[pare_graph_node_param(q, v, PARE_ROLE_WEIGHT)];
         wp->t->data[5] = nextafterf(wp->t->data[5], 1e9f);

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "compress/quant.h"
 #include "core/fsio.h"
 #include "graph/graph.h"
 #include "io/onnx.h"
@@ -1718,19 +1719,66 @@ static void qdq_ranges_case(void)
     pare_graph_free(g);
 }
 
+/* PyTorch's QAT order, a fakequant then a ReLU then a Flatten, comes in as
+ * ReLU, Flatten, fakequant (exact: 0 is a code), so the layers around run in
+ * int8; a fakequant with another reader stays where it is. */
+static void qdq_relu_flatten_case(void)
+{
+    static const int64_t dx[] = {-1, 2, 3, 3};
+    for (int shared = 0; shared <= 1; shared++) {
+        mb *b = mb_new(13);
+        mb_input(b, "x", 4, dx);
+        mb_scalar_f(b, "s", 0.1f);
+        mb_scalar_q(b, "z", 3, -3);
+        mb_node(b, "QuantizeLinear", "q", "x,s,z", "c");
+        mb_node(b, "DequantizeLinear", "fq", "c,s,z", "d");
+        mb_node(b, "Relu", "r", "d", "r");
+        if (shared) {
+            mb_node(b, "Add", "add", "r,d", "y");
+        } else {
+            mb_node(b, "Flatten", "fl", "r", "y");
+        }
+        mb_output(b, "y");
+        pare_graph *g = NULL;
+        CHECK_OK(mb_load(b, &g));
+        mb_free(b);
+        if (!g)
+            continue;
+        const char *want = shared ? "input fakequant relu add" : "input relu flatten fakequant";
+        CHECKF(!strcmp(ops_of(g), want), "ops: %s, not %s", ops_of(g), want);
+        CHECK(fq_is(g, "fq", 0.1f, 125, 8));
+        float x[36], y[36];
+        for (int k = 0; k < 36; k++)
+            x[k] = -1.9f + 0.11f * (float)k;
+        x[5] = 0.05f; /* a tie */
+        x[6] = -0.0f;
+        CHECK_OK(pare_graph_forward(g, x, 2, y, 1));
+        int same = 1;
+        for (int k = 0; k < 36; k++) {
+            float d = qdq_ref(x[k], 0.1f, -3, -128, 127), r = d < 0.0f ? 0.0f : d, want_y = shared ? r + d : r;
+            same &= !memcmp(&want_y, &y[k], sizeof want_y);
+        }
+        CHECKF(same, "%s: the outputs differ from ONNX's arithmetic", want);
+        pare_graph_free(g);
+    }
+}
+
 /* MatMul by a [K, M] weight quantized along axis 1 (the outputs) with the Add
  * of an int32 bias: pare's weight is [M, K], quantized along axis 0. A weight
- * quantized per tensor is scheme 1. Codes pare's int8 does not use (-128, a
- * zero point) keep their values and come in as float. */
+ * quantized per tensor is scheme 1. A code of -128 (PyTorch's per-channel
+ * weights have them) is pare's too; a zero point is not: that weight keeps
+ * its values and comes in as float. */
 static void qdq_matmul_case(void)
 {
-    for (int variant = 0; variant < 3; variant++) {
+    for (int variant = 0; variant < 4; variant++) {
         mb *b = mb_new(13);
         static const int64_t d3[] = {3}, dw[] = {4, 3};
         const float ws[3] = {0.5f, 0.25f, 0.125f};
         int32_t wc[12] = {1, 2, 3, -4, -5, -6, 7, 8, 9, 127, -127, 0}, z3[3] = {0, 0, 0};
         if (variant == 2)
             wc[4] = -128;
+        if (variant == 3)
+            z3[1] = 1;
         const int32_t bc[3] = {4, -8, 16};
         mb_input(b, "x", 2, D_N4);
         mb_init_q(b, "Wq", 3, 2, dw, wc);
@@ -1759,13 +1807,15 @@ static void qdq_matmul_case(void)
             continue;
         for (int o = 0; o < 3; o++)
             for (int k = 0; k < 4; k++)
-                CHECK(w->t->data[o * 4 + k] == (variant == 1 ? 0.5f : ws[o]) * (float)wc[k * 3 + o]);
-        if (variant == 0)
+                CHECK(w->t->data[o * 4 + k] == (variant == 1 ? 0.5f : ws[o]) * (float)(wc[k * 3 + o] - z3[o]));
+        if (variant == 0 || variant == 2)
             CHECK(w->q.bits == 8 && w->q.scheme == 2 && w->q.axis == 0 && w->q.n == 3 &&
                   !memcmp(w->q.scale, ws, sizeof ws));
+        if (variant == 2)
+            CHECK(w->t->data[1 * 4 + 1] == -128.0f * ws[1] && pare_quant_on_grid(w) == 1);
         if (variant == 1)
             CHECK(w->q.bits == 8 && w->q.scheme == 1 && w->q.n == 1 && w->q.scale[0] == 0.5f);
-        if (variant == 2)
+        if (variant == 3)
             CHECK(w->q.bits == 0 && w->q.scheme == 0);
         CHECK(bias->q.bits == 32 && bias->q.scheme == 2 && bias->t->data[1] == -8.0f * 0.25f);
         pare_graph_free(g);
@@ -1938,6 +1988,7 @@ static void body_onnx_import_qdq(void)
     qdq_gemm_case();
     qdq_ranges_case();
     qdq_matmul_case();
+    qdq_relu_flatten_case();
     qdq_input_case();
     qdq_opset10_case();
     qdq_refusals_case();

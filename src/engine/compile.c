@@ -1142,7 +1142,8 @@ static int weight_codes(const pare_param *wp, int O, size_t K, int8_t *codes, fl
         return 0;
     if (wp->t->n != (size_t)O * K)
         return 0;
-    float wmax = q->bits <= 2 ? 1.0f : (float)((1 << (q->bits - 1)) - 1);
+    /* codes -2^(bits-1) .. 2^(bits-1) - 1 (graph.h), -1 .. 1 at 1 and 2 bits */
+    float wmax = q->bits <= 2 ? 1.0f : (float)((1 << (q->bits - 1)) - 1), wmin = q->bits <= 2 ? -1.0f : -wmax - 1.0f;
     for (int o = 0; o < O; o++) {
         int k = q->scheme == 1 ? 0 : o;
         float s = q->scale[k];
@@ -1152,7 +1153,7 @@ static int weight_codes(const pare_param *wp, int O, size_t K, int8_t *codes, fl
         int64_t mag = 0;
         for (size_t i = 0; i < K; i++) {
             float w = wp->t->data[(size_t)o * K + i], c = rintf(w / s);
-            if (!(fabsf(c) <= wmax) || s * c != w)
+            if (!(c >= wmin && c <= wmax) || s * c != w)
                 return 0;
             if (codes)
                 codes[(size_t)o * K + i] = (int8_t)c;

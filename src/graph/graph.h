@@ -93,8 +93,10 @@ typedef enum pare_param_role {
 /* Quantization parameters of a tensor; bits == 0 means float. The tensor's
  * float values are always the dequantized ones, exactly: for schemes 1 and 2,
  * value = scale[c] * (code - zero_point[c]) computed in float with an integer
- * code in the bits' range (weights: symmetric, zero point 0, codes in
- * [-(2^(bits-1) - 1), 2^(bits-1) - 1], bits 1 meaning codes -1 and +1); for
+ * code in the bits' range (weights: zero point 0, codes in [-2^(bits-1),
+ * 2^(bits-1) - 1] for 3 bits and more, -1 to 1 for 2 bits, -1 and +1 for 1 bit;
+ * pare's own quantizers are symmetric and leave out -2^(bits-1), which
+ * PyTorch's per-channel weights use); for
  * scheme 3 (weight sharing) every run of d consecutive values (along the last
  * axis) is one of the k rows of the codebook, bits = ceil(log2 k); for
  * scheme 4 (SmartExchange, W = Ce B) the tensor's runs of d values are rows of

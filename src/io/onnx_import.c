@@ -1237,6 +1237,49 @@ static void imp_free(onnx_imp *m)
     free(m->un);
 }
 
+/* A fakequant read only by a ReLU or a Flatten (PyTorch's QAT export: conv,
+ * its output's fakequant, the ReLU, then the Flatten before a linear layer)
+ * trades places with it: with 0 <= zero point <= top code, 0 is a code, so
+ * relu(fq(x)) = fq(relu(x)) for every x, bit for bit (a negative x gives
+ * +0.0 either way, a NaN stays NaN), and a pointwise op commutes with a
+ * reshape. The ReLU then fuses into the conv before it, and the next conv or
+ * linear layer reads a fakequant's output, which is what lets them run in
+ * int8. One pass moves a fakequant past a ReLU and then a Flatten; a Flatten
+ * only after a ReLU, so pare's own exports (a fakequant after a pooling,
+ * then the Flatten) come back as they went out. */
+static void relu_before_fakequant(pare_graph *g)
+{
+    for (int b = 1; b < g->n_nodes; b++) {
+        pare_node *r = &g->nodes[b];
+        if ((r->op != PARE_OP_RELU && r->op != PARE_OP_FLATTEN) || r->n_in != 1)
+            continue;
+        int a = r->in[0];
+        pare_node *f = &g->nodes[a];
+        if (r->op == PARE_OP_FLATTEN && (f->n_in != 1 || g->nodes[f->in[0]].op != PARE_OP_RELU))
+            continue;
+        float top = (float)((1 << (f->a.mode >= 1 && f->a.mode <= 16 ? f->a.mode : 1)) - 1);
+        if (f->op != PARE_OP_FAKEQUANT || f->n_in != 1 || a == g->output || f->a.mode < 1 || f->a.mode > 16 ||
+            !(f->a.beta >= 0.0f && f->a.beta <= top) || f->a.beta != rintf(f->a.beta))
+            continue;
+        int users = 0;
+        for (int u = a + 1; u < g->n_nodes; u++)
+            for (int k = 0; k < g->nodes[u].n_in; k++)
+                users += g->nodes[u].in[k] == a;
+        if (users != 1)
+            continue;
+        pare_op_type op = f->op;
+        pare_attrs at = f->a;
+        char *name = f->name;
+        f->op = r->op;
+        f->a = r->a;
+        f->name = r->name;
+        f->out = r->out;
+        r->op = op;
+        r->a = at;
+        r->name = name;
+    }
+}
+
 static pare_status translate(onnx_imp *m)
 {
     pare_status s = check_model(m);
@@ -1266,6 +1309,8 @@ static pare_status translate(onnx_imp *m)
     s = finish_output(m);
     if (s == PARE_OK)
         s = set_names_and_meta(m);
+    if (s == PARE_OK)
+        relu_before_fakequant(m->g);
     /* Whatever the import makes, pare can save. */
     if (s == PARE_OK && (s = pare_file_check_graph(m->g)) != PARE_OK)
         pare_error_prefix("%s", m->what);

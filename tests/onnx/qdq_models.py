@@ -198,14 +198,14 @@ def torch_qat(out):
                           dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
     x.numpy().astype(np.float32).tofile(os.path.join(out, "torch_qat.in.bin"))
     y.numpy().astype(np.float32).tofile(os.path.join(out, "torch_qat.out.bin"))
-    # pare's int8 weights use codes -127..127: a weight PyTorch rounds to -128 somewhere
-    # comes in as float values (exact) without qparams.
+    # pare's int8 weights take codes -128..127, as PyTorch's per-channel ones: every
+    # weight comes with its qparams (a PyTorch weight rounds to -128 in some channel).
     qp = 0
     for m in (net.c1, net.c2, net.fc):
         fq = m.weight_fake_quant
         s = fq.scale.reshape((-1,) + (1,) * (m.weight.dim() - 1))
         codes = torch.clamp(torch.round(m.weight / s), -128, 127)
-        qp += int(codes.min() >= -127)
+        qp += int(codes.min() >= -128 and codes.max() <= 127)
     step = float(net.fc.activation_post_process.scale)
     # PyTorch multiplies by 1 / scale where ONNX divides, and sums convolutions in
     # another order: a code at a tie may land one step apart.
