@@ -485,6 +485,31 @@ PARE_TEST(emit_bitwise_at_ref)
     pare_isa_override(saved);
 }
 
+/* Emits p (freed) as tag.c and compiles it with cc -std=c11 and, when there
+ * is clang, clang -std=c99 and -std=c11 (its front end alone: it warns
+ * without generating code); the text is returned (free it) for more checks. */
+static char *emit_other_ccs(pare_plan *p, const char *tag, int clang)
+{
+    char src[1024], obj[1024], log[1024], cmd[4096];
+    snprintf(src, sizeof src, "%s.c", pare_test_path(tag));
+    snprintf(obj, sizeof obj, "%s.o", pare_test_path(tag));
+    snprintf(log, sizeof log, "%s.log", pare_test_path(tag));
+    CHECK_OK(pare_plan_emit_c(p, src, tag));
+    pare_plan_free(p);
+    uint8_t *text = NULL;
+    size_t len = 0;
+    if (pare_read_file(src, (size_t)1 << 28, &text, &len) != PARE_OK)
+        text = NULL;
+    snprintf(cmd, sizeof cmd, "cc -std=c11 %s -c '%s' -o '%s' > '%s' 2>&1", STRICT, src, obj, log);
+    CHECKF(sh(cmd, log), "%s: cc -std=c11 fails", tag);
+    static const int stds[2] = {99, 11};
+    for (int k = 0; clang && k < 2; k++) {
+        snprintf(cmd, sizeof cmd, "clang -std=c%d %s -fsyntax-only '%s' > '%s' 2>&1", stds[k], STRICT, src, log);
+        CHECKF(sh(cmd, log), "%s: clang -std=c%d fails", tag, stds[k]);
+    }
+    return (char *)text;
+}
+
 PARE_TEST(emit_other_compilers)
 {
     if (!have_cc())
@@ -505,30 +530,10 @@ PARE_TEST(emit_other_compilers)
         pare_graph *g = odd_graph(schemes[k]);
         CHECK_OK(pare_plan_new(g, &o, &p));
         pare_graph_free(g);
-        if (!p)
-            continue;
-        char src[1024], obj[1024], log[1024], cmd[4096];
-        snprintf(src, sizeof src, "%s.c", pare_test_path(tags[k]));
-        snprintf(obj, sizeof obj, "%s.o", pare_test_path(tags[k]));
-        snprintf(log, sizeof log, "%s.log", pare_test_path(tags[k]));
-        CHECK_OK(pare_plan_emit_c(p, src, tags[k]));
-        pare_plan_free(p);
-        uint8_t *text = NULL;
-        size_t len = 0;
-        if (pare_read_file(src, (size_t)1 << 28, &text, &len) == PARE_OK) {
-            for (size_t h = 0; h < sizeof helpers / sizeof helpers[0]; h++)
-                seen[h] |= strstr((const char *)text, helpers[h]) != NULL;
-            free(text);
-        }
-        snprintf(cmd, sizeof cmd, "cc -std=c11 %s -c '%s' -o '%s' > '%s' 2>&1", STRICT, src, obj, log);
-        CHECKF(sh(cmd, log), "%s: cc -std=c11 fails", tags[k]);
-        if (clang) {
-            /* clang warns from its front end alone: no need to generate code */
-            snprintf(cmd, sizeof cmd, "clang -std=c99 %s -fsyntax-only '%s' > '%s' 2>&1", STRICT, src, log);
-            CHECKF(sh(cmd, log), "%s: clang -std=c99 fails", tags[k]);
-            snprintf(cmd, sizeof cmd, "clang -std=c11 %s -fsyntax-only '%s' > '%s' 2>&1", STRICT, src, log);
-            CHECKF(sh(cmd, log), "%s: clang -std=c11 fails", tags[k]);
-        }
+        char *text = p ? emit_other_ccs(p, tags[k], clang) : NULL;
+        for (size_t h = 0; text && h < sizeof helpers / sizeof helpers[0]; h++)
+            seen[h] |= strstr(text, helpers[h]) != NULL;
+        free(text);
     }
     for (size_t h = 0; h < sizeof helpers / sizeof helpers[0]; h++)
         CHECKF(seen[h], "no emitted file defines %s", helpers[h]);
@@ -548,20 +553,7 @@ PARE_TEST(emit_other_compilers)
         if (q)
             CHECK_OK(pare_engine_plan_forced(q, &o, k == 0 ? 2 : 0, 4, &p));
         pare_graph_free(q);
-        if (!p)
-            continue;
-        char src[1024], obj[1024], log[1024], cmd[4096];
-        snprintf(src, sizeof src, "%s.c", pare_test_path(q8_models[k]));
-        snprintf(obj, sizeof obj, "%s.o", pare_test_path(q8_models[k]));
-        snprintf(log, sizeof log, "%s.log", pare_test_path(q8_models[k]));
-        CHECK_OK(pare_plan_emit_c(p, src, "q8"));
-        pare_plan_free(p);
-        snprintf(cmd, sizeof cmd, "cc -std=c11 %s -c '%s' -o '%s' > '%s' 2>&1", STRICT, src, obj, log);
-        CHECKF(sh(cmd, log), "int8 %s: cc -std=c11 fails", q8_models[k]);
-        if (clang) {
-            snprintf(cmd, sizeof cmd, "clang -std=c99 %s -fsyntax-only '%s' > '%s' 2>&1", STRICT, src, log);
-            CHECKF(sh(cmd, log), "int8 %s: clang -std=c99 fails", q8_models[k]);
-        }
+        free(p ? emit_other_ccs(p, q8_models[k], clang) : NULL);
     }
 }
 

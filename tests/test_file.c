@@ -2262,24 +2262,46 @@ PARE_TEST(file_packed_size_fmnist_cnn)
     pare_graph_free(g);
 }
 
+/* A committed seed of tests/fuzz/seeds/fuzz_pare_file, read and decoded, its
+ * header's minor version `minor`; NULL (skipped, with a line) when the seeds
+ * are not here, run from elsewhere than the repository root. */
+static pare_graph *committed_seed(const char *path, uint32_t minor, uint8_t **file, size_t *n)
+{
+    *file = NULL;
+    *n = 0;
+    if (!pare_file_exists(path)) {
+        printf("skipped: %s is not here; run from the repository root\n", path);
+        return NULL;
+    }
+    pare_graph *g = NULL;
+    CHECK_OK(pare_read_file(path, SIZE_MAX, file, n));
+    if (*file)
+        CHECK_OK(pare_file_decode(*file, *n, path, &g, NULL));
+    CHECKF(!*file || *n < 16 || pare_le32(*file + 12) == minor, "%s says minor %u, not %u", path,
+           *file && *n >= 16 ? pare_le32(*file + 12) : 0, minor);
+    return g;
+}
+
+/* g written again is the seed, byte for byte. */
+static void written_as_seed(const pare_graph *g, const uint8_t *file, size_t n, const char *path)
+{
+    uint8_t *again = NULL;
+    size_t m = 0;
+    CHECK_OK(pare_file_encode(g, NULL, 0, &again, &m));
+    CHECKF(m == n && again && !memcmp(file, again, n), "%s is no longer written the same", path);
+    free(again);
+}
+
 /* The committed 1.1 seed: a packed-by-mask conv weight with a scheme and a
  * packed-by-nonzero linear weight; it loads, and is written back byte for byte. */
 PARE_TEST(file_reads_committed_1_1_file)
 {
     const char *path = "tests/fuzz/seeds/fuzz_pare_file/packed-mask-nonzero-scheme.pare";
-    if (!pare_file_exists(path)) {
-        printf("skipped: %s is not here; run from the repository root\n", path);
-        return;
-    }
-    uint8_t *file = NULL, *again = NULL;
-    size_t n = 0, m = 0;
-    CHECK_OK(pare_read_file(path, SIZE_MAX, &file, &n));
-    pare_graph *g = NULL;
-    CHECK_OK(pare_file_decode(file, n, path, &g, NULL));
+    uint8_t *file = NULL;
+    size_t n = 0;
+    pare_graph *g = committed_seed(path, 1, &file, &n);
     if (g) {
-        CHECK(pare_le32(file + 12) == 1);
-        CHECK_OK(pare_file_encode(g, NULL, 0, &again, &m));
-        CHECKF(m == n && !memcmp(file, again, n), "%s is no longer written the same", path);
+        written_as_seed(g, file, n, path);
         const pare_param *w = param(g, "c.weight"), *fw = param(g, "fc.weight");
         CHECK(tens_enc(file, tensor_index(g, "c.weight")) == 1);
         CHECK(tens_enc(file, tensor_index(g, "fc.weight")) == 2);
@@ -2288,7 +2310,6 @@ PARE_TEST(file_reads_committed_1_1_file)
         CHECK(fw->mask == NULL && nonzero(fw) == 10);
         CHECK(bits_of(fw->t->data[5]) == 0x7fc01234u && bits_of(fw->t->data[1]) == 0x80000000u);
     }
-    free(again);
     free(file);
     pare_graph_free(g);
 }
@@ -2978,25 +2999,16 @@ PARE_TEST(file_codes_forward_compatible)
 PARE_TEST(file_reads_committed_1_3_file)
 {
     const char *path = "tests/fuzz/seeds/fuzz_pare_file/codes-affine-codebook.pare";
-    if (!pare_file_exists(path)) {
-        printf("skipped: %s is not here; run from the repository root\n", path);
-        return;
-    }
-    uint8_t *file = NULL, *again = NULL;
-    size_t n = 0, m = 0;
-    CHECK_OK(pare_read_file(path, SIZE_MAX, &file, &n));
-    pare_graph *g = NULL, *want = tiny_codes();
-    CHECK_OK(pare_file_decode(file, n, path, &g, NULL));
+    uint8_t *file = NULL;
+    size_t n = 0;
+    pare_graph *g = committed_seed(path, 3, &file, &n), *want = tiny_codes();
     if (g) {
-        CHECK(pare_le32(file + 12) == 3);
         CHECK(graphs_differ(want, g) == 0);
         CHECK(same_codebook(param(want, "fc.weight"), param(g, "fc.weight")));
         CHECK(tens_enc(file, tensor_index(g, "conv.weight")) == 4);
         CHECK(tens_enc(file, tensor_index(g, "fc.weight")) == 3);
-        CHECK_OK(pare_file_encode(g, NULL, 0, &again, &m));
-        CHECKF(m == n && !memcmp(file, again, n), "%s is no longer written the same", path);
+        written_as_seed(g, file, n, path);
     }
-    free(again);
     free(file);
     pare_graph_free(g);
     pare_graph_free(want);
@@ -3008,29 +3020,18 @@ PARE_TEST(file_reads_committed_1_3_file)
 PARE_TEST(file_reads_committed_1_4_file)
 {
     const char *path = "tests/fuzz/seeds/fuzz_pare_file/basis-smartexchange.pare";
-    size_t nz = 0;
+    size_t nz = 0, n = 0;
     pare_graph *want = tiny_basis(&nz);
     if (getenv("PARE_WRITE_SEED"))
         CHECK_OK(pare_graph_save(want, path));
-    if (!pare_file_exists(path)) {
-        printf("skipped: %s is not here; run from the repository root\n", path);
-        pare_graph_free(want);
-        return;
-    }
-    uint8_t *file = NULL, *again = NULL;
-    size_t n = 0, m = 0;
-    CHECK_OK(pare_read_file(path, SIZE_MAX, &file, &n));
-    pare_graph *g = NULL;
-    CHECK_OK(pare_file_decode(file, n, path, &g, NULL));
+    uint8_t *file = NULL;
+    pare_graph *g = committed_seed(path, 4, &file, &n);
     if (g) {
-        CHECK(pare_le32(file + 12) == 4);
         CHECK(graphs_differ(want, g) == 0);
         CHECK(same_coef(param(want, "fc.weight"), param(g, "fc.weight"), 1));
         CHECK(tens_enc(file, tensor_index(g, "fc.weight")) == 5);
-        CHECK_OK(pare_file_encode(g, NULL, 0, &again, &m));
-        CHECKF(m == n && !memcmp(file, again, n), "%s is no longer written the same", path);
+        written_as_seed(g, file, n, path);
     }
-    free(again);
     free(file);
     pare_graph_free(g);
     pare_graph_free(want);

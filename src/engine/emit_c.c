@@ -1318,6 +1318,19 @@ static void bytes_of(emitter *E, char *dst, size_t cap, int a)
     snprintf(dst, cap, "(unsigned char *)(%s_arena + %ld)", E->pre, act_base(E, a));
 }
 
+/* An int8 layer's requantization: per output, the accumulator's scale and
+ * the shift after it. */
+static void requant_arrays(emitter *E, int i, const float *scale, const float *shift, size_t n, const char *per)
+{
+    char nm[64], why[96];
+    snprintf(nm, sizeof nm, "s%d_scale", i);
+    snprintf(why, sizeof why, "per %s, the accumulator's scale", per);
+    float_array(E, nm, why, scale, n);
+    snprintf(nm, sizeof nm, "s%d_shift", i);
+    snprintf(why, sizeof why, "per %s, the shift after it", per);
+    float_array(E, nm, why, shift, n);
+}
+
 static int emit_qconv(emitter *E, int i, const pare_step *st)
 {
     const char *P = E->pre;
@@ -1380,10 +1393,7 @@ static int emit_qconv(emitter *E, int i, const pare_step *st)
         int_array(E, "uint16_t", nm, "per 16 positions, the ones stored", v, nm16);
     }
     free(v);
-    snprintf(nm, sizeof nm, "s%d_scale", i);
-    float_array(E, nm, "per filter, the accumulator's scale", L->scale, (size_t)oa->C);
-    snprintf(nm, sizeof nm, "s%d_shift", i);
-    float_array(E, nm, "per filter, the shift after it", L->shift, (size_t)oa->C);
+    requant_arrays(E, i, L->scale, L->shift, (size_t)oa->C, "filter");
     putf(&E->b, "static const %s_qgroup %s_s%d_g[%d] = {\n", P, P, i, L->n_groups > 0 ? L->n_groups : 1);
     size_t ko = 0, kw = 0, kb = 0;
     for (int g = 0; g < L->n_groups; g++) {
@@ -1491,10 +1501,7 @@ static int emit_qfc(emitter *E, int i, const pare_step *st)
     snprintf(nm, sizeof nm, "s%d_b", i);
     int_array(E, "int32_t", nm, "per output, the initial accumulator", v, nb);
     free(v);
-    snprintf(nm, sizeof nm, "s%d_scale", i);
-    float_array(E, nm, "per output, the accumulator's scale", F->scale, (size_t)F->out);
-    snprintf(nm, sizeof nm, "s%d_shift", i);
-    float_array(E, nm, "per output, the shift after it", F->shift, (size_t)F->out);
+    requant_arrays(E, i, F->scale, F->shift, (size_t)F->out, "output");
     char x[160];
     bytes_of(E, x, sizeof x, st->in[0]);
     putf(&E->b,
@@ -1591,18 +1598,25 @@ static void emit_fq(emitter *E, int i, const pare_step *st)
          act_at(E, st->out, 0, 0, 0), dst->cs, dst->rs);
 }
 
-/* Max pool on codes, bytewise; windows read through the input's halo of code 0. */
-static void emit_qmaxpool(emitter *E, int i, const pare_step *st)
+/* The head of a step from a u8 act to a u8 act: s and d point at their bytes. */
+static void u8_step_head(emitter *E, int i, const pare_step *st)
 {
-    const char *P = E->pre;
-    const pare_act *src = &E->p->acts[st->in[0]], *dst = &E->p->acts[st->out];
     char in[160], out[160];
     bytes_of(E, in, sizeof in, st->in[0]);
     bytes_of(E, out, sizeof out, st->out);
     putf(&E->b,
          "\nstatic void %s_s%d(void)\n{\n"
          "    const unsigned char *s = %s;\n"
-         "    unsigned char *d = %s;\n"
+         "    unsigned char *d = %s;\n",
+         E->pre, i, in, out);
+}
+
+/* Max pool on codes, bytewise; windows read through the input's halo of code 0. */
+static void emit_qmaxpool(emitter *E, int i, const pare_step *st)
+{
+    const pare_act *src = &E->p->acts[st->in[0]], *dst = &E->p->acts[st->out];
+    u8_step_head(E, i, st);
+    putf(&E->b,
          "    for (int kq = 0; kq < %d; kq++)\n"
          "        for (int y = 0; y < %d; y++)\n"
          "            for (int x = 0; x < %d; x++)\n"
@@ -1615,23 +1629,17 @@ static void emit_qmaxpool(emitter *E, int i, const pare_step *st)
          "                        }\n"
          "                    d[4 * (kq * %ldL + (y + %d) * %ldL + x + %d) + b] = m;\n"
          "                }\n}\n\n",
-         P, i, in, out, (dst->C + 3) / 4, dst->H, dst->W, st->k[0], st->k[1], src->cs, st->s[0], st->pad[0], src->P,
-         src->rs, st->s[1], st->pad[1], src->P, dst->cs, dst->P, dst->rs, dst->P);
+         (dst->C + 3) / 4, dst->H, dst->W, st->k[0], st->k[1], src->cs, st->s[0], st->pad[0], src->P, src->rs,
+         st->s[1], st->pad[1], src->P, dst->cs, dst->P, dst->rs, dst->P);
 }
 
 /* Space-to-depth of a u8 act: dwords of 4 codes, the fill code past the input. */
 static void emit_phases_q8(emitter *E, int i, const pare_step *st)
 {
-    const char *P = E->pre;
     const pare_act *src = &E->p->acts[st->in[0]], *dst = &E->p->acts[st->out];
     int planes = (src->C + 3) / 4;
-    char in[160], out[160];
-    bytes_of(E, in, sizeof in, st->in[0]);
-    bytes_of(E, out, sizeof out, st->out);
+    u8_step_head(E, i, st);
     putf(&E->b,
-         "\nstatic void %s_s%d(void)\n{\n"
-         "    const unsigned char *s = %s;\n"
-         "    unsigned char *d = %s;\n"
          "    for (int cc = 0; cc < %d; cc++) {\n"
          "        const int ph = cc / %d, k = cc %% %d, a = ph / %d, b = ph %% %d;\n"
          "        for (int y = 0; y < %d; y++)\n"
@@ -1642,7 +1650,7 @@ static void emit_phases_q8(emitter *E, int i, const pare_step *st)
          "                        sy < %d && sx < %d ? s[4 * (k * %ldL + (sy + %d) * %ldL + sx + %d) + e] : (unsigned char)%u;\n"
          "            }\n"
          "    }\n}\n\n",
-         P, i, in, out, planes * st->sh * st->sw, planes, planes, st->sw, st->sw, dst->H, dst->W, st->sh, st->sw,
+         planes * st->sh * st->sw, planes, planes, st->sw, st->sw, dst->H, dst->W, st->sh, st->sw,
          dst->cs, dst->P, dst->rs, dst->P, src->H, src->W, src->cs, src->P, src->rs, src->P, (unsigned)src->fill);
 }
 
