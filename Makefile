@@ -178,6 +178,8 @@ uninstall:
 bench-train: $(PARE)
 	@bench/train.sh $(abspath $(PARE))
 
+# The pruning table on W1 (bench/prune.sh): SET=full (default), all (every method on every
+# scheme, about 14 hours more at 1 thread) or quick; REUSE=1 goes on from the runs logged.
 bench-prune: $(PARE)
 	@bench/prune.sh $(abspath $(PARE))
 

@@ -4,11 +4,13 @@
 # 2 epochs of fine-tuning (lr 0.01, cosine), beside PyTorch's global L1
 # unstructured pruning with the same fine-tuning, in the same run.
 # usage: bench/prune.sh PARE   env: THREADS=2 SPARSITIES="0.5 0.75 0.9 0.95"
-#        SET=full|quick (quick: unstructured, pattern, 2:4 at 0.9 only) REUSE=1 (keep the trained
-#        W1, the peer's lines and every run already logged, and go on with the rest: the full
-#        set takes about 3 hours at 2 threads, so it can be run in parts)
+#        SET=full|all|quick (quick: unstructured, pattern, 2:4 at 0.9 only; all: full, then every
+#        method on every other scheme too, about 14 hours more at 1 thread) REUSE=1 (keep the
+#        trained W1, the peer's lines and every run already logged, and go on with the rest: the
+#        full set takes about 3 hours at 2 threads, so it can be run in parts)
 # Order: what the targets need first (one-shot unstructured, pattern and 2:4, every method at
-# 90% and on 2:4), then one-shot for the other schemes, then every method at the other sparsities.
+# 90% and on 2:4), then one-shot for the other schemes, then every method at the other
+# sparsities, then (SET=all) every method on the other schemes.
 set -eu
 pare=$1
 here=$(cd "$(dirname "$0")" && pwd)
@@ -61,7 +63,7 @@ case " $sps " in *" 0.9 "*) methods 0.9 ;; esac
 for m in gmp imp admm admm-progressive bip; do
     run "$m 2:4" --method "$m" --scheme 2:4 --imp-rounds 3
 done
-if [ "$set_" = full ]; then
+if [ "$set_" = full ] || [ "$set_" = all ]; then
     for s in block:4x4 punched:8x4 darb pattern filter channel column auto; do
         for sp in $sps; do
             case $s in pattern) [ "$sp" = 0.5 ] && continue ;; esac
@@ -75,4 +77,13 @@ fi
 for sp in $sps; do
     [ "$sp" = 0.9 ] || methods "$sp"
 done
+if [ "$set_" = all ]; then
+    for s in block:4x4 darb punched:8x4 filter channel column auto; do
+        for sp in $sps; do
+            for m in gmp imp admm admm-progressive bip; do
+                run "$m $s $sp" --method "$m" --scheme "$s" --sparsity "$sp" --imp-rounds 3
+            done
+        done
+    done
+fi
 /usr/bin/python3 "$here/prune_summary.py" "$log"
