@@ -86,6 +86,15 @@ void pare_test_stop_at(const pare_train_event *ev, void *user)
         s->flag = 1;
 }
 
+void pare_test_stop_config(pare_train_config *c, pare_test_stopper *s, long at)
+{
+    s->flag = 0;
+    s->at = at;
+    c->cancel = &s->flag;
+    c->callback = pare_test_stop_at;
+    c->user = s;
+}
+
 void pare_test_fill(float *x, size_t n, float lo, float hi, uint64_t seed)
 {
     pare_rng r;

@@ -72,6 +72,9 @@ typedef struct pare_test_stopper {
     long at;
 } pare_test_stopper;
 void pare_test_stop_at(const pare_train_event *ev, void *user);
+/* Sets c's cancel word, callback and user so that the run stops after global
+ * step `at` (s cleared). */
+void pare_test_stop_config(pare_train_config *c, pare_test_stopper *s, long at);
 
 /* A buffer of n floats whose end touches a PROT_NONE page: reading or writing
  * past it crashes at once. */

@@ -693,11 +693,7 @@ static void run_with_stops(const long *stops, const char *ckpt, pare_graph **out
         c.eff.drop_batch = 0.2f;
         c.eff.grad_mask = 0.5f;
         c.eff.grad_mask_every = 4;
-        s.flag = 0;
-        s.at = stops[k];
-        c.cancel = &s.flag;
-        c.callback = pare_test_stop_at;
-        c.user = &s;
+        pare_test_stop_config(&c, &s, stops[k]);
         pare_trainer *t;
         CHECK_OK(pare_trainer_new(g, &c, &t));
         pare_status st = pare_trainer_run(t, tr, NULL);

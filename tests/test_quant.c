@@ -842,11 +842,7 @@ static pare_graph *qat_with_stops(const pare_graph *quantized, const pare_datase
         c.threads = 1;
         c.checkpoint_path = ckpt;
         c.resume = round > 0;
-        st.flag = 0;
-        st.at = stops[k];
-        c.cancel = &st.flag;
-        c.callback = pare_test_stop_at;
-        c.user = &st;
+        pare_test_stop_config(&c, &st, stops[k]);
         pare_trainer *t;
         CHECK_OK(pare_trainer_new(g, &c, &t));
         pare_train_hooks h = pare_qat_hooks(q);
@@ -908,10 +904,8 @@ PARE_TEST(quant_qat_resume_bit_identical)
     c.checkpoint_path = ck;
     remove(ck);
     pare_trainer *t;
-    pare_test_stopper st = {0, 4};
-    c.cancel = &st.flag;
-    c.callback = pare_test_stop_at;
-    c.user = &st;
+    pare_test_stopper st;
+    pare_test_stop_config(&c, &st, 4);
     CHECK_OK(pare_trainer_new(g, &c, &t));
     CHECK_STATUS(pare_trainer_run(t, tr, NULL), PARE_ECANCELLED);
     pare_trainer_free(t);

@@ -229,9 +229,7 @@ static int code_ok(double c, int bits)
         return c == -1.0 || c == 1.0;
     if (bits == 32)
         return fabs(c) <= 2147483647.0;
-    /* the full signed range from 3 bits on: -2^(bits-1) too (graph.h) */
-    double m = (double)pare_quant_wmax(bits);
-    return c <= m && c >= (bits >= 3 ? -m - 1.0 : -m);
+    return c >= (double)pare_qparams_code_min(bits) && c <= (double)pare_qparams_code_max(bits);
 }
 
 int pare_quant_on_grid(const pare_param *p)

@@ -829,12 +829,6 @@ static void se_fit_b(const float *w, const uint8_t *mask, size_t rows, int S, co
     }
 }
 
-/* The value Ce B gives at (r, j): what apply stores and the file rebuilds. */
-static float se_value(const float *Ce, const float *B, int S, size_t r, int j)
-{
-    return pare_qparams_basis_value(Ce, B, S, r, j);
-}
-
 static double se_error(const float *w, const uint8_t *mask, size_t rows, int S, const float *Ce,
                        const float *B)
 {
@@ -844,7 +838,7 @@ static double se_error(const float *w, const uint8_t *mask, size_t rows, int S, 
             size_t i = r * (size_t)S + (size_t)j;
             if (mask && !mask[i])
                 continue;
-            double t = (double)w[i] - se_value(Ce, B, S, r, j);
+            double t = (double)w[i] - pare_qparams_basis_value(Ce, B, S, r, j);
             e += t * t;
         }
     return e;
@@ -933,7 +927,7 @@ void pare_smartex_apply(const pare_smartex *se, const uint8_t *mask, float *w)
     for (size_t r = 0; r < se->rows; r++)
         for (int j = 0; j < S; j++) {
             size_t e = r * (size_t)S + (size_t)j;
-            w[e] = !mask || mask[e] ? se_value(se->Ce, se->B, S, r, j) : 0.0f;
+            w[e] = !mask || mask[e] ? pare_qparams_basis_value(se->Ce, se->B, S, r, j) : 0.0f;
         }
 }
 

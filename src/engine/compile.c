@@ -1142,8 +1142,7 @@ static int weight_codes(const pare_param *wp, int O, size_t K, int8_t *codes, fl
         return 0;
     if (wp->t->n != (size_t)O * K)
         return 0;
-    /* codes -2^(bits-1) .. 2^(bits-1) - 1 (graph.h), -1 .. 1 at 1 and 2 bits */
-    float wmax = q->bits <= 2 ? 1.0f : (float)((1 << (q->bits - 1)) - 1), wmin = q->bits <= 2 ? -1.0f : -wmax - 1.0f;
+    float wmin = (float)pare_qparams_code_min(q->bits), wmax = (float)pare_qparams_code_max(q->bits);
     for (int o = 0; o < O; o++) {
         int k = q->scheme == 1 ? 0 : o;
         float s = q->scale[k];

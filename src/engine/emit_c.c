@@ -1343,10 +1343,14 @@ static int emit_qconv(emitter *E, int i, const pare_step *st)
         nw += (size_t)L->groups[g].ncols * (size_t)L->groups[g].rp * 4;
         nb += (size_t)L->groups[g].rp;
     }
+    /* one scratch of longs for every integer array below */
+    size_t ng4 = (size_t)4 * (size_t)L->n_gather, nm16 = 0;
+    if (st->wide && st->mask)
+        nm16 = (size_t)((st->n_pos + PARE_QCONV_CHUNK - 1) / PARE_QCONV_CHUNK);
     size_t nlong = ncol > nw ? ncol : nw;
     nlong = nlong > nb ? nlong : nb;
-    if (nlong < (size_t)4 * (size_t)L->n_gather)
-        nlong = (size_t)4 * (size_t)L->n_gather;
+    nlong = nlong > ng4 ? nlong : ng4;
+    nlong = nlong > nm16 ? nlong : nm16;
     long *v = calloc(nlong ? nlong : 1, sizeof(long));
     if (!v)
         return -1;
@@ -1369,24 +1373,17 @@ static int emit_qconv(emitter *E, int i, const pare_step *st)
             v[k++] = L->groups[g].bias[j];
     snprintf(nm, sizeof nm, "s%d_b", i);
     int_array(E, "int32_t", nm, "per group, its filters' initial accumulators", v, k);
-    if (L->n_gather > 0) {
-        for (size_t e = 0; e < (size_t)4 * (size_t)L->n_gather; e++)
+    if (ng4 > 0) {
+        for (size_t e = 0; e < ng4; e++)
             v[e] = L->g_off[e];
         snprintf(nm, sizeof nm, "s%d_goff", i);
-        int_array(E, "int32_t", nm, "gathered columns: 4 source offsets each (dwords)", v, (size_t)4 * (size_t)L->n_gather);
-        for (size_t e = 0; e < (size_t)4 * (size_t)L->n_gather; e++)
+        int_array(E, "int32_t", nm, "gathered columns: 4 source offsets each (dwords)", v, ng4);
+        for (size_t e = 0; e < ng4; e++)
             v[e] = L->g_sel[e];
         snprintf(nm, sizeof nm, "s%d_gsel", i);
-        int_array(E, "unsigned char", nm, "gathered columns: 4 source bytes each", v, (size_t)4 * (size_t)L->n_gather);
+        int_array(E, "unsigned char", nm, "gathered columns: 4 source bytes each", v, ng4);
     }
-    if (st->wide && st->mask) {
-        size_t nm16 = (size_t)((st->n_pos + PARE_QCONV_CHUNK - 1) / PARE_QCONV_CHUNK);
-        long *mv = realloc(v, sizeof(long) * (nm16 > nlong ? nm16 : (nlong ? nlong : 1)));
-        if (!mv) {
-            free(v);
-            return -1;
-        }
-        v = mv;
+    if (nm16 > 0) {
         for (size_t e = 0; e < nm16; e++)
             v[e] = st->mask[e];
         snprintf(nm, sizeof nm, "s%d_mask", i);
@@ -1413,7 +1410,7 @@ static int emit_qconv(emitter *E, int i, const pare_step *st)
         bytes_of(E, out, sizeof out, st->out);
     if (ra)
         snprintf(res, sizeof res, "%s_arena + %ld + %ld", P, act_base(E, st->res), st->res_base);
-    if (st->wide && st->mask)
+    if (nm16 > 0)
         snprintf(mask, sizeof mask, "%s_s%d_mask", P, i);
     putf(&E->b,
          "\nstatic void %s_s%d(void)\n{\n"
@@ -1438,7 +1435,7 @@ static int emit_qconv(emitter *E, int i, const pare_step *st)
          "    io.scale = %s_s%d_scale;\n"
          "    io.shift = %s_s%d_shift;\n",
          oa->cs, ra ? res : "0", ra ? ra->cs : 0L, flit(E, rsc, st->q_res_scale), st->n_pos,
-         st->wide && st->mask ? mask : "0", st->act, (int)st->q_zp, flit(E, lo, st->q_lo), flit(E, hi, st->q_hi), P, i,
+         nm16 > 0 ? mask : "0", st->act, (int)st->q_zp, flit(E, lo, st->q_lo), flit(E, hi, st->q_hi), P, i,
          P, i);
     if (L->n_gather > 0) {
         putf(&E->b,

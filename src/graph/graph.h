@@ -118,6 +118,12 @@ typedef struct pare_qparams {
                             * the values are known, as after a float file record) */
 } pare_qparams;
 
+/* The codes a weight's or bias's qparams of `bits` bits allow (zero point 0):
+ * -1 to 1 at 1 and 2 bits (1 bit: -1 and +1 only), else the whole signed
+ * range [-2^(bits-1), 2^(bits-1) - 1]. */
+static inline int64_t pare_qparams_code_min(int bits) { return bits <= 2 ? -1 : -((int64_t)1 << (bits - 1)); }
+static inline int64_t pare_qparams_code_max(int bits) { return bits <= 2 ? 1 : ((int64_t)1 << (bits - 1)) - 1; }
+
 /* Scheme 4: the value of element j of run r, before any mask: the sum over s
  * of coef[r d + s] * basis[s d + j], in double in that order (each product is
  * exact, as coef is a power of two, so contracting it into an FMA changes

@@ -944,7 +944,8 @@ static pare_status read_tensor(pare_rbuf *r, const uint8_t *buf, const sec *data
     if ((s = read_attrs(r, p, n_attr)) || (s = read_tail(r, nm, q.scheme, &d)) ||
         (s = check_arrays(data, &d, count, nm)))
         return s;
-    if ((d.enc == PARE_FILE_DATA_BASIS_CODES) != (q.scheme == PARE_QSCHEME_BASIS && d.enc >= PARE_FILE_DATA_CODES))
+    int basis = q.scheme == PARE_QSCHEME_BASIS, coded = d.enc >= PARE_FILE_DATA_CODES;
+    if (d.enc == PARE_FILE_DATA_BASIS_CODES ? !basis : basis && coded)
         return sec_fail("TENS",
                         "tensor '%s' has quantization scheme %d and data encoding %lu; basis "
                         "coefficients (encoding 5) go with a basis (scheme 4), and only they",

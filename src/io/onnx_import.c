@@ -1255,11 +1255,12 @@ static void relu_before_fakequant(pare_graph *g)
             continue;
         int a = r->in[0];
         pare_node *f = &g->nodes[a];
-        if (r->op == PARE_OP_FLATTEN && (f->n_in != 1 || g->nodes[f->in[0]].op != PARE_OP_RELU))
+        if (f->op != PARE_OP_FAKEQUANT || f->n_in != 1 || a == g->output || f->a.mode < 1 || f->a.mode > 16)
             continue;
-        float top = (float)((1 << (f->a.mode >= 1 && f->a.mode <= 16 ? f->a.mode : 1)) - 1);
-        if (f->op != PARE_OP_FAKEQUANT || f->n_in != 1 || a == g->output || f->a.mode < 1 || f->a.mode > 16 ||
-            !(f->a.beta >= 0.0f && f->a.beta <= top) || f->a.beta != rintf(f->a.beta))
+        if (r->op == PARE_OP_FLATTEN && g->nodes[f->in[0]].op != PARE_OP_RELU)
+            continue;
+        float top = (float)((1 << f->a.mode) - 1);
+        if (!(f->a.beta >= 0.0f && f->a.beta <= top) || f->a.beta != rintf(f->a.beta))
             continue;
         int users = 0;
         for (int u = a + 1; u < g->n_nodes; u++)

@@ -2116,14 +2116,12 @@ pare_status onnx_param_quant(onnx_imp *m, int id, int k, const onnx_val *v, int 
     }
     if (!exact || (q->axis >= 0 && q->axis != axis) || q->bits < 1 || q->bits > 32)
         return PARE_OK;
-    /* pare's weights and biases have zero point 0 and codes within
-     * [-2^(bits-1), 2^(bits-1) - 1] (+-1 for 1 and 2 bits; graph.h): others
-     * keep their values as float. */
-    int64_t cmax = q->bits <= 2 ? 1 : ((int64_t)1 << (q->bits - 1)) - 1, cmin = q->bits <= 2 ? -1 : -cmax - 1;
+    /* pare's weights and biases have zero point 0 and the codes graph.h
+     * allows: others keep their values as float. */
     for (size_t c = 0; c < q->n; c++)
         if (q->zero_point[c])
             return PARE_OK;
-    if (q->cmin < cmin || q->cmax > cmax)
+    if (q->cmin < pare_qparams_code_min(q->bits) || q->cmax > pare_qparams_code_max(q->bits))
         return PARE_OK;
     pare_qparams nq = {0};
     nq.bits = q->bits;
