@@ -1,6 +1,7 @@
 /* Kernel families: every ISA entry of the X-macro lists against its ref twin,
  * bit for bit (the vec family is exact by construction), on sizes from 0 past
  * every vector width, with buffers flush against a guard page. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,6 +67,29 @@ PARE_TEST(kernels_vec_vs_ref)
                 ONE_OUT(ref->f32_vrelu6_bwd(n, x, d, a, acc), k->f32_vrelu6_bwd(n, x, d, b, acc), "vrelu6_bwd");
                 ONE_OUT(ref->f32_vbn_bwd(n, x, d, 0.3f, 1.7f, 0.01f, -0.2f, a, acc),
                         k->f32_vbn_bwd(n, x, d, 0.3f, 1.7f, 0.01f, -0.2f, b, acc), "vbn_bwd");
+            }
+            {
+                /* n / 2 outputs of rows x and y; ties put in on purpose */
+                size_t h = n / 2;
+                int32_t *ka = malloc(sizeof(int32_t) * (h + 1)), *kb = malloc(sizeof(int32_t) * (h + 1));
+                float *r1 = pare_guard_alloc(n);
+                memcpy(r1, y, n * sizeof(float));
+                for (size_t i = 0; i + 1 < n; i += 5)
+                    r1[i] = x[i + 1];
+                float x10 = n > 12 ? x[10] : 0.0f;
+                if (n > 12) {
+                    r1[4] = NAN; /* loses to r0's pair */
+                    r1[10] = x[10] = NAN; /* first in its window: wins */
+                }
+                ref->f32_vmax2x2(h, x, r1, 7, 40, a, ka);
+                k->f32_vmax2x2(h, x, r1, 7, 40, b, kb);
+                if (n > 12)
+                    x[10] = x10;
+                pare_guard_free(r1, n);
+                CHECKF(same(a, b, h) && !memcmp(ka, kb, h * sizeof(int32_t)), "%s vmax2x2 n=%zu",
+                       pare_isa_name((pare_isa_level)level), h);
+                free(ka);
+                free(kb);
             }
             ONE_OUT(ref->f32_vadd(n, x, y, a), k->f32_vadd(n, x, y, b), "vadd");
             memcpy(a, y, n * sizeof(float));
@@ -149,6 +173,17 @@ PARE_TEST(kernels_vec_semantics)
     float dy[5] = {1, 1, 1, 1, 1}, dx[5];
     k->f32_vrelu6_bwd(5, y, dy, dx, 0);
     CHECK(dx[0] == 0 && dx[1] == 0 && dx[2] == 1 && dx[3] == 0 && dx[4] == 0);
+    /* 2x2 max pool rows: the largest, the first of ties, a NaN only when first */
+    float r0[6] = {1, 3, 2, 2, NAN, 0}, r1[6] = {3, 0, 5, 2, 9, NAN}, mx[3];
+    int32_t ki[3];
+    k->f32_vmax2x2(3, r0, r1, 100, 10, mx, ki);
+    CHECK(mx[0] == 3.0f && ki[0] == 101);
+    CHECK(mx[1] == 5.0f && ki[1] == 112);
+    CHECK(isnan(mx[2]) && ki[2] == 104);
+    r0[4] = 0;
+    r0[5] = 9;
+    k->f32_vmax2x2(3, r0, r1, 100, 10, mx, ki);
+    CHECK(mx[2] == 9.0f && ki[2] == 105);
     /* SGD, PyTorch's form, two steps by hand: w=1, g=0.5, lr=0.1, m=0.9, wd=0.01 */
     float w = 1.0f, g = 0.5f, buf = 0.0f;
     k->f32_sgd(1, &w, &g, &buf, NULL, 0.1f, 0.9f, 0.01f, 0, 1);

@@ -15,6 +15,11 @@ typedef void pare_f32_vrelu6_fn(size_t n, const float *x, float *y);
 typedef void pare_f32_vrelu_bwd_fn(size_t n, const float *y, const float *dy, float *dx, int acc);
 /* dx (+)= 0 < y < 6 ? dy : 0. */
 typedef void pare_f32_vrelu6_bwd_fn(size_t n, const float *y, const float *dy, float *dx, int acc);
+/* One output row of a 2x2, stride-2 max pool: y[i] = the largest of r0[2i],
+ * r0[2i+1], r1[2i], r1[2i+1] (in that order, the first wins ties and a NaN
+ * wins only first), k[i] = its index: k0 + 2i, +1, +w or +w+1. */
+typedef void pare_f32_vmax2x2_fn(size_t n, const float *r0, const float *r1, int32_t k0, int32_t w,
+                                 float *y, int32_t *k);
 /* z = x + y. */
 typedef void pare_f32_vadd_fn(size_t n, const float *x, const float *y, float *z);
 /* y += x. */

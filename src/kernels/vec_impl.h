@@ -1,6 +1,7 @@
 /* The vec kernels, written once in portable C and compiled per ISA (vec_ref.c
  * without vectorisation as the oracle, vec_avx2.c and vec_avx512.c with those
- * flags). ISO C mode keeps -ffp-contract=off, and reductions name their lane
+ * flags; only the 2x2 max pool row has AVX-512 intrinsics, for its masked
+ * tail). ISO C mode keeps -ffp-contract=off, and reductions name their lane
  * order explicitly, so every build computes the same bits. Include after
  * defining PARE_VEC_SUFFIX (e.g. _16x1__avx512). */
 #include <math.h>
@@ -43,6 +44,67 @@ void VK(f32_vrelu6_bwd)(size_t n, const float *y, const float *dy, float *dx, in
         for (size_t i = 0; i < n; i++)
             dx[i] = (y[i] > 0.0f && y[i] < 6.0f) ? dy[i] : 0.0f;
 }
+
+#if defined(__AVX512F__)
+/* Pool rows are short (14 or 7 outputs in a small CNN), which a compiled loop
+ * would leave to a scalar tail whose compares become mispredicted branches;
+ * here every row is 16-output vectors with a masked last one. */
+#include <immintrin.h>
+void VK(f32_vmax2x2)(size_t n, const float *r0, const float *r1, int32_t k0, int32_t w, float *y,
+                     int32_t *k)
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i one = _mm512_set1_epi32(1), wv = _mm512_set1_epi32(w);
+    const __m512i w1 = _mm512_add_epi32(wv, one);
+    __m512i b = _mm512_add_epi32(_mm512_set1_epi32(k0), even);
+    for (size_t i = 0; i < n; i += 16) {
+        size_t rem = n - i < 16 ? n - i : 16;
+        __mmask16 mo = (__mmask16)(rem == 16 ? 0xffffu : (1u << rem) - 1u);
+        __mmask16 ml = (__mmask16)(rem >= 8 ? 0xffffu : (1u << (2 * rem)) - 1u);
+        __mmask16 mh = (__mmask16)(rem <= 8 ? 0u : rem == 16 ? 0xffffu : (1u << (2 * rem - 16)) - 1u);
+        __m512 a0 = _mm512_maskz_loadu_ps(ml, r0 + 2 * i), a1 = _mm512_maskz_loadu_ps(mh, r0 + 2 * i + 16);
+        __m512 c0 = _mm512_maskz_loadu_ps(ml, r1 + 2 * i), c1 = _mm512_maskz_loadu_ps(mh, r1 + 2 * i + 16);
+        __m512 m = _mm512_permutex2var_ps(a0, even, a1), v = _mm512_permutex2var_ps(a0, odd, a1);
+        __m512i q = b;
+        __mmask16 gt = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ);
+        q = _mm512_mask_add_epi32(q, gt, b, one);
+        m = _mm512_mask_mov_ps(m, gt, v);
+        v = _mm512_permutex2var_ps(c0, even, c1);
+        gt = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ);
+        q = _mm512_mask_add_epi32(q, gt, b, wv);
+        m = _mm512_mask_mov_ps(m, gt, v);
+        v = _mm512_permutex2var_ps(c0, odd, c1);
+        gt = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ);
+        q = _mm512_mask_add_epi32(q, gt, b, w1);
+        m = _mm512_mask_mov_ps(m, gt, v);
+        _mm512_mask_storeu_ps(y + i, mo, m);
+        _mm512_mask_storeu_epi32(k + i, mo, q);
+        b = _mm512_add_epi32(b, _mm512_set1_epi32(32));
+    }
+}
+#else
+void VK(f32_vmax2x2)(size_t n, const float *r0, const float *r1, int32_t k0, int32_t w, float *y,
+                     int32_t *k)
+{
+    /* Selects, not branches: the winner is data, so a branch mispredicts. */
+    for (size_t i = 0; i < n; i++) {
+        int32_t b = k0 + 2 * (int32_t)i;
+        float m = r0[2 * i], v = r0[2 * i + 1];
+        int32_t q = b;
+        q = v > m ? b + 1 : q;
+        m = v > m ? v : m;
+        v = r1[2 * i];
+        q = v > m ? b + w : q;
+        m = v > m ? v : m;
+        v = r1[2 * i + 1];
+        q = v > m ? b + w + 1 : q;
+        m = v > m ? v : m;
+        y[i] = m;
+        k[i] = q;
+    }
+}
+#endif
 
 void VK(f32_vadd)(size_t n, const float *x, const float *y, float *z)
 {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "kernels/vec.h"
 #include "ops/ops.h"
 
 static pare_status pool_infer(const pare_graph *g, pare_node *n)
@@ -43,35 +44,6 @@ static size_t maxpool_aux(const pare_graph *g, const pare_node *n, int batch)
     return pare_shape_size(n->out) * (size_t)batch * sizeof(int32_t);
 }
 
-/* The common 2x2, stride-2 window: four loads, three compares, no bounds. */
-static void maxpool_2x2(const float *x, int W, int OH, int OW, float *y, int32_t *ai)
-{
-    for (int oh = 0; oh < OH; oh++) {
-        const float *r0 = x + (long)(2 * oh) * W, *r1 = r0 + W;
-        float *yr = y + (long)oh * OW;
-        int32_t *ar = ai + (long)oh * OW;
-        int base = 2 * oh * W;
-        for (int ow = 0; ow < OW; ow++) {
-            float m = r0[2 * ow];
-            int k = base + 2 * ow;
-            if (r0[2 * ow + 1] > m) {
-                m = r0[2 * ow + 1];
-                k = base + 2 * ow + 1;
-            }
-            if (r1[2 * ow] > m) {
-                m = r1[2 * ow];
-                k = base + W + 2 * ow;
-            }
-            if (r1[2 * ow + 1] > m) {
-                m = r1[2 * ow + 1];
-                k = base + W + 2 * ow + 1;
-            }
-            yr[ow] = m;
-            ar[ow] = k;
-        }
-    }
-}
-
 static void maxpool_forward(const pare_op_ctx *c)
 {
     pare_shape in = c->xs[0], out = c->node->out;
@@ -82,9 +54,15 @@ static void maxpool_forward(const pare_op_ctx *c)
     if (a->kernel[0] == 2 && a->kernel[1] == 2 && a->stride[0] == 2 && a->stride[1] == 2 &&
         a->dilation[0] == 1 && a->dilation[1] == 1 && a->pad[0] == 0 && a->pad[1] == 0 &&
         2 * out.h <= in.h && 2 * out.w <= in.w) {
+        /* The common window: four loads and three selects an output, no bounds. */
+        pare_f32_vmax2x2_fn *row = pare_vec()->f32_vmax2x2;
 #pragma omp parallel for num_threads(c->threads) schedule(static) if (planes * ohw > 16384)
         for (long p = 0; p < planes; p++)
-            maxpool_2x2(c->x[0] + p * in.h * in.w, in.w, out.h, out.w, c->y + p * ohw, arg + p * ohw);
+            for (int oh = 0; oh < out.h; oh++) {
+                const float *r0 = c->x[0] + p * in.h * in.w + (long)(2 * oh) * in.w;
+                row((size_t)out.w, r0, r0 + in.w, 2 * oh * in.w, in.w, c->y + p * ohw + (long)oh * out.w,
+                    arg + p * ohw + (long)oh * out.w);
+            }
         return;
     }
 #pragma omp parallel for num_threads(c->threads) schedule(static) if (planes * ohw > 16384)
