@@ -11,16 +11,17 @@
 #        CONFIGS="dense sparse90 ..." (a subset, in that order)
 #        APPEND=1 (keep results.jsonl's earlier lines: add configurations to a run)
 #        SUMMARY=1 (no runs: the table of the results.jsonl there is)
+#        OUT=DIR (results there instead of bench/out/efficient)
 set -eu
 pare=$1
 here=$(cd "$(dirname "$0")" && pwd)
-out=$here/out/efficient
+out=${OUT:-$here/out/efficient}
 mkdir -p "$out"
 threads=${THREADS:-2}
 repeat=${REPEAT:-1}
 epochs=${EPOCHS:-3}
 limit=${LIMIT:+--limit $LIMIT}
-configs=${CONFIGS:-"dense sparse90 freeze-prog freeze-cka sieve20 drop-data drop-batch grad-mask combined"}
+configs=${CONFIGS:-"dense sparse90 freeze-prog freeze-prog-cache freeze-cka sieve20 drop-data drop-batch grad-mask combined combined-cache"}
 
 opts_of() {
     case $1 in
@@ -33,6 +34,8 @@ opts_of() {
     drop-batch) echo "--drop-batch 0.5" ;;
     grad-mask) echo "--grad-mask 0.5" ;;
     combined) echo "--sparse-train 0.9 --freeze-from 2 --freeze-units 2 --sieve 0.2" ;;
+    freeze-prog-cache) echo "--freeze-from 2 --freeze-units 2 --cache-frozen 4096" ;;
+    combined-cache) echo "--sparse-train 0.9 --freeze-from 2 --freeze-units 2 --sieve 0.2 --cache-frozen 4096" ;;
     *) echo "bench-efficient: unknown configuration $1" >&2; exit 2 ;;
     esac
 }

@@ -232,6 +232,7 @@ typedef struct pare_epoch_stats {
     double flops, flops_dense;
     long examples;           /* examples trained on this epoch (after sieving and dropping) */
     long examples_out;       /* examples outside the active set at the epoch's end */
+    long examples_cached;    /* examples whose forward started from the frozen prefix's cache */
     int units_frozen, units; /* conv/linear units frozen at the epoch's end, of all */
     double sparsity;         /* of the prunable weights at the epoch's end */
 } pare_epoch_stats;
@@ -301,6 +302,12 @@ typedef struct pare_efficiency {
      * after any mask change, from a full gradient. */
     float grad_mask;
     long grad_mask_every;
+    /* Caching the frozen prefix: up to this many MiB (0: off) hold each training
+     * example's activations where the frozen part of the network ends (frozen
+     * units, and the layers without parameters around them), so the next epochs
+     * start that example's forward there. The results are the same bits as
+     * without the cache. Needs inputs that repeat: refused with augmentation. */
+    long cache_frozen_mb;
 } pare_efficiency;
 
 typedef struct pare_train_config {

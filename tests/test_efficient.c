@@ -3,7 +3,9 @@
  * skipped weight gradients leave every other update alone, sieving keeps the
  * active set and cycles every example, data removal and batch dropping remove
  * what they say, CKA against hand-computed values, resume gives the same
- * bytes, FLOP accounting against the hand count, bad options refused. */
+ * bytes, FLOP accounting against the hand count, bad options refused; the
+ * frozen prefix's cut against a naive oracle, and its cache giving the same
+ * bits as no cache while skipping exactly the prefix's FLOPs. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -665,7 +667,10 @@ PARE_TEST(efficient_cka_hand_values)
 
 /* Trains with every technique on, stopping at the steps in stops[] (0-ended)
  * and resuming each time; the final graph in *out and the last epoch's stats. */
-static void run_with_stops(const long *stops, const char *ckpt, pare_graph **out, pare_epoch_stats *last)
+static void same_params(const pare_graph *a, const pare_graph *b, const char *what);
+
+static void run_with_stops(const long *stops, const char *ckpt, long cache_mb, pare_graph **out,
+                           pare_epoch_stats *last)
 {
     pare_dataset *tr = eff_train(120);
     pare_graph *g = NULL;
@@ -693,6 +698,7 @@ static void run_with_stops(const long *stops, const char *ckpt, pare_graph **out
         c.eff.drop_batch = 0.2f;
         c.eff.grad_mask = 0.5f;
         c.eff.grad_mask_every = 4;
+        c.eff.cache_frozen_mb = cache_mb;
         pare_test_stop_config(&c, &s, stops[k]);
         pare_trainer *t;
         CHECK_OK(pare_trainer_new(g, &c, &t));
@@ -719,10 +725,16 @@ PARE_TEST(efficient_resume_bit_identical)
     char ck[1100];
     snprintf(ck, sizeof ck, "%s", pare_test_path("eff.ckpt"));
     const long none[] = {0}, stops[] = {5, 8, 14, 20, 0};
-    pare_graph *a, *b;
-    pare_epoch_stats sa, sb;
-    run_with_stops(none, ck, &a, &sa);
-    run_with_stops(stops, ck, &b, &sb);
+    pare_graph *a, *b, *c;
+    pare_epoch_stats sa, sb, sc;
+    run_with_stops(none, ck, 0, &a, &sa);
+    run_with_stops(stops, ck, 0, &b, &sb);
+    /* the frozen prefix's cache starts empty at every resume: the same bytes still */
+    run_with_stops(stops, ck, 16, &c, &sc);
+    same_params(a, c, "resumed with the cache");
+    CHECKF(sc.examples_cached > 0 && sc.flops < sa.flops, "the cache served %ld examples, FLOPs %.4g of %.4g",
+           sc.examples_cached, sc.flops, sa.flops);
+    pare_graph_free(c);
     CHECK(a->n_params == b->n_params);
     for (int i = 0; i < a->n_params && i < b->n_params; i++) {
         const pare_param *pa = &a->params[i], *pb = &b->params[i];
@@ -870,6 +882,8 @@ PARE_TEST(efficient_bad_options)
     BAD(o->drop_batch = 1, "--drop-batch");
     BAD(o->grad_mask = -0.1f, "--grad-mask");
     BAD(o->freeze_from = -1, "--freeze-from");
+    BAD(o->cache_frozen_mb = -1, "--cache-frozen");
+    BAD((o->cache_frozen_mb = 16, b.augment_hflip = 1), "augmentation");
 #undef BAD
     /* an unknown scheme fails when the run starts, naming it */
     pare_dataset *tr = eff_train(64);
@@ -904,6 +918,8 @@ PARE_TEST(efficient_bad_options)
         {"--sieve 0.6 --drop-data 0.5", "no data"},
         {"--grad-mask x", "--grad-mask"},
         {"--sparse-train 0.9 --scheme 3:7", "3:7"},
+        {"--cache-frozen 64 --crop 2", "augmentation"},
+        {"--cache-frozen -5", "--cache-frozen"},
     };
     for (size_t i = 0; i < sizeof cli / sizeof cli[0]; i++) {
         char args[2000], err[4096];
@@ -925,4 +941,197 @@ PARE_TEST(efficient_bad_options)
     CHECKF(run_pare(args, err, sizeof err) == 0, "pare finetune failed: %s", err);
     snprintf(args, sizeof args, "finetune m.pare --model lenet --data '%s' --out f.pare", eff_dir());
     CHECKF(run_pare(args, err, sizeof err) == 2 && strstr(err, "--model"), "finetune --model: %s", err);
+}
+
+/* ---- h: the frozen prefix's cache --------------------------------------------------------- */
+
+static void freeze_units(pare_graph *g, int upto)
+{
+    pare_unit units[64];
+    int nu = pare_units(g, units);
+    for (int u = 0; u < nu; u++) {
+        int ps[8], np = unit_params(g, &units[u], ps);
+        for (int k = 0; k < np; k++)
+            g->params[ps[k]].frozen = u < upto;
+    }
+}
+
+/* The oracle: node c is a fixed cut when everything up to it has no trainable,
+ * unfrozen parameter (and no dropout), and nothing after it reads before it. */
+static int naive_cut_ok(const pare_graph *g, int c)
+{
+    for (int v = 1; v <= c; v++) {
+        const pare_node *nd = &g->nodes[v];
+        if (nd->op == PARE_OP_DROPOUT || nd->op == PARE_OP_FAKEQUANT)
+            return 0;
+        for (int k = 0; k < nd->n_param; k++)
+            if (g->params[nd->param[k]].trainable && !g->params[nd->param[k]].frozen)
+                return 0;
+    }
+    for (int v = c + 1; v < g->n_nodes; v++)
+        for (int j = 0; j < g->nodes[v].n_in; j++)
+            if (g->nodes[v].in[j] < c)
+                return 0;
+    return 1;
+}
+
+static int cut_of(pare_graph *g, int units_frozen)
+{
+    freeze_units(g, units_frozen);
+    pare_exec *x;
+    CHECK_OK(pare_exec_new(g, 2, 1, 1, &x));
+    int c = x ? pare_exec_fixed_prefix(x) : -1;
+    pare_exec_free(x);
+    /* the deepest node the oracle accepts, short of the output */
+    int want = 0;
+    for (int v = 1; v < g->output; v++)
+        if (naive_cut_ok(g, v))
+            want = v;
+    CHECKF(c == want, "%s with %d units frozen: cut at %d, the oracle says %d", g->name, units_frozen, c, want);
+    return c;
+}
+
+PARE_TEST(efficient_fixed_prefix_cuts)
+{
+    pare_graph *g;
+    CHECK_OK(pare_zoo_build("fmnist-cnn", 0, 1, &g));
+    CHECK(cut_of(g, 0) == 0);
+    /* conv1 bn1 relu conv2 bn2 relu pool1 | conv3: the pool ends the prefix */
+    int c = cut_of(g, 2);
+    CHECKF(c > 0 && !strcmp(g->nodes[c].name, "pool1"), "cut at %s", c > 0 ? g->nodes[c].name : "none");
+    /* four units: past pool2 to the flatten that shares its bytes */
+    c = cut_of(g, 4);
+    CHECKF(c > 0 && g->nodes[c].op == PARE_OP_FLATTEN && !strcmp(g->nodes[g->nodes[c].in[0]].name, "pool2"),
+           "cut at %s", c > 0 ? g->nodes[c].name : "none");
+    /* a frozen conv whose batch norm trains: the prefix ends before that norm */
+    freeze_units(g, 1);
+    pare_unit units[16];
+    pare_units(g, units);
+    for (int k = 0; k < g->nodes[units[0].bn].n_param; k++)
+        g->params[g->nodes[units[0].bn].param[k]].frozen = 0;
+    pare_exec *x;
+    CHECK_OK(pare_exec_new(g, 2, 1, 1, &x));
+    CHECKF(pare_exec_fixed_prefix(x) == units[0].node, "cut at %d, not the conv %d", pare_exec_fixed_prefix(x),
+           units[0].node);
+    pare_exec_free(x);
+    pare_graph_free(g);
+
+    /* residual blocks: the skip reads the block's input, so a half-frozen block
+     * leaves the cut at its input, and a whole one moves it to its output */
+    CHECK_OK(pare_zoo_build("resnet20", 0, 1, &g));
+    int stem = cut_of(g, 1);
+    CHECK(stem > 0 && g->nodes[stem].op == PARE_OP_RELU);
+    CHECKF(cut_of(g, 2) == stem, "half a block frozen moved the cut past the skip");
+    int block = cut_of(g, 3);
+    CHECKF(block > stem && g->nodes[block].op == PARE_OP_RELU && g->nodes[g->nodes[block].in[0]].op == PARE_OP_ADD,
+           "a whole block frozen: cut at %d (%s)", block, g->nodes[block].name);
+    for (int u = 4; u < 12; u++)
+        cut_of(g, u);
+
+    /* forward from the cut gives the full forward's output, whatever lies before it */
+    CHECK_OK(pare_exec_new(g, 3, 1, 1, &x));
+    float *in = pare_exec_input(x);
+    pare_test_fill(in, 3 * pare_shape_size(g->nodes[0].out), -1, 1, 5);
+    pare_exec_forward(x, 3, 9);
+    size_t no = 3 * pare_shape_size(g->nodes[g->output].out), nc = 3 * pare_shape_size(g->nodes[block].out);
+    float *want = malloc(sizeof(float) * no), *cutv = malloc(sizeof(float) * nc);
+    memcpy(want, pare_exec_output(x), sizeof(float) * no);
+    memcpy(cutv, pare_exec_value(x, block), sizeof(float) * nc);
+    pare_exec_free(x);
+    CHECK_OK(pare_exec_new(g, 3, 1, 1, &x));
+    pare_test_fill(pare_exec_input(x), 3 * pare_shape_size(g->nodes[0].out), -1, 1, 6); /* other input */
+    memcpy(pare_exec_value_buf(x, block), cutv, sizeof(float) * nc);
+    pare_exec_forward_from(x, 3, 9, block);
+    CHECK(memcmp(want, pare_exec_output(x), sizeof(float) * no) == 0);
+    pare_exec_free(x);
+    free(want);
+    free(cutv);
+    pare_graph_free(g);
+}
+
+typedef struct cache_run {
+    pare_epoch_stats st[5];
+    pare_graph *g;
+} cache_run;
+
+static void on_epoch_stats(const pare_train_event *ev, void *user)
+{
+    cache_run *r = user;
+    if (ev->kind == PARE_EV_EPOCH && ev->epoch <= 4)
+        r->st[ev->epoch] = *ev->stats;
+}
+
+static void cache_train(long cache_mb, float sieve, cache_run *r)
+{
+    pare_dataset *tr = eff_train(256);
+    memset(r, 0, sizeof *r);
+    CHECK_OK(pare_zoo_build("fmnist-cnn", 0, 3, &r->g));
+    pare_train_config c;
+    pare_train_config_init(&c);
+    c.epochs = 4;
+    c.batch = 32;
+    c.threads = 2;
+    c.eff.freeze_from = 2;
+    c.eff.freeze_units = 2;
+    c.eff.freeze_max = 4;
+    c.eff.sieve = sieve;
+    c.eff.cache_frozen_mb = cache_mb;
+    c.callback = on_epoch_stats;
+    c.user = r;
+    pare_trainer *t;
+    CHECK_OK(pare_trainer_new(r->g, &c, &t));
+    CHECK_OK(pare_trainer_run(t, tr, NULL));
+    pare_trainer_free(t);
+    pare_dataset_free(tr);
+}
+
+static void same_params(const pare_graph *a, const pare_graph *b, const char *what)
+{
+    for (int i = 0; i < a->n_params; i++)
+        CHECKF(memcmp(a->params[i].t->data, b->params[i].t->data, sizeof(float) * a->params[i].t->n) == 0,
+               "%s: %s differs from the run without the cache", what, a->params[i].name);
+}
+
+PARE_TEST(efficient_frozen_cache_same_bits)
+{
+    cache_run plain, cached, small, sieved, sieved_c;
+    cache_train(0, 0, &plain);
+    cache_train(64, 0, &cached);
+    same_params(plain.g, cached.g, "cache");
+    CHECK(plain.st[4].train_loss == cached.st[4].train_loss);
+    /* epoch 2 fills the store at pool1; epoch 3 (4 units frozen) starts from it
+     * and fills pool2's; epoch 4 starts from pool2 */
+    CHECKF(cached.st[1].examples_cached == 0 && cached.st[2].examples_cached == 0 &&
+               cached.st[3].examples_cached == 256 && cached.st[4].examples_cached == 256,
+           "examples from the cache by epoch: %ld %ld %ld %ld", cached.st[1].examples_cached,
+           cached.st[2].examples_cached, cached.st[3].examples_cached, cached.st[4].examples_cached);
+    /* the FLOPs saved are exactly the skipped forwards: conv1, bn1, conv2, bn2
+     * in epoch 3; conv1 to bn4 in epoch 4 (2 FLOPs a multiply-accumulate) */
+    const double c12 = 28. * 28 * 32 * 9 + 28. * 28 * 32 + 28. * 28 * 32 * 32 * 9 + 28. * 28 * 32;
+    const double c34 = 14. * 14 * 64 * 32 * 9 + 14. * 14 * 64 + 14. * 14 * 64 * 64 * 9 + 14. * 14 * 64;
+    CHECK(plain.st[2].flops == cached.st[2].flops);
+    CHECK_NEAR(plain.st[3].flops - cached.st[3].flops, 256 * 2 * c12, 1e-9 * plain.st[3].flops);
+    CHECK_NEAR(plain.st[4].flops - cached.st[4].flops, 256 * 2 * (c12 + c34), 1e-9 * plain.st[4].flops);
+    /* 1 MiB holds 41 of pool1's 24.5 KiB rows, and then one of pool2's: those
+     * examples start from the cache (but for a few that join a batch's group
+     * of uncached examples to make it as large as the threads), the rest of
+     * each batch runs the prefix */
+    cache_train(1, 0, &small);
+    same_params(plain.g, small.g, "1 MiB cache");
+    CHECKF(small.st[3].examples_cached >= 30 && small.st[3].examples_cached <= 42,
+           "%ld examples from a 1 MiB cache", small.st[3].examples_cached);
+    CHECKF(small.st[3].flops < plain.st[3].flops && small.st[3].flops > cached.st[3].flops,
+           "a partial cache's FLOPs %.4g: between %.4g and %.4g", small.st[3].flops, cached.st[3].flops,
+           plain.st[3].flops);
+    /* with sieving, examples come and go from the active set */
+    cache_train(0, 0.25f, &sieved);
+    cache_train(64, 0.25f, &sieved_c);
+    same_params(sieved.g, sieved_c.g, "sieving and cache");
+    CHECKF(sieved_c.st[4].examples_cached > 0 && sieved_c.st[4].examples_cached <= sieved_c.st[4].examples,
+           "%ld of %ld examples from the cache", sieved_c.st[4].examples_cached, sieved_c.st[4].examples);
+    pare_graph_free(plain.g);
+    pare_graph_free(cached.g);
+    pare_graph_free(small.g);
+    pare_graph_free(sieved.g);
+    pare_graph_free(sieved_c.g);
 }

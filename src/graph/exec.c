@@ -433,13 +433,17 @@ static void grow_for_masks(pare_exec *e)
     }
 }
 
-void pare_exec_forward(pare_exec *e, int n, uint64_t step_seed)
+void pare_exec_forward_range(pare_exec *e, int n, uint64_t step_seed, int start, int end)
 {
     pare_graph *g = e->g;
     if (n > e->batch)
         n = e->batch;
+    if (start < 0 || start >= g->n_nodes)
+        start = 0;
+    if (end >= g->n_nodes)
+        end = g->n_nodes - 1;
     grow_for_masks(e);
-    for (int v = 1; v < g->n_nodes; v++) {
+    for (int v = start + 1; v <= end; v++) {
         if (!e->needed[v])
             continue;
         const pare_node *nd = &g->nodes[v];
@@ -457,6 +461,63 @@ void pare_exec_forward(pare_exec *e, int n, uint64_t step_seed)
             e->t_fwd[v] += pare_now_s() - t0;
     }
 }
+
+void pare_exec_forward_from(pare_exec *e, int n, uint64_t step_seed, int start)
+{
+    pare_exec_forward_range(e, n, step_seed, start, e->g->n_nodes - 1);
+}
+
+void pare_exec_forward(pare_exec *e, int n, uint64_t step_seed) { pare_exec_forward_range(e, n, step_seed, 0, e->g->n_nodes - 1); }
+
+/* Computes the same values for a sample at every training step, whatever
+ * else is in its batch: no trainable, unfrozen parameter, no dropout or fake
+ * quantization (QAT moves its ranges), a batch norm only when frozen (it then
+ * normalises with running statistics), and no linear layer (it multiplies the
+ * batch as one matrix, whose rounding may depend on the batch's size). */
+static int fixed_node(const pare_graph *g, const pare_node *nd)
+{
+    if (nd->op == PARE_OP_DROPOUT || nd->op == PARE_OP_FAKEQUANT || nd->op == PARE_OP_LINEAR)
+        return 0;
+    if (nd->op == PARE_OP_BATCHNORM && (nd->n_param < 1 || !g->params[nd->param[0]].frozen))
+        return 0;
+    for (int k = 0; k < nd->n_param; k++) {
+        const pare_param *p = &g->params[nd->param[k]];
+        if (p->trainable && !p->frozen)
+            return 0;
+    }
+    return 1;
+}
+
+int pare_exec_fixed_prefix(const pare_exec *e)
+{
+    const pare_graph *g = e->g;
+    int n = g->n_nodes, best = 0;
+    /* after[v]: the smallest node that a needed node after v reads */
+    int *after = malloc(sizeof(int) * (size_t)(n + 1));
+    if (!after)
+        return 0;
+    after[n - 1] = n;
+    for (int v = n - 1; v > 0; v--) {
+        int m = after[v];
+        if (e->needed[v])
+            for (int j = 0; j < g->nodes[v].n_in; j++)
+                if (g->nodes[v].in[j] < m)
+                    m = g->nodes[v].in[j];
+        after[v - 1] = m;
+    }
+    for (int v = 1; v < g->output; v++) {
+        if (e->needed[v] && !fixed_node(g, &g->nodes[v]))
+            break;
+        if (e->needed[v] && after[v] >= v)
+            best = v;
+    }
+    free(after);
+    return best;
+}
+
+int pare_exec_threads(const pare_exec *e) { return e->threads; }
+
+float *pare_exec_value_buf(pare_exec *e, int v) { return v >= 0 && v < e->g->n_nodes ? e->y[v] : NULL; }
 
 /* Does v's backward have work: a trainable unfrozen parameter here or upstream. */
 static void grad_flags(const pare_exec *e, int *rg)

@@ -25,6 +25,26 @@ float *pare_exec_input(pare_exec *e);
 void pare_exec_set_eval(pare_exec *e, int eval);
 /* Runs the graph on the first n samples of the input. step_seed feeds dropout. */
 void pare_exec_forward(pare_exec *e, int n, uint64_t step_seed);
+/* Runs only the nodes after `start` (0: every node, as pare_exec_forward). The
+ * caller has put start's value for the n samples in pare_exec_value_buf(e,
+ * start), and no later node may read a node before start (a cut, such as
+ * pare_exec_fixed_prefix returns). */
+void pare_exec_forward_from(pare_exec *e, int n, uint64_t step_seed, int start);
+/* Runs the nodes after start up to end only, on n samples (the values of later
+ * nodes are left as they were). */
+void pare_exec_forward_range(pare_exec *e, int n, uint64_t step_seed, int start, int end);
+/* The deepest node, short of the output, whose value for a sample training
+ * cannot change from step to step (everything up to it is frozen or has no
+ * parameters: no dropout, fake quantization, batch norm on batch statistics,
+ * or linear layer, whose rounding may depend on the batch's size) and that is
+ * a cut: no later node reads a node before it. 0 when there is none. A conv
+ * computes each sample alone when the batch has at least as many samples as
+ * the executor has threads (fewer: the threads share each sample's product),
+ * so a sample's value there is the same bits in any such batch. */
+int pare_exec_fixed_prefix(const pare_exec *e);
+int pare_exec_threads(const pare_exec *e);
+/* The value buffer of node v, writable (batch x its size floats). */
+float *pare_exec_value_buf(pare_exec *e, int v);
 const float *pare_exec_output(const pare_exec *e);
 /* Where the loss writes d(loss)/d(output) before pare_exec_backward (training only). */
 float *pare_exec_output_grad(pare_exec *e);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "compress/prune.h"
+#include "core/alloc.h"
 #include "core/blas.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -19,6 +20,17 @@
 #define PROBE_MAX 128
 /* Scores of kept weights when growing: above any gradient, and squared still finite. */
 #define KEEP_SCORE 1e18f
+
+/* Activations at the end of the frozen prefix, one row per training example. */
+typedef struct fstore {
+    int node;                /* 0: none */
+    uint64_t key;            /* hash of the parameters of nodes 1..node */
+    int epoch;               /* when it stopped being the current store */
+    size_t row;              /* floats per example */
+    long cap, used;
+    int32_t *slot;           /* per example: its row, or -1 */
+    float *data;
+} fstore;
 
 struct pare_eff {
     pare_graph *g;
@@ -60,12 +72,20 @@ struct pare_eff {
     double **gram;           /* per unit: centred probe Gram matrix, or NULL */
     double *kscratch;
     float *fscratch;
+    /* the frozen prefix's cache */
+    size_t cache_budget;     /* bytes; 0: off */
+    fstore cur, old;         /* at the prefix's end now, and at a shallower end before */
+    float *rows;             /* scratch: a batch of rows at the prefix's end */
+    int epoch_now;
+    /* this step's forward: nodes up to cut ran on n_full examples, those after
+     * mid (when set) on n_mid more, those after cut on the whole batch */
+    int step_cut, step_mid, n_full, n_mid;
 };
 
 int pare_eff_any(const pare_efficiency *o)
 {
     return o->sparse > 0 || o->freeze_from > 0 || o->freeze_cka > 0 || o->sieve > 0 ||
-           o->drop_data > 0 || o->drop_batch > 0 || o->grad_mask > 0;
+           o->drop_data > 0 || o->drop_batch > 0 || o->grad_mask > 0 || o->cache_frozen_mb > 0;
 }
 
 static int frac_ok(float v, int open_one) { return v >= 0 && (open_one ? v < 1 : v <= 1) && isfinite(v); }
@@ -89,6 +109,8 @@ pare_status pare_eff_check(const pare_efficiency *o)
         return pare_fail(PARE_EINVAL, "--sieve must be in [0, 1), --sieve-swap in [0, 1], --sieve-every >= 0");
     if (!frac_ok(o->drop_data, 1) || !frac_ok(o->drop_batch, 1) || !frac_ok(o->grad_mask, 1))
         return pare_fail(PARE_EINVAL, "--drop-data, --drop-batch and --grad-mask must be in [0, 1)");
+    if (o->cache_frozen_mb < 0)
+        return pare_fail(PARE_EINVAL, "--cache-frozen must be >= 0 MiB, got %ld", o->cache_frozen_mb);
     if (o->sieve + o->drop_data >= 1)
         return pare_fail(PARE_EINVAL, "--sieve %g and --drop-data %g leave no data to train on", (double)o->sieve,
                          (double)o->drop_data);
@@ -130,6 +152,15 @@ static long dropped_by(const pare_eff *e, int epoch, long active0)
     return d < active0 - 1 ? d : active0 - 1;
 }
 
+static void store_drop(fstore *f)
+{
+    free(f->slot);
+    pare_free(f->data);
+    memset(f, 0, sizeof *f);
+}
+
+static size_t store_bytes(const fstore *f) { return f->node ? (size_t)f->cap * f->row * sizeof(float) : 0; }
+
 void pare_eff_free(pare_eff *e)
 {
     if (!e)
@@ -159,6 +190,9 @@ void pare_eff_free(pare_eff *e)
     free(e->gram);
     free(e->kscratch);
     free(e->fscratch);
+    store_drop(&e->cur);
+    store_drop(&e->old);
+    pare_free(e->rows);
     free(e);
 }
 
@@ -189,6 +223,7 @@ pare_status pare_eff_new(pare_graph *g, const pare_train_config *c, long n_train
     if (o->grad_mask_every == 0)
         o->grad_mask_every = 10;
     o->sparse_scheme = NULL; /* the plan keeps the scheme; the text may not outlive the config */
+    e->cache_budget = (size_t)o->cache_frozen_mb << 20;
     e->seed = c->seed;
     e->epochs = c->epochs;
     e->batch = c->batch;
@@ -394,6 +429,7 @@ void pare_eff_unfreeze(pare_eff *e)
 long pare_eff_epoch_begin(pare_eff *e, int epoch, int fresh, long *order)
 {
     const pare_efficiency *o = &e->o;
+    e->epoch_now = epoch;
     if (fresh && o->freeze_from > 0 && epoch + 1 >= o->freeze_from && (epoch + 1 - o->freeze_from) % o->freeze_every == 0)
         freeze_next(e, o->freeze_units);
     pare_data_permutation(e->n_active, e->seed, (uint64_t)epoch, e->perm);
@@ -742,6 +778,9 @@ pare_status pare_eff_after_step(pare_eff *e, pare_exec *x, long step)
 pare_status pare_eff_epoch_end(pare_eff *e, pare_exec *x, int epoch)
 {
     pare_status s = PARE_OK;
+    /* the shallower store has served once every example has come round since */
+    if (e->old.node && (e->cur.used >= e->old.used || epoch > e->old.epoch))
+        store_drop(&e->old);
     if (e->o.sieve > 0 && (epoch + 1) % e->o.sieve_every == 0)
         s = sieve(e, epoch);
     if (s == PARE_OK && e->o.drop_data > 0)
@@ -749,6 +788,218 @@ pare_status pare_eff_epoch_end(pare_eff *e, pare_exec *x, int epoch)
     if (s == PARE_OK && e->o.freeze_cka > 0 && e->o.freeze_check == 0)
         s = cka_check(e, x);
     return s;
+}
+
+/* ---- the frozen prefix's cache ------------------------------------------------------------ */
+
+static uint64_t mix_bytes(uint64_t h, const void *p, size_t bytes)
+{
+    const unsigned char *b = p;
+    size_t i = 0;
+    for (; i + 8 <= bytes; i += 8) {
+        uint64_t w;
+        memcpy(&w, b + i, 8);
+        h = (h ^ w) * 0x100000001b3ull;
+        h ^= h >> 29;
+    }
+    for (; i < bytes; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* keys[v] for v in [0, upto]: a hash of the values and masks of every
+ * parameter of nodes 1..v, which is what their outputs depend on. */
+static void prefix_keys(const pare_graph *g, int upto, uint64_t *keys)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull;
+    keys[0] = h;
+    for (int v = 1; v <= upto; v++) {
+        const pare_node *nd = &g->nodes[v];
+        for (int k = 0; k < nd->n_param; k++) {
+            const pare_param *p = &g->params[nd->param[k]];
+            h = mix_bytes(h, p->t->data, p->t->n * sizeof(float));
+            if (p->mask)
+                h = mix_bytes(h, p->mask, p->t->n);
+        }
+        keys[v] = h;
+    }
+}
+
+static int store_open(fstore *f, const pare_graph *g, int node, uint64_t key, long n, size_t budget)
+{
+    memset(f, 0, sizeof *f);
+    size_t row = pare_shape_size(g->nodes[node].out);
+    size_t rows = row ? budget / (row * sizeof(float)) : 0;
+    long cap = rows < (size_t)n ? (long)rows : n;
+    if (cap < 1)
+        return 0;
+    f->slot = malloc(sizeof(int32_t) * (size_t)n);
+    f->data = pare_alloc_array((size_t)cap * row, sizeof(float), 0);
+    if (!f->slot || !f->data) {
+        pare_error_clear(); /* the cache is an optimisation: training goes on without it */
+        store_drop(f);
+        return 0;
+    }
+    for (long i = 0; i < n; i++)
+        f->slot[i] = -1;
+    f->node = node;
+    f->key = key;
+    f->row = row;
+    f->cap = cap;
+    return 1;
+}
+
+/* Keeps the stores in step with the frozen prefix: its end now (returned; 0:
+ * none or the cache is off) and the parameters up to it. */
+static int cache_plan(pare_eff *e, pare_exec *x)
+{
+    if (!e->cache_budget)
+        return 0;
+    pare_graph *g = e->g;
+    int cut = pare_exec_fixed_prefix(x);
+    if (cut == 0) {
+        store_drop(&e->cur);
+        store_drop(&e->old);
+        return 0;
+    }
+    int upto = cut > e->cur.node ? cut : e->cur.node;
+    uint64_t *keys = malloc(sizeof(uint64_t) * (size_t)(upto + 1));
+    if (!keys)
+        return 0;
+    prefix_keys(g, upto, keys);
+    if (e->cur.node != cut || e->cur.key != keys[cut]) {
+        /* The prefix grew (more units froze) or changed: a store at a
+         * shallower end that is still right starts the forward of its
+         * examples part of the way in, until the new store has them. */
+        if (e->cur.node && e->cur.node < cut && e->cur.key == keys[e->cur.node]) {
+            store_drop(&e->old);
+            e->old = e->cur;
+            e->old.epoch = e->epoch_now;
+            memset(&e->cur, 0, sizeof e->cur);
+        } else {
+            store_drop(&e->cur);
+        }
+        if (e->old.node && (e->old.node >= cut || e->old.key != keys[e->old.node]))
+            store_drop(&e->old);
+        size_t used = store_bytes(&e->old);
+        pare_free(e->rows);
+        e->rows = pare_alloc_array((size_t)e->batch * pare_shape_size(g->nodes[cut].out), sizeof(float), 0);
+        if (!e->rows)
+            pare_error_clear();
+        else
+            store_open(&e->cur, g, cut, keys[cut], e->n, used < e->cache_budget ? e->cache_budget - used : 0);
+    }
+    free(keys);
+    return e->cur.node ? cut : 0;
+}
+
+/* Moves rows of node `node` for the batch positions pos[0..m) between the
+ * executor (packed at 0..m) and the batch-ordered scratch. */
+static void gather_rows(float *rows, const float *packed, const int *pos, int m, size_t row)
+{
+    for (int j = 0; j < m; j++)
+        memcpy(rows + (size_t)pos[j] * row, packed + (size_t)j * row, row * sizeof(float));
+}
+
+long pare_eff_forward(pare_eff *e, pare_exec *x, const long *idx, int n, uint64_t seed)
+{
+    e->step_cut = e->step_mid = e->n_mid = 0;
+    e->n_full = n;
+    /* Fewer samples than threads run each sample's convs on every thread, in
+     * other bits than the rows stored (docs/EFFICIENT.md): no cache then. */
+    int threads = pare_exec_threads(x);
+    int cut = idx && n >= threads ? cache_plan(e, x) : 0;
+    if (!cut) {
+        pare_exec_forward(x, n, seed);
+        return 0;
+    }
+    const fstore *cur = &e->cur, *old = &e->old;
+    size_t row = cur->row;
+    /* each example from the current store (from[i] 2), the shallower one (1),
+     * or the input (0); partial groups of at least `threads` samples, so that
+     * they compute the same bits as whole batches do */
+    int *pos = malloc(sizeof(int) * 3 * (size_t)n);
+    if (!pos) {
+        pare_exec_forward(x, n, seed);
+        return 0;
+    }
+    int *pn = pos + n, *from = pn + n, mc = 0, mo = 0, mn = 0;
+    for (int i = 0; i < n; i++) {
+        from[i] = cur->slot[idx[i]] >= 0 ? 2 : old->node && old->slot[idx[i]] >= 0 ? 1 : 0;
+        mo += from[i] == 1;
+        mn += from[i] == 0;
+    }
+    /* a too small shallower group joins the input's; a too small input group
+     * takes examples of the current store, then of the shallower one, whose
+     * rest then joins it if too few remain */
+    for (int i = 0; i < n && mo > 0 && mo < threads; i++)
+        if (from[i] == 1)
+            from[i] = 0, mo--, mn++;
+    for (int src = 2; src >= 1; src--)
+        for (int i = 0; i < n && mn > 0 && mn < threads; i++)
+            if (from[i] == src)
+                mo -= src == 1, from[i] = 0, mn++;
+    for (int i = 0; i < n && mo > 0 && mo < threads; i++)
+        if (from[i] == 1)
+            from[i] = 0, mo--, mn++;
+    mo = mn = 0;
+    for (int i = 0; i < n; i++) {
+        if (from[i] == 2)
+            mc++;
+        else if (from[i] == 1)
+            pos[mo++] = i;
+        else
+            pn[mn++] = i;
+    }
+    float *at_cut = pare_exec_value_buf(x, cut);
+    if (mn == n) {
+        pare_exec_forward(x, n, seed);
+    } else {
+        float *rows = e->rows;
+        if (mo > 0) {
+            float *dst = pare_exec_value_buf(x, old->node);
+            for (int j = 0; j < mo; j++)
+                memcpy(dst + (size_t)j * old->row, old->data + (size_t)old->slot[idx[pos[j]]] * old->row,
+                       old->row * sizeof(float));
+            pare_exec_forward_range(x, mo, seed, old->node, cut);
+            gather_rows(rows, at_cut, pos, mo, row);
+        }
+        if (mn > 0) {
+            /* the uncached examples' inputs to the front, in order (rows only move down) */
+            float *in = pare_exec_input(x);
+            size_t isz = pare_shape_size(e->g->nodes[0].out);
+            for (int j = 0; j < mn; j++)
+                if (pn[j] != j)
+                    memmove(in + (size_t)j * isz, in + (size_t)pn[j] * isz, isz * sizeof(float));
+            pare_exec_forward_range(x, mn, seed, 0, cut);
+            gather_rows(rows, at_cut, pn, mn, row);
+        }
+        for (int i = 0; i < n; i++)
+            if (from[i] == 2)
+                memcpy(rows + (size_t)i * row, cur->data + (size_t)cur->slot[idx[i]] * row, row * sizeof(float));
+        memcpy(at_cut, rows, (size_t)n * row * sizeof(float));
+        e->step_cut = cut;
+        e->step_mid = mo > 0 ? old->node : 0;
+        e->n_full = mn;
+        e->n_mid = mo;
+    }
+    /* the batch's new rows join the store while it has room */
+    fstore *f = &e->cur;
+    for (int i = 0; i < n && f->used < f->cap; i++)
+        if (f->slot[idx[i]] < 0) {
+            f->slot[idx[i]] = (int32_t)f->used;
+            memcpy(f->data + (size_t)f->used * row, at_cut + (size_t)i * row, row * sizeof(float));
+            f->used++;
+        }
+    if (mn < n)
+        pare_exec_forward_from(x, n, seed, cut);
+    free(pos);
+    return mc + mo;
+}
+
+size_t pare_eff_cache_bytes(const pare_eff *e)
+{
+    return e ? (size_t)(e->cur.used * (long)e->cur.row + e->old.used * (long)e->old.row) * sizeof(float) : 0;
 }
 
 /* ---- accounting ----------------------------------------------------------------------- */
@@ -797,7 +1048,10 @@ void pare_train_flops(const pare_graph *g, const pare_eff *e, int n, double *flo
             }
         }
         double fwd = 2.0 * macs * n;
-        f += fwd * dens;
+        if (e && e->step_cut && v <= e->step_cut)   /* only the examples the cache lacked */
+            f += 2.0 * macs * (e->n_full + (v > e->step_mid && e->step_mid ? e->n_mid : 0)) * dens;
+        else
+            f += fwd * dens;
         fd += fwd;
         if (in_up && v > 0)
             f += fwd * dens;                         /* gradient of the input */

@@ -42,6 +42,16 @@ long pare_eff_epoch_begin(pare_eff *e, int epoch, int fresh, long *order);
 int pare_eff_skip_batch(const pare_eff *e, long step);
 /* Before the step's forward: which gradients backward must compute. */
 void pare_eff_before_step(pare_eff *e, pare_exec *x, long step);
+/* The step's forward on the batch idx[0..n) (idx NULL: no cache). With the
+ * frozen prefix's cache (cache_frozen_mb), examples whose activations at the
+ * prefix's end are stored start there; those stored at a shallower end (before
+ * more units froze, still right) run from that end; the rest run the prefix
+ * on their own, and join the store while it has room. Stores are keyed by a
+ * hash of the prefix's parameters, so a change there empties them. Returns
+ * the examples that started from a store. */
+long pare_eff_forward(pare_eff *e, pare_exec *x, const long *idx, int n, uint64_t seed);
+/* Bytes of activations held. */
+size_t pare_eff_cache_bytes(const pare_eff *e);
 /* After forward: per-example correctness (forgetting events). */
 void pare_eff_after_forward(pare_eff *e, const long *idx, const float *logits, const int32_t *labels,
                             int n, int classes);
@@ -56,7 +66,8 @@ int pare_eff_probe(const pare_eff *e, const long **idx);
 void pare_eff_set_probe_data(pare_eff *e, const float *x);
 
 /* FLOPs of a training step on n examples of g as the executor runs it now
- * (frozen layers, sparse kernels, gradient masks of e, which may be NULL), and
+ * (frozen layers, sparse kernels, gradient masks and the cache's start of e,
+ * which may be NULL), and
  * of the same step densely with nothing frozen. */
 void pare_train_flops(const pare_graph *g, const pare_eff *e, int n, double *flops, double *dense);
 /* Epoch-end facts for pare_epoch_stats (e may be NULL). */

@@ -22,7 +22,7 @@
 #include "train/train.h"
 #include "train/trainer.h"
 
-#define STATE_VERSION 2
+#define STATE_VERSION 3
 #define PARE_CKPT_EFF "EFFS"
 #define PARE_CKPT_HOOK "HOOK" /* the hooks' method state (QAT's latent weights) */
 
@@ -41,6 +41,7 @@ struct pare_trainer {
     long *order;            /* the examples of the current epoch, in order */
     double flops, flops_dense; /* of the current epoch so far (saved in checkpoints) */
     long examples;          /* trained on in the current epoch */
+    long cached;            /* of them, forwards started from the frozen prefix's cache */
     /* progress, all saved in checkpoints */
     long global_step;
     int epoch;              /* epochs completed */
@@ -128,6 +129,9 @@ static pare_status check_config(const pare_train_config *c)
         return pare_fail(PARE_EINVAL, "checkpoint interval must be >= 0");
     if ((c->resume || c->checkpoint_every) && !c->checkpoint_path)
         return pare_fail(PARE_EINVAL, "checkpoints and --resume need a checkpoint path");
+    if (c->eff.cache_frozen_mb > 0 && (c->augment_crop_pad > 0 || c->augment_hflip))
+        return pare_fail(PARE_EINVAL, "--cache-frozen keeps the activations of inputs that repeat, so it cannot be "
+                                      "combined with augmentation (--crop, --flip)");
     return pare_eff_check(&c->eff);
 }
 
@@ -219,11 +223,14 @@ static pare_status step_on_input(pare_trainer *t, int n, const long *idx, long *
     t->last_n = n;
     if (t->eff)
         pare_eff_before_step(t->eff, t->exec, step);
+    if (t->eff)
+        t->cached += pare_eff_forward(t->eff, t->exec, idx, n, seed);
+    else
+        pare_exec_forward(t->exec, n, seed);
     double f, fd;
     pare_train_flops(g, t->eff, n, &f, &fd);
     t->flops += f;
     t->examples += n;
-    pare_exec_forward(t->exec, n, seed);
     if (t->eff && idx)
         pare_eff_after_forward(t->eff, idx, pare_exec_output(t->exec), t->labels, n, k);
     double loss = pare_softmax_xent(pare_exec_output(t->exec), t->labels, n, k,
@@ -376,6 +383,7 @@ static pare_status save_checkpoint(pare_trainer *t)
     pare_wbuf_f64(&st, t->flops);
     pare_wbuf_f64(&st, t->flops_dense);
     pare_wbuf_u64(&st, (uint64_t)t->examples);
+    pare_wbuf_u64(&st, (uint64_t)t->cached);
     pare_wbuf_u32(&st, (uint32_t)t->n_hist);
     for (int i = 0; i < t->n_hist; i++) {
         const pare_epoch_stats *h = &t->hist[i];
@@ -391,6 +399,7 @@ static pare_status save_checkpoint(pare_trainer *t)
         pare_wbuf_f64(&st, h->flops_dense);
         pare_wbuf_u64(&st, (uint64_t)h->examples);
         pare_wbuf_u64(&st, (uint64_t)h->examples_out);
+        pare_wbuf_u64(&st, (uint64_t)h->examples_cached);
         pare_wbuf_u32(&st, (uint32_t)h->units_frozen);
         pare_wbuf_u32(&st, (uint32_t)h->units);
         pare_wbuf_f64(&st, h->sparsity);
@@ -551,7 +560,7 @@ static pare_status load_checkpoint(pare_trainer *t)
     double secs = pare_rbuf_f64(&r), tacc = pare_rbuf_f64(&r);
     long tsteps = (long)pare_rbuf_u64(&r);
     double flops = pare_rbuf_f64(&r), flops_dense = pare_rbuf_f64(&r);
-    long examples = (long)pare_rbuf_u64(&r);
+    long examples = (long)pare_rbuf_u64(&r), cached = (long)pare_rbuf_u64(&r);
     uint32_t nh = pare_rbuf_u32(&r);
     if (r.bad || ep < 0 || ep > t->c.epochs || sie < 0 || sie > steps_in_epoch(t, ep) || nh != (uint32_t)ep ||
         gs != steps_before(t, ep) + sie) {
@@ -576,6 +585,7 @@ static pare_status load_checkpoint(pare_trainer *t)
         h->flops_dense = pare_rbuf_f64(&r);
         h->examples = (long)pare_rbuf_u64(&r);
         h->examples_out = (long)pare_rbuf_u64(&r);
+        h->examples_cached = (long)pare_rbuf_u64(&r);
         h->units_frozen = (int)pare_rbuf_u32(&r);
         h->units = (int)pare_rbuf_u32(&r);
         h->sparsity = pare_rbuf_f64(&r);
@@ -644,6 +654,7 @@ static pare_status load_checkpoint(pare_trainer *t)
     t->flops = flops;
     t->flops_dense = flops_dense;
     t->examples = examples;
+    t->cached = cached;
     t->n_hist = (int)nh;
     t->n_trace = (int)nt;
 done:
@@ -821,6 +832,7 @@ pare_status pare_trainer_run(pare_trainer *t, const pare_dataset *train, const p
         st.flops = t->flops;
         st.flops_dense = d1 * (double)train->n;
         st.examples = t->examples;
+        st.examples_cached = t->cached;
         pare_train_stats(g, t->eff, &st.examples_out, &st.units_frozen, &st.units, &st.sparsity);
         if (test) {
             pare_eval_result er;
@@ -842,6 +854,7 @@ pare_status pare_trainer_run(pare_trainer *t, const pare_dataset *train, const p
         t->epoch_seconds = 0;
         t->flops = t->flops_dense = 0;
         t->examples = 0;
+        t->cached = 0;
         base_event(t, &ev, PARE_EV_EPOCH);
         ev.epoch = st.epoch;
         ev.stats = &t->hist[t->n_hist - 1];

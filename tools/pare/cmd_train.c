@@ -68,10 +68,11 @@ static void on_event(const pare_train_event *ev, void *user)
                                    s->epoch, ev->epochs, s->train_loss, 100 * s->train_acc, s->seconds, rate);
             if (ui->efficient && s->flops_dense > 0)
                 pare_progress_line(ui->bar,
-                                   "  cost: %.3g TFLOP (%.1f%% of dense)  %ld examples, %ld out of the set  "
-                                   "%d/%d units frozen  sparsity %.1f%%",
-                                   s->flops * 1e-12, 100 * s->flops / s->flops_dense, s->examples, s->examples_out,
-                                   s->units_frozen, s->units, 100 * s->sparsity);
+                                   "  cost: %.3g TFLOP (%.1f%% of dense)  %ld examples (%ld from the cache), %ld "
+                                   "out of the set  %d/%d units frozen  sparsity %.1f%%",
+                                   s->flops * 1e-12, 100 * s->flops / s->flops_dense, s->examples,
+                                   s->examples_cached, s->examples_out, s->units_frozen, s->units,
+                                   100 * s->sparsity);
         }
         if (ui->json) {
             pare_json_begin_object(ui->json);
@@ -90,6 +91,7 @@ static void on_event(const pare_train_event *ev, void *user)
             pare_json_kv_double(ui->json, "flops_dense", s->flops_dense);
             pare_json_kv_int(ui->json, "examples", s->examples);
             pare_json_kv_int(ui->json, "examples_out", s->examples_out);
+            pare_json_kv_int(ui->json, "examples_cached", s->examples_cached);
             pare_json_kv_int(ui->json, "units_frozen", s->units_frozen);
             pare_json_kv_int(ui->json, "units", s->units);
             pare_json_kv_double(ui->json, "sparsity", s->sparsity);
@@ -271,6 +273,7 @@ static int train_main(int argc, char **argv, int finetune)
         {"--drop-batch", CLI_FLOAT, &ef->drop_batch, "P", "skip each mini-batch with probability P", NULL, 0, 0.9999, 0},
         {"--grad-mask", CLI_FLOAT, &ef->grad_mask, "F", "drop the smallest F of the weight gradients", NULL, 0, 0.9999, 0},
         {"--grad-mask-every", CLI_LONG, &ef->grad_mask_every, "STEPS", "steps between gradient-mask refreshes (10)", NULL, 0, 1e12, 0},
+        {"--cache-frozen", CLI_LONG, &ef->cache_frozen_mb, "MB", "keep up to MB MiB of the frozen prefix's activations per example (0: off)", NULL, 0, 1e9, 0},
         /* quantization (docs/QUANT.md) */
         {"--dequantize", CLI_FLAG, &dequantize, NULL, "train a quantized model as a float one (drops its qparams and fakequant nodes)", NULL, 0, 0, 0},
         {"--qat", CLI_INT, &qat_bits, "BITS", "quantization-aware training with BITS-bit weights (8, 4, 2, 1)", NULL, 1, 8, 0},
@@ -377,7 +380,7 @@ static int train_main(int argc, char **argv, int finetune)
     ui.bar = pare_progress_new(stderr, quiet ? 0 : -1);
     ui.quiet = quiet;
     ui.efficient = ef->sparse > 0 || ef->freeze_from > 0 || ef->freeze_cka > 0 || ef->sieve > 0 ||
-                   ef->drop_data > 0 || ef->drop_batch > 0 || ef->grad_mask > 0;
+                   ef->drop_data > 0 || ef->drop_batch > 0 || ef->grad_mask > 0 || ef->cache_frozen_mb > 0;
     ui.json = json ? pare_json_new(stdout, 0) : NULL;
     cfg.callback = on_event;
     cfg.user = &ui;
