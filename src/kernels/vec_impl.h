@@ -145,11 +145,17 @@ double VK(f32_vsumsq_dev)(size_t n, const float *x, double m)
 {
     double acc[LANES] = {0};
     size_t i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int l = 0; l < LANES; l++) {
-            double d = (double)x[i + l] - m;
-            acc[l] += d * d;
-        }
+    /* one operation a loop: the per-lane operations stay the same, and the
+     * compiler turns each loop into vector operations (fused, it did not) */
+    for (; i + LANES <= n; i += LANES) {
+        double d[LANES];
+        for (int l = 0; l < LANES; l++)
+            d[l] = (double)x[i + l] - m;
+        for (int l = 0; l < LANES; l++)
+            d[l] = d[l] * d[l];
+        for (int l = 0; l < LANES; l++)
+            acc[l] += d[l];
+    }
     for (int l = 0; i < n; i++, l++) {
         double d = (double)x[i] - m;
         acc[l] += d * d;
@@ -157,32 +163,43 @@ double VK(f32_vsumsq_dev)(size_t n, const float *x, double m)
     return lanes_total(acc);
 }
 
+/* Sum of (x - k): vsum2's first half. */
+static double sum_dev(size_t n, const float *x, double k)
+{
+    double acc[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        double d[LANES];
+        for (int l = 0; l < LANES; l++)
+            d[l] = (double)x[i + l] - k;
+        for (int l = 0; l < LANES; l++)
+            acc[l] += d[l];
+    }
+    for (int l = 0; i < n; i++, l++)
+        acc[l] += (double)x[i] - k;
+    return lanes_total(acc);
+}
+
+/* Two passes over x (a plane, in cache after the first), each with the same
+ * lane sums as one fused pass would make: the compiler vectorises a loop that
+ * feeds one set of lanes, not one that feeds two. */
 void VK(f32_vsum2)(size_t n, const float *x, double k, double *s1, double *s2)
 {
-    double a[LANES] = {0}, b[LANES] = {0};
-    size_t i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int l = 0; l < LANES; l++) {
-            double d = (double)x[i + l] - k;
-            a[l] += d;
-            b[l] += d * d;
-        }
-    for (int l = 0; i < n; i++, l++) {
-        double d = (double)x[i] - k;
-        a[l] += d;
-        b[l] += d * d;
-    }
-    *s1 += lanes_total(a);
-    *s2 += lanes_total(b);
+    *s1 += sum_dev(n, x, k);
+    *s2 += VK(f32_vsumsq_dev)(n, x, k);
 }
 
 double VK(f32_vdot)(size_t n, const float *x, double m, const float *y)
 {
     double acc[LANES] = {0};
     size_t i = 0;
-    for (; i + LANES <= n; i += LANES)
+    for (; i + LANES <= n; i += LANES) {
+        double d[LANES];
         for (int l = 0; l < LANES; l++)
-            acc[l] += ((double)x[i + l] - m) * (double)y[i + l];
+            d[l] = ((double)x[i + l] - m) * (double)y[i + l];
+        for (int l = 0; l < LANES; l++)
+            acc[l] += d[l];
+    }
     for (int l = 0; i < n; i++, l++)
         acc[l] += ((double)x[i] - m) * (double)y[i];
     return lanes_total(acc);
