@@ -167,6 +167,7 @@ typedef struct emitter {
     int use_qconv, use_qmax, use_qcode;
     int use_halo8;             /* a u8 act with a halo */
     long qbuf_bytes;           /* the largest gathered qconv tile */
+    size_t arr_i, arr_n;       /* the integer array being written: values put, declared */
 } emitter;
 
 /* A static const array of n floats; C has no empty arrays, so an empty one
@@ -197,24 +198,47 @@ static void float_array(emitter *E, const char *name, const char *why, const flo
     put(&E->b, "\n};\n");
 }
 
+/* A static const integer array written value by value, so that values kept
+ * in several arrays (per group) need no scratch: ints_begin declares step i's
+ * array `suffix` of n values, ints_put appends one, ints_end closes it. */
+static void ints_begin(emitter *E, const char *type, int i, const char *suffix, const char *why, size_t n)
+{
+    putf(&E->b, "static const %s %s_s%d_%s[%zu] = { /* %s */", type, E->pre, i, suffix, n ? n : 1, why);
+    if (!n)
+        put(&E->b, "0");
+    E->arr_i = 0;
+    E->arr_n = n;
+}
+
+static void ints_put(emitter *E, long v)
+{
+    if (!reserve(&E->b, 48))
+        return;
+    char *s = E->b.p + E->b.len;
+    size_t k = 0, i = E->arr_i++;
+    if (i % 12 == 0)
+        k += (size_t)sprintf(s, "\n   ");
+    s[k++] = ' ';
+    k += int_lit(s + k, v);
+    if (i + 1 < E->arr_n)
+        s[k++] = ',';
+    s[k] = 0;
+    E->b.len += k;
+}
+
+static void ints_end(emitter *E) { put(&E->b, "\n};\n"); }
+
+/* The same for values already in one array, named in full. */
 static void int_array(emitter *E, const char *type, const char *name, const char *why, const long *v, size_t n)
 {
     putf(&E->b, "static const %s %s_%s[%zu] = { /* %s */", type, E->pre, name, n ? n : 1, why);
     if (!n)
         put(&E->b, "0");
-    for (size_t i = 0; i < n && reserve(&E->b, 48); i++) {
-        char *s = E->b.p + E->b.len;
-        size_t k = 0;
-        if (i % 12 == 0)
-            k += (size_t)sprintf(s, "\n   ");
-        s[k++] = ' ';
-        k += int_lit(s + k, v[i]);
-        if (i + 1 < n)
-            s[k++] = ',';
-        s[k] = 0;
-        E->b.len += k;
-    }
-    put(&E->b, "\n};\n");
+    E->arr_i = 0;
+    E->arr_n = n;
+    for (size_t i = 0; i < n; i++)
+        ints_put(E, v[i]);
+    ints_end(E);
 }
 
 /* Layer names come from model files: in a comment they must not close it or
@@ -1343,53 +1367,40 @@ static int emit_qconv(emitter *E, int i, const pare_step *st)
         nw += (size_t)L->groups[g].ncols * (size_t)L->groups[g].rp * 4;
         nb += (size_t)L->groups[g].rp;
     }
-    /* one scratch of longs for every integer array below */
     size_t ng4 = (size_t)4 * (size_t)L->n_gather, nm16 = 0;
     if (st->wide && st->mask)
         nm16 = (size_t)((st->n_pos + PARE_QCONV_CHUNK - 1) / PARE_QCONV_CHUNK);
-    size_t nlong = ncol > nw ? ncol : nw;
-    nlong = nlong > nb ? nlong : nb;
-    nlong = nlong > ng4 ? nlong : ng4;
-    nlong = nlong > nm16 ? nlong : nm16;
-    long *v = calloc(nlong ? nlong : 1, sizeof(long));
-    if (!v)
-        return -1;
-    char nm[64];
-    size_t k = 0;
+    ints_begin(E, "int32_t", i, "off", "per group, its columns' input offsets (dwords)", ncol);
     for (int g = 0; g < L->n_groups; g++)
         for (int c = 0; c < L->groups[g].ncols; c++)
-            v[k++] = L->groups[g].off[c];
-    snprintf(nm, sizeof nm, "s%d_off", i);
-    int_array(E, "int32_t", nm, "per group, its columns' input offsets (dwords)", v, k);
-    k = 0;
+            ints_put(E, L->groups[g].off[c]);
+    ints_end(E);
+    ints_begin(E, "int8_t", i, "w", "per group, columns x filters x 4 int8 weights", nw);
     for (int g = 0; g < L->n_groups; g++)
         for (size_t e = 0; e < (size_t)L->groups[g].ncols * (size_t)L->groups[g].rp * 4; e++)
-            v[k++] = L->groups[g].w[e];
-    snprintf(nm, sizeof nm, "s%d_w", i);
-    int_array(E, "int8_t", nm, "per group, columns x filters x 4 int8 weights", v, k);
-    k = 0;
+            ints_put(E, L->groups[g].w[e]);
+    ints_end(E);
+    ints_begin(E, "int32_t", i, "b", "per group, its filters' initial accumulators", nb);
     for (int g = 0; g < L->n_groups; g++)
         for (int j = 0; j < L->groups[g].rp; j++)
-            v[k++] = L->groups[g].bias[j];
-    snprintf(nm, sizeof nm, "s%d_b", i);
-    int_array(E, "int32_t", nm, "per group, its filters' initial accumulators", v, k);
+            ints_put(E, L->groups[g].bias[j]);
+    ints_end(E);
     if (ng4 > 0) {
+        ints_begin(E, "int32_t", i, "goff", "gathered columns: 4 source offsets each (dwords)", ng4);
         for (size_t e = 0; e < ng4; e++)
-            v[e] = L->g_off[e];
-        snprintf(nm, sizeof nm, "s%d_goff", i);
-        int_array(E, "int32_t", nm, "gathered columns: 4 source offsets each (dwords)", v, ng4);
+            ints_put(E, L->g_off[e]);
+        ints_end(E);
+        ints_begin(E, "unsigned char", i, "gsel", "gathered columns: 4 source bytes each", ng4);
         for (size_t e = 0; e < ng4; e++)
-            v[e] = L->g_sel[e];
-        snprintf(nm, sizeof nm, "s%d_gsel", i);
-        int_array(E, "unsigned char", nm, "gathered columns: 4 source bytes each", v, ng4);
+            ints_put(E, L->g_sel[e]);
+        ints_end(E);
     }
     if (nm16 > 0) {
+        ints_begin(E, "uint16_t", i, "mask", "per 16 positions, the ones stored", nm16);
         for (size_t e = 0; e < nm16; e++)
-            v[e] = st->mask[e];
-        snprintf(nm, sizeof nm, "s%d_mask", i);
-        int_array(E, "uint16_t", nm, "per 16 positions, the ones stored", v, nm16);
+            ints_put(E, st->mask[e]);
+        ints_end(E);
     }
-    free(v);
     requant_arrays(E, i, L->scale, L->shift, (size_t)oa->C, "filter");
     putf(&E->b, "static const %s_qgroup %s_s%d_g[%d] = {\n", P, P, i, L->n_groups > 0 ? L->n_groups : 1);
     size_t ko = 0, kw = 0, kb = 0;
@@ -1485,19 +1496,14 @@ static int emit_qfc(emitter *E, int i, const pare_step *st)
     const pare_qfc *F = &st->qfc;
     int blocks = (F->out + 15) / 16;
     size_t nw = (size_t)blocks * (size_t)F->in4 * 64, nb = (size_t)blocks * 16;
-    long *v = calloc(nw > nb ? nw : nb, sizeof(long));
-    if (!v)
-        return -1;
-    char nm[64];
+    ints_begin(E, "int8_t", i, "w", "[blocks of 16 outputs][input dwords][16][4] int8 weights", nw);
     for (size_t e = 0; e < nw; e++)
-        v[e] = F->w[e];
-    snprintf(nm, sizeof nm, "s%d_w", i);
-    int_array(E, "int8_t", nm, "[blocks of 16 outputs][input dwords][16][4] int8 weights", v, nw);
+        ints_put(E, F->w[e]);
+    ints_end(E);
+    ints_begin(E, "int32_t", i, "b", "per output, the initial accumulator", nb);
     for (size_t e = 0; e < nb; e++)
-        v[e] = F->bias[e];
-    snprintf(nm, sizeof nm, "s%d_b", i);
-    int_array(E, "int32_t", nm, "per output, the initial accumulator", v, nb);
-    free(v);
+        ints_put(E, F->bias[e]);
+    ints_end(E);
     requant_arrays(E, i, F->scale, F->shift, (size_t)F->out, "output");
     char x[160];
     bytes_of(E, x, sizeof x, st->in[0]);

@@ -38,6 +38,7 @@ struct pare_exec {
     int *sacc;
     int *needed;      /* node contributes to the output */
     int *consumers;   /* number of consumers per node */
+    int *cut;         /* 1: no needed node after it reads a node before it */
     int eval;         /* forward as in inference (BN running statistics, no dropout) */
     int profile;
     double *t_fwd, *t_bwd;
@@ -137,6 +138,7 @@ void pare_exec_free(pare_exec *e)
     free(e->sacc);
     free(e->needed);
     free(e->consumers);
+    free(e->cut);
     free(e->t_fwd);
     free(e->t_bwd);
     free(e->grad_mask);
@@ -187,6 +189,7 @@ pare_status pare_exec_new(pare_graph *g, int batch, int training, int threads, p
     e->sacc = calloc((size_t)max_in, sizeof(*e->sacc));
     e->needed = calloc((size_t)n, sizeof(int));
     e->consumers = calloc((size_t)n, sizeof(int));
+    e->cut = calloc((size_t)n, sizeof(int));
     e->t_fwd = calloc((size_t)n, sizeof(double));
     e->t_bwd = calloc((size_t)n, sizeof(double));
     e->grad_mask = calloc((size_t)(g->n_params ? g->n_params : 1), sizeof(*e->grad_mask));
@@ -197,7 +200,7 @@ pare_status pare_exec_new(pare_graph *g, int batch, int training, int threads, p
     pare_status st = PARE_ENOMEM;
     if (!e->y || !e->dy || !e->dy_alias || !e->aux || !e->pgrad || !e->rg || !e->init || !e->needed ||
         !e->sx || !e->sxs || !e->sdx || !e->sacc ||
-        !e->consumers || !e->t_fwd || !e->t_bwd || !e->grad_mask || !e->aux_size || !fslot || !bslot || !last_use)
+        !e->consumers || !e->cut || !e->t_fwd || !e->t_bwd || !e->grad_mask || !e->aux_size || !fslot || !bslot || !last_use)
         goto fail;
 
     /* Nodes the output depends on, and consumer counts among them. */
@@ -210,6 +213,14 @@ pare_status pare_exec_new(pare_graph *g, int batch, int training, int threads, p
         if (e->needed[v])
             for (int j = 0; j < g->nodes[v].n_in; j++)
                 e->consumers[g->nodes[v].in[j]]++;
+    /* Cuts, from the back: `low` is the smallest node a needed node after v reads. */
+    for (int v = n - 1, low = n; v > 0; v--) {
+        e->cut[v] = e->needed[v] && low >= v;
+        if (e->needed[v])
+            for (int j = 0; j < g->nodes[v].n_in; j++)
+                if (g->nodes[v].in[j] < low)
+                    low = g->nodes[v].in[j];
+    }
 
     /* Forward storage. Training keeps everything; inference frees a value's
      * storage after its last consumer. */
@@ -491,27 +502,13 @@ static int fixed_node(const pare_graph *g, const pare_node *nd)
 int pare_exec_fixed_prefix(const pare_exec *e)
 {
     const pare_graph *g = e->g;
-    int n = g->n_nodes, best = 0;
-    /* after[v]: the smallest node that a needed node after v reads */
-    int *after = malloc(sizeof(int) * (size_t)(n + 1));
-    if (!after)
-        return 0;
-    after[n - 1] = n;
-    for (int v = n - 1; v > 0; v--) {
-        int m = after[v];
-        if (e->needed[v])
-            for (int j = 0; j < g->nodes[v].n_in; j++)
-                if (g->nodes[v].in[j] < m)
-                    m = g->nodes[v].in[j];
-        after[v - 1] = m;
-    }
+    int best = 0;
     for (int v = 1; v < g->output; v++) {
         if (e->needed[v] && !fixed_node(g, &g->nodes[v]))
             break;
-        if (e->needed[v] && after[v] >= v)
+        if (e->cut[v])
             best = v;
     }
-    free(after);
     return best;
 }
 

@@ -76,6 +76,8 @@ struct pare_eff {
     size_t cache_budget;     /* bytes; 0: off */
     fstore cur, old;         /* at the prefix's end now, and at a shallower end before */
     float *rows;             /* scratch: a batch of rows at the prefix's end */
+    int *pick;               /* scratch: 3 x batch, each example's source and the groups */
+    uint64_t *keys;          /* scratch: per node, the prefix's parameter hash */
     int epoch_now;
     /* this step's forward: nodes up to cut ran on n_full examples, those after
      * mid (when set) on n_mid more, those after cut on the whole batch */
@@ -193,6 +195,8 @@ void pare_eff_free(pare_eff *e)
     store_drop(&e->cur);
     store_drop(&e->old);
     pare_free(e->rows);
+    free(e->pick);
+    free(e->keys);
     free(e);
 }
 
@@ -242,8 +246,13 @@ pare_status pare_eff_new(pare_graph *g, const pare_train_config *c, long n_train
     e->perm = malloc(sizeof(long) * (size_t)n_train);
     e->tmp = malloc(sizeof(long) * (size_t)n_train);
     e->epoch_steps = calloc((size_t)c->epochs, sizeof(long));
+    if (e->cache_budget) {
+        e->pick = malloc(sizeof(int) * 3 * (size_t)c->batch);
+        e->keys = malloc(sizeof(uint64_t) * (size_t)g->n_nodes);
+    }
     if (!e->units || !e->policy_frozen || !e->orig_frozen || !e->gram || !e->gmask || !e->active || !e->queue || !e->dropped ||
-        !e->forgets || !e->last || !e->perm || !e->tmp || !e->epoch_steps) {
+        !e->forgets || !e->last || !e->perm || !e->tmp || !e->epoch_steps ||
+        (e->cache_budget && (!e->pick || !e->keys))) {
         pare_eff_free(e);
         return pare_fail(PARE_ENOMEM, "out of memory for the efficient-training state of %ld examples", n_train);
     }
@@ -862,11 +871,8 @@ static int cache_plan(pare_eff *e, pare_exec *x)
         store_drop(&e->old);
         return 0;
     }
-    int upto = cut > e->cur.node ? cut : e->cur.node;
-    uint64_t *keys = malloc(sizeof(uint64_t) * (size_t)(upto + 1));
-    if (!keys)
-        return 0;
-    prefix_keys(g, upto, keys);
+    uint64_t *keys = e->keys;
+    prefix_keys(g, cut > e->cur.node ? cut : e->cur.node, keys);
     if (e->cur.node != cut || e->cur.key != keys[cut]) {
         /* The prefix grew (more units froze) or changed: a store at a
          * shallower end that is still right starts the forward of its
@@ -889,12 +895,10 @@ static int cache_plan(pare_eff *e, pare_exec *x)
         else
             store_open(&e->cur, g, cut, keys[cut], e->n, used < e->cache_budget ? e->cache_budget - used : 0);
     }
-    free(keys);
     return e->cur.node ? cut : 0;
 }
 
-/* Moves rows of node `node` for the batch positions pos[0..m) between the
- * executor (packed at 0..m) and the batch-ordered scratch. */
+/* Puts rows packed at 0..m (a group's forward) at their batch positions pos[0..m). */
 static void gather_rows(float *rows, const float *packed, const int *pos, int m, size_t row)
 {
     for (int j = 0; j < m; j++)
@@ -918,12 +922,7 @@ long pare_eff_forward(pare_eff *e, pare_exec *x, const long *idx, int n, uint64_
     /* each example from the current store (from[i] 2), the shallower one (1),
      * or the input (0); partial groups of at least `threads` samples, so that
      * they compute the same bits as whole batches do */
-    int *pos = malloc(sizeof(int) * 3 * (size_t)n);
-    if (!pos) {
-        pare_exec_forward(x, n, seed);
-        return 0;
-    }
-    int *pn = pos + n, *from = pn + n, mc = 0, mo = 0, mn = 0;
+    int *pos = e->pick, *pn = pos + n, *from = pn + n, mc = 0, mo = 0, mn = 0;
     for (int i = 0; i < n; i++) {
         from[i] = cur->slot[idx[i]] >= 0 ? 2 : old->node && old->slot[idx[i]] >= 0 ? 1 : 0;
         mo += from[i] == 1;
@@ -954,6 +953,11 @@ long pare_eff_forward(pare_eff *e, pare_exec *x, const long *idx, int n, uint64_
     float *at_cut = pare_exec_value_buf(x, cut);
     if (mn == n) {
         pare_exec_forward(x, n, seed);
+    } else if (mc == n) {
+        for (int i = 0; i < n; i++)
+            memcpy(at_cut + (size_t)i * row, cur->data + (size_t)cur->slot[idx[i]] * row, row * sizeof(float));
+        e->step_cut = cut;
+        e->n_full = 0;
     } else {
         float *rows = e->rows;
         if (mo > 0) {
@@ -993,13 +997,7 @@ long pare_eff_forward(pare_eff *e, pare_exec *x, const long *idx, int n, uint64_
         }
     if (mn < n)
         pare_exec_forward_from(x, n, seed, cut);
-    free(pos);
     return mc + mo;
-}
-
-size_t pare_eff_cache_bytes(const pare_eff *e)
-{
-    return e ? (size_t)(e->cur.used * (long)e->cur.row + e->old.used * (long)e->old.row) * sizeof(float) : 0;
 }
 
 /* ---- accounting ----------------------------------------------------------------------- */

@@ -50,8 +50,6 @@ void pare_eff_before_step(pare_eff *e, pare_exec *x, long step);
  * hash of the prefix's parameters, so a change there empties them. Returns
  * the examples that started from a store. */
 long pare_eff_forward(pare_eff *e, pare_exec *x, const long *idx, int n, uint64_t seed);
-/* Bytes of activations held. */
-size_t pare_eff_cache_bytes(const pare_eff *e);
 /* After forward: per-example correctness (forgetting events). */
 void pare_eff_after_forward(pare_eff *e, const long *idx, const float *logits, const int32_t *labels,
                             int n, int classes);
