@@ -97,7 +97,68 @@ TILE(4, 4, 8)
 TILE(4, 5, 8)
 TILE(4, 6, 8)
 
+/* Two one-filter groups (CSR rows) side by side: each keeps its own V
+ * accumulators and adds its columns in its own order (the same sums as one
+ * group at a time), but the two independent streams of loads and FMAs give
+ * the core twice the work to overlap; a lone filter's FMAs wait on each
+ * other and on its split loads. */
+#define PAIR(V)                                                                                   \
+    static void pair_##V(const pare_conv_io *io, const pare_conv_group *g, const pare_conv_group *h, \
+                         long q)                                                                  \
+    {                                                                                             \
+        __m512 a[V], b[V];                                                                        \
+        _Pragma("GCC unroll 8") for (int v = 0; v < V; v++)                                       \
+        {                                                                                         \
+            a[v] = _mm512_set1_ps(g->bias ? g->bias[0] : 0.0f);                                   \
+            b[v] = _mm512_set1_ps(h->bias ? h->bias[0] : 0.0f);                                   \
+        }                                                                                         \
+        const float *in = io->in + q;                                                             \
+        const int32_t *ga = g->off, *ha = h->off;                                                 \
+        const float *gw = g->w, *hw = h->w;                                                       \
+        int both = g->ncols < h->ncols ? g->ncols : h->ncols, c = 0;                              \
+        for (; c < both; c++) {                                                                   \
+            const float *p = in + ga[c], *r = in + ha[c];                                         \
+            __m512 wp = _mm512_set1_ps(gw[c]), wr = _mm512_set1_ps(hw[c]);                        \
+            _Pragma("GCC unroll 8") for (int v = 0; v < V; v++)                                   \
+            {                                                                                     \
+                a[v] = _mm512_fmadd_ps(wp, _mm512_loadu_ps(p + CH * v), a[v]);                    \
+                b[v] = _mm512_fmadd_ps(wr, _mm512_loadu_ps(r + CH * v), b[v]);                    \
+            }                                                                                     \
+        }                                                                                         \
+        for (int cg = c; cg < g->ncols; cg++) {                                                   \
+            const float *p = in + ga[cg];                                                         \
+            __m512 wp = _mm512_set1_ps(gw[cg]);                                                   \
+            _Pragma("GCC unroll 8") for (int v = 0; v < V; v++) a[v] =                            \
+                _mm512_fmadd_ps(wp, _mm512_loadu_ps(p + CH * v), a[v]);                           \
+        }                                                                                         \
+        for (int ch = c; ch < h->ncols; ch++) {                                                   \
+            const float *r = in + ha[ch];                                                         \
+            __m512 wr = _mm512_set1_ps(hw[ch]);                                                   \
+            _Pragma("GCC unroll 8") for (int v = 0; v < V; v++) b[v] =                            \
+                _mm512_fmadd_ps(wr, _mm512_loadu_ps(r + CH * v), b[v]);                           \
+        }                                                                                         \
+        _Pragma("GCC unroll 8") for (int v = 0; v < V; v++)                                       \
+        {                                                                                         \
+            __mmask16 m = chunk_mask(io, q + CH * v);                                             \
+            if (!m)                                                                               \
+                continue;                                                                         \
+            _mm512_mask_storeu_ps(io->out + g->o0 * io->out_cs + q + CH * v, m,                   \
+                                  finish(io, g->o0, q + CH * v, a[v]));                           \
+            _mm512_mask_storeu_ps(io->out + h->o0 * io->out_cs + q + CH * v, m,                   \
+                                  finish(io, h->o0, q + CH * v, b[v]));                           \
+        }                                                                                         \
+    }
+
+PAIR(1)
+PAIR(2)
+PAIR(3)
+PAIR(4)
+PAIR(5)
+PAIR(6)
+
 typedef void tile_fn(const pare_conv_io *, const pare_conv_group *, long, int);
+typedef void pair_fn(const pare_conv_io *, const pare_conv_group *, const pare_conv_group *, long);
+static pair_fn *const pairs[TILE_CHUNKS] = {pair_1, pair_2, pair_3, pair_4, pair_5, pair_6};
 
 static tile_fn *const tiles[4][TILE_CHUNKS] = {
     {tile_1_1_1, tile_1_1_2, tile_1_1_3, tile_1_1_4, tile_1_1_5, tile_1_1_6},
@@ -117,6 +178,11 @@ void pare_f32_convg_4x6__avx512(const pare_conv_io *io, const pare_conv_layer *L
         int v = chunks > TILE_CHUNKS ? TILE_CHUNKS : (int)chunks;
         for (int gi = g0; gi < g1; gi++) {
             const pare_conv_group *g = &L->groups[gi];
+            if (g->rp == 1 && gi + 1 < g1 && L->groups[gi + 1].rp == 1) {
+                pairs[v - 1](io, g, g + 1, q);
+                gi++;
+                continue;
+            }
             int k = rp_index(g->rp);
             tiles[k][v - 1](io, g, q, 0);
             if (g->rp == 8 && g->r > 4)
