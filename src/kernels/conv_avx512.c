@@ -97,6 +97,14 @@ TILE(4, 4, 8)
 TILE(4, 5, 8)
 TILE(4, 6, 8)
 
+/* The columns [c0, c1) of one row into its accumulators acc[0, V). */
+#define PAIR_REST(V, acc, off, w, c0, c1)                                                         \
+    for (int cr = (c0); cr < (c1); cr++) {                                                        \
+        const float *p_ = in + (off)[cr];                                                         \
+        __m512 w_ = _mm512_set1_ps((w)[cr]);                                                      \
+        _Pragma("GCC unroll 8") for (int v = 0; v < V; v++) acc[v] =                              \
+            _mm512_fmadd_ps(w_, _mm512_loadu_ps(p_ + CH * v), acc[v]);                            \
+    }
 /* Two one-filter groups (CSR rows) side by side: each keeps its own V
  * accumulators and adds its columns in its own order (the same sums as one
  * group at a time), but the two independent streams of loads and FMAs give
@@ -125,18 +133,8 @@ TILE(4, 6, 8)
                 b[v] = _mm512_fmadd_ps(wr, _mm512_loadu_ps(r + CH * v), b[v]);                    \
             }                                                                                     \
         }                                                                                         \
-        for (int cg = c; cg < g->ncols; cg++) {                                                   \
-            const float *p = in + ga[cg];                                                         \
-            __m512 wp = _mm512_set1_ps(gw[cg]);                                                   \
-            _Pragma("GCC unroll 8") for (int v = 0; v < V; v++) a[v] =                            \
-                _mm512_fmadd_ps(wp, _mm512_loadu_ps(p + CH * v), a[v]);                           \
-        }                                                                                         \
-        for (int ch = c; ch < h->ncols; ch++) {                                                   \
-            const float *r = in + ha[ch];                                                         \
-            __m512 wr = _mm512_set1_ps(hw[ch]);                                                   \
-            _Pragma("GCC unroll 8") for (int v = 0; v < V; v++) b[v] =                            \
-                _mm512_fmadd_ps(wr, _mm512_loadu_ps(r + CH * v), b[v]);                           \
-        }                                                                                         \
+        PAIR_REST(V, a, ga, gw, c, g->ncols);                                                     \
+        PAIR_REST(V, b, ha, hw, c, h->ncols);                                                     \
         _Pragma("GCC unroll 8") for (int v = 0; v < V; v++)                                       \
         {                                                                                         \
             __mmask16 m = chunk_mask(io, q + CH * v);                                             \
