@@ -199,15 +199,23 @@ static void float_array(emitter *E, const char *name, const char *why, const flo
 }
 
 /* A static const integer array written value by value, so that values kept
- * in several arrays (per group) need no scratch: ints_begin declares step i's
- * array `suffix` of n values, ints_put appends one, ints_end closes it. */
-static void ints_begin(emitter *E, const char *type, int i, const char *suffix, const char *why, size_t n)
+ * in several arrays (per group) need no scratch: ints_open declares the array
+ * `name` of n values, ints_put appends one, ints_end closes it. */
+static void ints_open(emitter *E, const char *type, const char *name, const char *why, size_t n)
 {
-    putf(&E->b, "static const %s %s_s%d_%s[%zu] = { /* %s */", type, E->pre, i, suffix, n ? n : 1, why);
+    putf(&E->b, "static const %s %s_%s[%zu] = { /* %s */", type, E->pre, name, n ? n : 1, why);
     if (!n)
         put(&E->b, "0");
     E->arr_i = 0;
     E->arr_n = n;
+}
+
+/* ints_open for step i's array `suffix` (named s<i>_<suffix>). */
+static void ints_begin(emitter *E, const char *type, int i, const char *suffix, const char *why, size_t n)
+{
+    char name[64];
+    snprintf(name, sizeof name, "s%d_%s", i, suffix);
+    ints_open(E, type, name, why, n);
 }
 
 static void ints_put(emitter *E, long v)
@@ -228,14 +236,20 @@ static void ints_put(emitter *E, long v)
 
 static void ints_end(emitter *E) { put(&E->b, "\n};\n"); }
 
-/* The same for values already in one array, named in full. */
+/* Step i's array `suffix` of the n values of src, an array of any integer type. */
+#define STEP_INTS(E, type, i, suffix, why, src, n)                                                \
+    do {                                                                                          \
+        size_t n_ = (n);                                                                          \
+        ints_begin(E, type, i, suffix, why, n_);                                                  \
+        for (size_t e_ = 0; e_ < n_; e_++)                                                        \
+            ints_put(E, (long)(src)[e_]);                                                         \
+        ints_end(E);                                                                              \
+    } while (0)
+
+/* The same for values already in one array of longs, named in full. */
 static void int_array(emitter *E, const char *type, const char *name, const char *why, const long *v, size_t n)
 {
-    putf(&E->b, "static const %s %s_%s[%zu] = { /* %s */", type, E->pre, name, n ? n : 1, why);
-    if (!n)
-        put(&E->b, "0");
-    E->arr_i = 0;
-    E->arr_n = n;
+    ints_open(E, type, name, why, n);
     for (size_t i = 0; i < n; i++)
         ints_put(E, v[i]);
     ints_end(E);
@@ -1386,21 +1400,11 @@ static int emit_qconv(emitter *E, int i, const pare_step *st)
             ints_put(E, L->groups[g].bias[j]);
     ints_end(E);
     if (ng4 > 0) {
-        ints_begin(E, "int32_t", i, "goff", "gathered columns: 4 source offsets each (dwords)", ng4);
-        for (size_t e = 0; e < ng4; e++)
-            ints_put(E, L->g_off[e]);
-        ints_end(E);
-        ints_begin(E, "unsigned char", i, "gsel", "gathered columns: 4 source bytes each", ng4);
-        for (size_t e = 0; e < ng4; e++)
-            ints_put(E, L->g_sel[e]);
-        ints_end(E);
+        STEP_INTS(E, "int32_t", i, "goff", "gathered columns: 4 source offsets each (dwords)", L->g_off, ng4);
+        STEP_INTS(E, "unsigned char", i, "gsel", "gathered columns: 4 source bytes each", L->g_sel, ng4);
     }
-    if (nm16 > 0) {
-        ints_begin(E, "uint16_t", i, "mask", "per 16 positions, the ones stored", nm16);
-        for (size_t e = 0; e < nm16; e++)
-            ints_put(E, st->mask[e]);
-        ints_end(E);
-    }
+    if (nm16 > 0)
+        STEP_INTS(E, "uint16_t", i, "mask", "per 16 positions, the ones stored", st->mask, nm16);
     requant_arrays(E, i, L->scale, L->shift, (size_t)oa->C, "filter");
     putf(&E->b, "static const %s_qgroup %s_s%d_g[%d] = {\n", P, P, i, L->n_groups > 0 ? L->n_groups : 1);
     size_t ko = 0, kw = 0, kb = 0;
@@ -1496,14 +1500,8 @@ static int emit_qfc(emitter *E, int i, const pare_step *st)
     const pare_qfc *F = &st->qfc;
     int blocks = (F->out + 15) / 16;
     size_t nw = (size_t)blocks * (size_t)F->in4 * 64, nb = (size_t)blocks * 16;
-    ints_begin(E, "int8_t", i, "w", "[blocks of 16 outputs][input dwords][16][4] int8 weights", nw);
-    for (size_t e = 0; e < nw; e++)
-        ints_put(E, F->w[e]);
-    ints_end(E);
-    ints_begin(E, "int32_t", i, "b", "per output, the initial accumulator", nb);
-    for (size_t e = 0; e < nb; e++)
-        ints_put(E, F->bias[e]);
-    ints_end(E);
+    STEP_INTS(E, "int8_t", i, "w", "[blocks of 16 outputs][input dwords][16][4] int8 weights", F->w, nw);
+    STEP_INTS(E, "int32_t", i, "b", "per output, the initial accumulator", F->bias, nb);
     requant_arrays(E, i, F->scale, F->shift, (size_t)F->out, "output");
     char x[160];
     bytes_of(E, x, sizeof x, st->in[0]);

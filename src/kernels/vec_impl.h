@@ -50,6 +50,14 @@ void VK(f32_vrelu6_bwd)(size_t n, const float *y, const float *dy, float *dx, in
  * would leave to a scalar tail whose compares become mispredicted branches;
  * here every row is 16-output vectors with a masked last one. */
 #include <immintrin.h>
+/* Where v is greater than the maximum *m so far, v becomes it and its index b + add. */
+static inline void vmax_take(__m512 v, __m512 *m, __m512i *q, __m512i b, __m512i add)
+{
+    __mmask16 gt = _mm512_cmp_ps_mask(v, *m, _CMP_GT_OQ);
+    *q = _mm512_mask_add_epi32(*q, gt, b, add);
+    *m = _mm512_mask_mov_ps(*m, gt, v);
+}
+
 void VK(f32_vmax2x2)(size_t n, const float *r0, const float *r1, int32_t k0, int32_t w, float *y,
                      int32_t *k)
 {
@@ -67,17 +75,9 @@ void VK(f32_vmax2x2)(size_t n, const float *r0, const float *r1, int32_t k0, int
         __m512 c0 = _mm512_maskz_loadu_ps(ml, r1 + 2 * i), c1 = _mm512_maskz_loadu_ps(mh, r1 + 2 * i + 16);
         __m512 m = _mm512_permutex2var_ps(a0, even, a1), v = _mm512_permutex2var_ps(a0, odd, a1);
         __m512i q = b;
-        __mmask16 gt = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ);
-        q = _mm512_mask_add_epi32(q, gt, b, one);
-        m = _mm512_mask_mov_ps(m, gt, v);
-        v = _mm512_permutex2var_ps(c0, even, c1);
-        gt = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ);
-        q = _mm512_mask_add_epi32(q, gt, b, wv);
-        m = _mm512_mask_mov_ps(m, gt, v);
-        v = _mm512_permutex2var_ps(c0, odd, c1);
-        gt = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ);
-        q = _mm512_mask_add_epi32(q, gt, b, w1);
-        m = _mm512_mask_mov_ps(m, gt, v);
+        vmax_take(v, &m, &q, b, one);
+        vmax_take(_mm512_permutex2var_ps(c0, even, c1), &m, &q, b, wv);
+        vmax_take(_mm512_permutex2var_ps(c0, odd, c1), &m, &q, b, w1);
         _mm512_mask_storeu_ps(y + i, mo, m);
         _mm512_mask_storeu_epi32(k + i, mo, q);
         b = _mm512_add_epi32(b, _mm512_set1_epi32(32));

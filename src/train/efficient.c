@@ -905,6 +905,19 @@ static void gather_rows(float *rows, const float *packed, const int *pos, int m,
         memcpy(rows + (size_t)pos[j] * row, packed + (size_t)j * row, row * sizeof(float));
 }
 
+/* When the shallower store's group of a batch (from[i] == 1, *mo examples) is
+ * smaller than the thread count, its examples run from the input instead. */
+static void shallow_joins_input(int *from, int n, int threads, int *mo, int *mn)
+{
+    if (*mo == 0 || *mo >= threads)
+        return;
+    for (int i = 0; i < n; i++)
+        if (from[i] == 1)
+            from[i] = 0;
+    *mn += *mo;
+    *mo = 0;
+}
+
 long pare_eff_forward(pare_eff *e, pare_exec *x, const long *idx, int n, uint64_t seed)
 {
     e->step_cut = e->step_mid = e->n_mid = 0;
@@ -931,16 +944,15 @@ long pare_eff_forward(pare_eff *e, pare_exec *x, const long *idx, int n, uint64_
     /* a too small shallower group joins the input's; a too small input group
      * takes examples of the current store, then of the shallower one, whose
      * rest then joins it if too few remain */
-    for (int i = 0; i < n && mo > 0 && mo < threads; i++)
-        if (from[i] == 1)
-            from[i] = 0, mo--, mn++;
+    shallow_joins_input(from, n, threads, &mo, &mn);
     for (int src = 2; src >= 1; src--)
         for (int i = 0; i < n && mn > 0 && mn < threads; i++)
-            if (from[i] == src)
-                mo -= src == 1, from[i] = 0, mn++;
-    for (int i = 0; i < n && mo > 0 && mo < threads; i++)
-        if (from[i] == 1)
-            from[i] = 0, mo--, mn++;
+            if (from[i] == src) {
+                from[i] = 0;
+                mn++;
+                mo -= src == 1;
+            }
+    shallow_joins_input(from, n, threads, &mo, &mn);
     mo = mn = 0;
     for (int i = 0; i < n; i++) {
         if (from[i] == 2)

@@ -221,12 +221,12 @@ static pare_status step_on_input(pare_trainer *t, int n, const long *idx, long *
     uint64_t seed = pare_hash64(t->c.seed ^ pare_hash64((uint64_t)t->global_step + 0x57e9));
     long step = t->global_step;
     t->last_n = n;
-    if (t->eff)
+    if (t->eff) {
         pare_eff_before_step(t->eff, t->exec, step);
-    if (t->eff)
         t->cached += pare_eff_forward(t->eff, t->exec, idx, n, seed);
-    else
+    } else {
         pare_exec_forward(t->exec, n, seed);
+    }
     double f, fd;
     pare_train_flops(g, t->eff, n, &f, &fd);
     t->flops += f;
