@@ -379,18 +379,32 @@ static void run_avgpool(pare_plan *p, pare_step *st)
         }
 }
 
+/* Global average pool: per channel a double sum in row order (the graph's and
+ * the emitted C's order), GAP_LANES channels side by side so that their
+ * dependent adds overlap (one channel at a time waits on each add's latency). */
+#define GAP_LANES 8
 static void run_gap(pare_plan *p, pare_step *st)
 {
     const pare_act *src = &p->acts[st->in[0]];
     float *out = pare_engine_act(p, st->out);
-    for (int c = 0; c < src->C; c++) {
-        double s = 0;
-        for (int y = 0; y < src->H; y++) {
-            const float *row = at(p, st->in[0], c, y, 0);
-            for (int x = 0; x < src->W; x++)
-                s += row[x];
-        }
-        out[c] = act_fn((float)(s / ((double)src->H * src->W)), st->act);
+    const double n = (double)src->H * src->W;
+    for (int c0 = 0; c0 < src->C; c0 += GAP_LANES) {
+        int nc = src->C - c0 < GAP_LANES ? src->C - c0 : GAP_LANES;
+        double s[GAP_LANES] = {0};
+        const float *base = at(p, st->in[0], c0, 0, 0);
+        for (int y = 0; y < src->H; y++)
+            for (int x = 0; x < src->W; x++) {
+                const float *px = base + (long)y * src->rs + x;
+                if (nc == GAP_LANES) {
+                    for (int j = 0; j < GAP_LANES; j++)
+                        s[j] += px[j * src->cs];
+                } else {
+                    for (int j = 0; j < nc; j++)
+                        s[j] += px[j * src->cs];
+                }
+            }
+        for (int j = 0; j < nc; j++)
+            out[c0 + j] = act_fn((float)(s[j] / n), st->act);
     }
 }
 
