@@ -381,29 +381,31 @@ static void run_avgpool(pare_plan *p, pare_step *st)
 
 /* Global average pool: per channel a double sum in row order (the graph's and
  * the emitted C's order), GAP_LANES channels side by side so that their
- * dependent adds overlap (one channel at a time waits on each add's latency). */
+ * dependent adds overlap (one channel at a time waits on each add's latency).
+ * The last block ends at the last channel (recomputing some: the same bits);
+ * with fewer channels than that, each channel fills every lane. */
 #define GAP_LANES 8
+static void gap_lanes(const float *base, long cs, long rs, int H, int W, double *s)
+{
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const float *px = base + (long)y * rs + x;
+            for (int j = 0; j < GAP_LANES; j++)
+                s[j] += px[j * cs];
+        }
+}
+
 static void run_gap(pare_plan *p, pare_step *st)
 {
     const pare_act *src = &p->acts[st->in[0]];
     float *out = pare_engine_act(p, st->out);
     const double n = (double)src->H * src->W;
-    for (int c0 = 0; c0 < src->C; c0 += GAP_LANES) {
-        int nc = src->C - c0 < GAP_LANES ? src->C - c0 : GAP_LANES;
+    const int few = src->C < GAP_LANES, step = few ? 1 : GAP_LANES;
+    for (int c = 0; c < src->C; c += step) {
+        int c0 = few || c + GAP_LANES <= src->C ? c : src->C - GAP_LANES;
         double s[GAP_LANES] = {0};
-        const float *base = at(p, st->in[0], c0, 0, 0);
-        for (int y = 0; y < src->H; y++)
-            for (int x = 0; x < src->W; x++) {
-                const float *px = base + (long)y * src->rs + x;
-                if (nc == GAP_LANES) {
-                    for (int j = 0; j < GAP_LANES; j++)
-                        s[j] += px[j * src->cs];
-                } else {
-                    for (int j = 0; j < nc; j++)
-                        s[j] += px[j * src->cs];
-                }
-            }
-        for (int j = 0; j < nc; j++)
+        gap_lanes(at(p, st->in[0], c0, 0, 0), few ? 0 : src->cs, src->rs, src->H, src->W, s);
+        for (int j = 0; j < step; j++)
             out[c0 + j] = act_fn((float)(s[j] / n), st->act);
     }
 }

@@ -10,6 +10,7 @@
 #include "compress/quant.h"
 #include "core/fsio.h"
 #include "report/report.h"
+#include "train/efficient.h"
 
 static volatile int stop_flag;
 static volatile sig_atomic_t signals_seen;
@@ -379,8 +380,7 @@ static int train_main(int argc, char **argv, int finetune)
     run_ui ui = {0};
     ui.bar = pare_progress_new(stderr, quiet ? 0 : -1);
     ui.quiet = quiet;
-    ui.efficient = ef->sparse > 0 || ef->freeze_from > 0 || ef->freeze_cka > 0 || ef->sieve > 0 ||
-                   ef->drop_data > 0 || ef->drop_batch > 0 || ef->grad_mask > 0 || ef->cache_frozen_mb > 0;
+    ui.efficient = pare_eff_any(ef);
     ui.json = json ? pare_json_new(stdout, 0) : NULL;
     cfg.callback = on_event;
     cfg.user = &ui;
