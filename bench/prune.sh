@@ -7,7 +7,8 @@
 #        SET=full|all|quick (quick: unstructured, pattern, 2:4 at 0.9 only; all: full, then every
 #        method on every other scheme too, about 14 hours more at 1 thread) REUSE=1 (keep the
 #        trained W1, the peer's lines and every run already logged, and go on with the rest: the
-#        full set takes about 3 hours at 2 threads, so it can be run in parts)
+#        full set takes about 3 hours at 2 threads, so it can be run in parts) PART=k/n (below)
+#        LOG=file (default bench/results/prune.jsonl, kept in the tree)
 # Order: what the targets need first (one-shot unstructured, pattern and 2:4, every method at
 # 90% and on 2:4), then one-shot for the other schemes, then every method at the other
 # sparsities, then (SET=all) every method on the other schemes.
@@ -22,26 +23,46 @@ set_=${SET:-full}
 if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
     "$here/../scripts/deps.sh" --bench || { echo "bench-prune: PyTorch (python3-torch) is needed for the peer" >&2; exit 1; }
 fi
-log=$out/prune.jsonl
+# The log is kept in the tree (bench/results/), so a run that takes longer than one machine's
+# life can be resumed on the next: W1 is retrained there, and if its file is byte-identical to
+# the one the log was made with (training is deterministic at a given thread count), the logged
+# runs still hold and only the missing ones run.
+log=${LOG:-$here/results/prune.jsonl}
+mkdir -p "$(dirname "$log")"
 base=$out/w1.pare
+logged_sum() { sed -n 's/.*"stage": *"base".*"sha256": *"\([0-9a-f]*\)".*/\1/p' "$log" 2>/dev/null | head -n 1; }
 if [ "${REUSE:-0}" != 1 ] || [ ! -f "$base" ]; then
-    : > "$log"
     echo "== training W1 (pare, 3 epochs)"
     env -u OPENBLAS_CORETYPE "$pare" train --model fmnist-cnn --epochs 3 --threads "$threads" --out "$base" \
-        --checkpoint "$out/w1.ckpt" --quiet --json | sed 's/^{/{"engine":"pare","stage":"base",/' >> "$log"
-    echo "== PyTorch: training W1, then global L1 at $sps"
-    (cd "$here/peers" && env -u OPENBLAS_CORETYPE /usr/bin/python3 torch_prune.py "$threads" $sps) >> "$log"
+        --checkpoint "$out/w1.ckpt" --quiet --json > "$out/w1.jsonl"
+    sum=$(sha256sum "$base" | cut -d' ' -f1)
+    if [ "${REUSE:-0}" = 1 ] && [ "$(logged_sum)" = "$sum" ]; then
+        echo "== W1 is byte-identical to the logged one ($sum): keeping the logged runs"
+    else
+        [ "${REUSE:-0}" = 1 ] && [ -s "$log" ] && echo "== W1 differs from the logged one: starting the log again"
+        sed "s/^{/{\"engine\":\"pare\",\"stage\":\"base\",\"sha256\":\"$sum\",/" "$out/w1.jsonl" > "$log"
+        echo "== PyTorch: training W1, then global L1 at $sps"
+        (cd "$here/peers" && env -u OPENBLAS_CORETYPE /usr/bin/python3 torch_prune.py "$threads" $sps) >> "$log"
+    fi
 fi
+# PART=k/n runs only every n-th run from the k-th on, so n processes (one per core, THREADS=1)
+# can share the list; they append to the same log, one line per run.
+part=${PART:-1/1}
+part_k=${part%/*}
+part_n=${part#*/}
+nrun=0
 run() { # tag, then pare prune options
     tag=$1
     shift
+    nrun=$((nrun + 1))
+    [ $(((nrun - 1) % part_n)) = $((part_k - 1)) ] || return 0
     if grep -F "\"tag\": \"$tag\"" "$log" | grep -qv '"failed"'; then
         echo "== pare prune $tag: logged already"
         return 0
     fi
     echo "== pare prune $tag"
     env -u OPENBLAS_CORETYPE "$pare" prune "$base" --threads "$threads" --finetune 2 --quiet --json \
-        --out "$out/tmp.pare" "$@" |
+        --out "$out/tmp$part_k.pare" "$@" |
         /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); d.pop("layers",None); d["engine"]="pare"; d["tag"]=sys.argv[1]; print(json.dumps(d))' "$tag" >> "$log" ||
         echo "{\"engine\":\"pare\",\"tag\":\"$tag\",\"failed\":true}" >> "$log"
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Summarises bench/out/prune/prune.jsonl: test accuracy after fine-tuning per
+"""Summarises bench/results/prune.jsonl (make bench-prune): test accuracy after fine-tuning per
 scheme x method x sparsity, PyTorch's global L1 beside it, the issue's targets,
 and each method's wall time relative to one-shot + fine-tuning."""
 import json, sys
