@@ -156,6 +156,9 @@ typedef struct tune_cache {
 void pare_engine_run_step(pare_plan *p, pare_step *s);
 /* Zeroes the halo of an act (its border rows and columns). */
 void pare_engine_zero_halo(pare_plan *p, int act);
+/* 1 when the step zeroes its output's halo itself (float conv steps: each
+ * thread beside the part it writes), so the caller need not. */
+int pare_engine_own_halo(const pare_plan *p, const pare_step *st);
 float *pare_engine_act(pare_plan *p, int act);
 const char *pare_conv_kind_name(pare_conv_kind k);
 /* A max pool step's row buffer, in floats per thread (of the plan's scratch):

@@ -63,6 +63,11 @@ static void fill_halo_u8(pare_plan *p, int a)
     }
 }
 
+int pare_engine_own_halo(const pare_plan *p, const pare_step *st)
+{
+    return st->kind == PARE_STEP_CONV && !p->acts[st->out].q8;
+}
+
 void pare_engine_zero_halo(pare_plan *p, int a)
 {
     const pare_act *x = &p->acts[a];
@@ -91,6 +96,38 @@ void pare_engine_zero_halo(pare_plan *p, int a)
         else
             for (int y = 0; y + 1 < x->H; y++, g += rs)
                 memset(g, 0, sizeof(float) * (size_t)gap);
+    }
+}
+
+/* The halo cells of channels [c0, c1) around rows [y0, y1) of a float act:
+ * each row's left and right halo, the top rows with row 0 and the bottom rows
+ * with the last. A conv step's threads call it for the part of the output they
+ * write, just before writing it, so the halo's cache lines are already in the
+ * core that writes the rows beside them (the serial pare_engine_zero_halo of
+ * the whole act before the step made them cross between cores at 2 threads). */
+static void zero_halo_part(pare_plan *p, int a, int c0, int c1, int y0, int y1)
+{
+    const pare_act *x = &p->acts[a];
+    if (x->P == 0 || x->q8)
+        return;
+    long P = x->P, rs = x->rs, W = x->W, H = x->H;
+    for (int c = c0; c < c1; c++) {
+        float *pl = pare_engine_act(p, a) + c * x->cs;
+        if (y0 == 0)
+            for (long k = 0; k < P * rs; k++)
+                pl[k] = 0.0f;
+        if (y1 == H)
+            for (long k = (H + P) * rs; k < (H + 2 * P) * rs; k++)
+                pl[k] = 0.0f;
+        float *row = pl + (y0 + P) * rs;
+        if (P == 1) /* the usual halo, spelt out: a loop over P becomes memset calls */
+            for (long y = y0; y < y1; y++, row += rs)
+                row[0] = row[W + 1] = 0.0f;
+        else
+            for (long y = y0; y < y1; y++, row += rs) {
+                memset(row, 0, sizeof(float) * (size_t)P);
+                memset(row + P + W, 0, sizeof(float) * (size_t)P);
+            }
     }
 }
 
@@ -143,6 +180,28 @@ static int conv_share(const pare_step *st, int by_pos, long rows, long tiles, in
     return *q0 < *q1 && *u0 < *u1;
 }
 
+/* Zeroes the output halo beside thread t's share of row r of a conv step (see
+ * conv_share): the rows its positions cover; by units, a split of the channels
+ * (the filters of a unit are not one range of channels). */
+static void halo_share(pare_plan *p, const pare_step *st, int by_pos, long rows, int nt, int t, long r, long q0,
+                       long q1)
+{
+    const pare_act *oa = &p->acts[st->out];
+    if (!by_pos) {
+        if (r == 0) {
+            long lo, hi;
+            pare_split_range(oa->C, nt, t, &lo, &hi);
+            zero_halo_part(p, st->out, (int)lo, (int)hi, 0, oa->H);
+        }
+    } else if (st->rows_mode) {
+        if (rows >= nt || q0 == 0) /* split within the row: its first share's thread */
+            zero_halo_part(p, st->out, 0, oa->C, (int)r, (int)r + 1);
+    } else {
+        long y1 = (q1 - 1) / oa->rs + 1;
+        zero_halo_part(p, st->out, 0, oa->C, (int)(q0 / oa->rs), (int)(y1 < oa->H ? y1 : oa->H));
+    }
+}
+
 /* ---- conv ----------------------------------------------------------------- */
 
 /* The buffers of a step that reads its input act and writes its output act
@@ -182,10 +241,13 @@ static void run_dw(pare_plan *p, pare_step *st)
         long lo, hi;
         pare_split_range(by_rows ? oa->H : C, T, tid(), &lo, &hi);
         if (lo < hi) {
-            if (by_rows)
+            if (by_rows) {
+                zero_halo_part(p, st->out, 0, C, (int)lo, (int)hi);
                 k->f32_convdw(&io, &st->conv, 0, C, (int)lo, (int)hi);
-            else
+            } else {
+                zero_halo_part(p, st->out, (int)lo, (int)hi, 0, oa->H);
                 k->f32_convdw(&io, &st->conv, (int)lo, (int)hi, 0, oa->H);
+            }
         }
     }
 }
@@ -213,7 +275,8 @@ static void run_gemm(pare_plan *p, pare_step *st)
     const pare_act *ra = st->res >= 0 ? &p->acts[st->res] : NULL;
     const float *res = ra ? pare_engine_act(p, st->res) + (long)ra->P * ra->rs + ra->P : NULL;
 #pragma omp parallel for num_threads(T) schedule(static) if (T > 1 && (long)O * N > 32768)
-    for (int o = 0; o < O; o++)
+    for (int o = 0; o < O; o++) {
+        zero_halo_part(p, st->out, o, o + 1, 0, H);
         for (int r = 0; r < H; r++) {
             const float *yr = y + (size_t)o * (size_t)N + (size_t)r * (size_t)W;
             float *dr = out + o * oa->cs + (long)r * oa->rs, b = L->dn_b[o];
@@ -221,6 +284,7 @@ static void run_gemm(pare_plan *p, pare_step *st)
             for (int x = 0; x < W; x++)
                 dr[x] = act_fn(yr[x] + b + (rr ? rr[x] : 0.0f), st->act);
         }
+    }
 }
 
 /* Filter lanes: threads split the (filter group, pixel block) pairs, a filter
@@ -248,6 +312,8 @@ static void run_lanes(pare_plan *p, pare_step *st)
             end = (g + 1) * nblk < hi ? (g + 1) * nblk : hi;
             long pb = (it - g * nblk) * PBLK, pe = (end - g * nblk) * PBLK < npix ? (end - g * nblk) * PBLK : npix;
             int b0 = g * GB, b1 = b0 + GB < L->dn_nb ? b0 + GB : L->dn_nb;
+            int c1 = b1 * PARE_LANES < oa->C ? b1 * PARE_LANES : oa->C;
+            zero_halo_part(p, st->out, b0 * PARE_LANES, c1, (int)(pb / oa->W), (int)((pe - 1) / oa->W + 1));
             k->f32_convln(&io, L, b0, b1, pb, pe);
         }
     }
@@ -298,6 +364,7 @@ static void run_conv(pare_plan *p, pare_step *st)
             int u0, u1;
             if (!conv_share(st, by_pos, rows, tiles, units, nt, t, r, &q0, &q1, &u0, &u1))
                 continue;
+            halo_share(p, st, by_pos, rows, nt, t, r, q0, q1);
             if (st->ck == PARE_CK_NM)
                 k->f32_convnm(&rio, L, u0, u1, q0, q1);
             else if (st->ck == PARE_CK_PATTERN)
@@ -814,7 +881,8 @@ pare_status pare_plan_run(pare_plan *p, const float *in, int n, float *out)
         for (int i = 0; i < p->n_steps; i++) {
             pare_step *st = &p->steps[i];
             double t0 = p->profile ? pare_now_s() : 0;
-            pare_engine_zero_halo(p, st->out);
+            if (!pare_engine_own_halo(p, st))
+                pare_engine_zero_halo(p, st->out);
             pare_engine_run_step(p, st);
             if (p->profile)
                 st->seconds += pare_now_s() - t0;
