@@ -274,6 +274,9 @@ PARE_TEST(emit_resnet20)
     zoo_case("resnet20", "unstructured", 0.5, "im2col", 6);
     emit_kind = PARE_CK_LANES;
     zoo_case("resnet20", "unstructured", 0.5, "filter lanes", 8);
+    /* Winograd steps are emitted as the direct sum of their dense weights */
+    emit_kind = PARE_CK_WINO;
+    zoo_case("resnet20", "unstructured", 0.5, "F(2x2,3x3)", 9);
     emit_kind = PARE_CK_DENSE;
 }
 

@@ -486,6 +486,118 @@ PARE_TEST(engine_lanes_kernel_vs_ref)
     printf("  %d filter-lanes cases\n", cases);
 }
 
+/* Winograd F(2x2, 3x3): each ISA's input and output transforms against the
+ * reference's, bit for bit, on planes of odd and even sizes from 1 (a last
+ * tile half outside, whose rows and columns past the plane read as zero),
+ * with buffers against guard pages; and the reference's input transform
+ * against B^T d B written out at one tile. */
+PARE_TEST(engine_wino_transforms_vs_ref)
+{
+    const pare_conv_kernels *ref = pare_conv_at(PARE_ISA_REF);
+    pare_rng r;
+    pare_rng_seed(&r, 93, 0, 0, 0);
+    int cases = 0;
+    for (int level = 1; level < PARE_ISA_COUNT; level++) {
+        const pare_conv_kernels *k = pare_conv_at(level);
+        if (!k)
+            continue;
+        for (int it = 0; it < 60; it++) {
+            int C = 1 + (int)pare_rng_below(&r, 5), O = 1 + (int)pare_rng_below(&r, 5);
+            int h = 1 + (int)pare_rng_below(&r, it % 3 ? 12 : 40), w = 1 + (int)pare_rng_below(&r, it % 2 ? 12 : 70);
+            int th = (h + 1) / 2, tw = (w + 1) / 2;
+            long rs = w + 2, cs = (long)(h + 2) * rs, n_in = C * cs;
+            long ts = th * tw + (long)pare_rng_below(&r, 3), vxs = C * ts + 1, mxs = O * ts + 2;
+            float *in = pare_guard_alloc((size_t)n_in), *v1 = pare_guard_alloc((size_t)(16 * vxs)),
+                  *v2 = pare_guard_alloc((size_t)(16 * vxs)), *m = pare_guard_alloc((size_t)(16 * mxs));
+            for (long i = 0; i < n_in; i++)
+                in[i] = frand(&r);
+            for (long i = 0; i < 16 * mxs; i++)
+                m[i] = frand(&r);
+            for (long i = 0; i < 16 * vxs; i++)
+                v1[i] = v2[i] = 77.0f;
+            long ors = w + (long)pare_rng_below(&r, 3), ocs = (long)h * ors + 1, n_out = O * ocs;
+            float *o1 = pare_guard_alloc((size_t)n_out), *o2 = pare_guard_alloc((size_t)n_out),
+                  *res = pare_guard_alloc((size_t)n_out), *bias = pare_guard_alloc((size_t)O);
+            for (long i = 0; i < n_out; i++) {
+                o1[i] = o2[i] = 1234.5f;
+                res[i] = frand(&r);
+            }
+            for (int o = 0; o < O; o++)
+                bias[o] = frand(&r);
+            pare_wino_io io;
+            memset(&io, 0, sizeof io);
+            io.in = in;
+            io.in_cs = cs;
+            io.in_rs = rs;
+            io.m = m;
+            io.v_xs = vxs;
+            io.m_xs = mxs;
+            io.ts = ts;
+            io.h = h;
+            io.w = w;
+            io.th = th;
+            io.tw = tw;
+            io.out_cs = ocs;
+            io.out_rs = ors;
+            io.res = pare_rng_below(&r, 2) ? res : NULL;
+            io.res_cs = ocs;
+            io.res_rs = ors;
+            io.bias = bias;
+            io.act = (int)pare_rng_below(&r, 3);
+            /* V and M hold every tile (one band from row 0); the ISA runs it as two bands
+             * (the second's V and M at its own tiles) and splits channels and filters */
+            int cut = (int)pare_rng_below(&r, (uint64_t)C + 1), ocut = (int)pare_rng_below(&r, (uint64_t)O + 1);
+            int icut = (int)pare_rng_below(&r, (uint64_t)th + 1);
+            long shift = (long)icut * tw;
+            io.v = v1;
+            io.out = o1;
+            ref->f32_wino_in(&io, 0, C, 0, th);
+            ref->f32_wino_out(&io, 0, O, 0, th);
+            io.out = o2;
+            for (int band = 0; band < 2; band++) {
+                int i0 = band ? icut : 0, i1 = band ? th : icut;
+                io.v = v2 + (band ? shift : 0);
+                io.m = m + (band ? shift : 0);
+                k->f32_wino_in(&io, 0, cut, i0, i1);
+                k->f32_wino_in(&io, cut, C, i0, i1);
+                k->f32_wino_out(&io, 0, ocut, i0, i1);
+                k->f32_wino_out(&io, ocut, O, i0, i1);
+            }
+            io.m = m;
+            CHECKF(memcmp(v1, v2, sizeof(float) * (size_t)(16 * vxs)) == 0, "%s: C %d %dx%d: V differs from ref",
+                   pare_isa_name((pare_isa_level)level), C, h, w);
+            CHECKF(memcmp(o1, o2, sizeof(float) * (size_t)n_out) == 0, "%s: O %d %dx%d act %d: output differs from ref",
+                   pare_isa_name((pare_isa_level)level), O, h, w, io.act);
+            /* the definition at the last tile of the last channel */
+            int c = C - 1, ti = th - 1, tj = tw - 1;
+            double d[4][4], bt[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) {
+                    int y = 2 * ti + a, x = 2 * tj + b;
+                    d[a][b] = y <= h + 1 && x <= w + 1 ? in[c * cs + y * rs + x] : 0.0;
+                }
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) {
+                    double want = 0;
+                    for (int e = 0; e < 4; e++)
+                        for (int f = 0; f < 4; f++)
+                            want += bt[a][e] * d[e][f] * bt[b][f];
+                    CHECK_NEAR(v1[(4 * a + b) * vxs + c * ts + ti * tw + tj], want, 1e-5);
+                }
+            cases++;
+            pare_guard_free(in, (size_t)n_in);
+            pare_guard_free(v1, (size_t)(16 * vxs));
+            pare_guard_free(v2, (size_t)(16 * vxs));
+            pare_guard_free(m, (size_t)(16 * mxs));
+            pare_guard_free(o1, (size_t)n_out);
+            pare_guard_free(o2, (size_t)n_out);
+            pare_guard_free(res, (size_t)n_out);
+            pare_guard_free(bias, (size_t)O);
+        }
+    }
+    printf("  %d winograd transform cases\n", cases);
+}
+
 /* ---- plans against the training graph ------------------------------------ */
 
 static pare_conv_kind plan_kind; /* nonzero: plan_error builds plans with every float dense conv
@@ -554,7 +666,7 @@ PARE_TEST_ISA(engine_plans_match_the_graph)
 /* The other dense lowerings (im2col + sgemm, filter lanes), forced wherever
  * they fit: every zoo model, dense and pruned, strided and residual convs, 1
  * and 2 threads. */
-static void dense_lowering_matches(pare_conv_kind kind, const char *tag)
+static void dense_lowering_matches(pare_conv_kind kind, const char *tag, int at_least)
 {
     static const char *const models[] = {"lenet", "fmnist-cnn", "resnet20", "vgg11-bn", "mobilenetv2"};
     plan_kind = kind;
@@ -573,12 +685,15 @@ static void dense_lowering_matches(pare_conv_kind kind, const char *tag)
             pare_graph_free(g);
         }
     plan_kind = PARE_CK_DENSE;
-    CHECKF(plan_kind_steps >= 40, "only %d convs ran as %s", plan_kind_steps, tag);
+    CHECKF(plan_kind_steps >= at_least, "only %d convs ran as %s", plan_kind_steps, tag);
 }
 
-PARE_TEST(engine_gemm_lowering_matches_the_graph) { dense_lowering_matches(PARE_CK_GEMM, "im2col + GEMM"); }
+PARE_TEST(engine_gemm_lowering_matches_the_graph) { dense_lowering_matches(PARE_CK_GEMM, "im2col + GEMM", 40); }
 
-PARE_TEST_ISA(engine_lanes_lowering_matches_the_graph) { dense_lowering_matches(PARE_CK_LANES, "filter lanes"); }
+PARE_TEST_ISA(engine_lanes_lowering_matches_the_graph) { dense_lowering_matches(PARE_CK_LANES, "filter lanes", 40); }
+
+/* Winograd fits the 3x3 stride-1 convs with padding 1 (fmnist-cnn's, resnet20's, vgg11's). */
+PARE_TEST_ISA(engine_wino_lowering_matches_the_graph) { dense_lowering_matches(PARE_CK_WINO, "winograd", 40); }
 
 PARE_TEST(engine_224_models)
 {

@@ -573,6 +573,38 @@ static pare_status pack_dense(const conv_geo *q, const float *w, const float *bi
     return PARE_OK;
 }
 
+/* Winograd F(2x2, 3x3): the 16 matrices U = G g G^T (kernels/conv.h), after
+ * the dense lowering's arrays (which stay for the emitted C). */
+static pare_status pack_wino(const conv_geo *q, const float *w, pare_conv_layer *L)
+{
+    size_t O = (size_t)q->O, C = (size_t)q->Cg;
+    float *u = pare_alloc_array(16 * O * C, sizeof(float), 1);
+    if (!u)
+        return pare_fail(PARE_ENOMEM, "out of memory");
+    for (size_t o = 0; o < O; o++)
+        for (size_t c = 0; c < C; c++) {
+            const float *g = w + (o * C + c) * 9;
+            float t[4][3];
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = g[j];
+                t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+                t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+                t[3][j] = g[6 + j];
+            }
+            for (int r = 0; r < 4; r++) {
+                float v[4] = {t[r][0], 0.5f * (t[r][0] + t[r][1] + t[r][2]), 0.5f * (t[r][0] - t[r][1] + t[r][2]),
+                              t[r][2]};
+                for (int s = 0; s < 4; s++)
+                    u[((size_t)(4 * r + s) * O + o) * C + c] = v[s];
+            }
+        }
+    L->wn_mem = u;
+    L->wn_u = u;
+    L->dn_c = q->Cg;
+    L->bytes += sizeof(float) * 16 * O * C;
+    return PARE_OK;
+}
+
 /* Depthwise: per channel its kh x kw weights (the folded [C][1][kh][kw] as
  * they are) and bias. */
 static pare_status pack_dw(const conv_geo *q, const float *w, const float *bias, pare_conv_layer *L)
@@ -599,6 +631,7 @@ static pare_status pack_dw(const conv_geo *q, const float *w, const float *bias,
 static void conv_layer_free(pare_conv_layer *L)
 {
     pare_free(L->mem);
+    pare_free(L->wn_mem);
     memset(L, 0, sizeof *L);
 }
 
@@ -632,6 +665,11 @@ static int pack_kind(pare_step *st, const conv_geo *q, const float *w, const flo
     case PARE_CK_LANES:
         s = pack_dense(q, w, bias, k == PARE_CK_LANES, &st->conv);
         break;
+    case PARE_CK_WINO:
+        s = pack_dense(q, w, bias, 0, &st->conv);
+        if (s == PARE_OK)
+            s = pack_wino(q, w, &st->conv);
+        break;
     default:
         ok = 0;
     }
@@ -646,7 +684,7 @@ static int pack_kind(pare_step *st, const conv_geo *q, const float *w, const flo
 /* ---- lowering ------------------------------------------------------------- */
 
 static const char *const kind_names[PARE_CK__COUNT] = {"dense", "block", "sparse", "N:M", "pattern", "depthwise",
-                                                       "im2col+GEMM", "dense (filter lanes)"};
+                                                       "im2col+GEMM", "dense (filter lanes)", "winograd"};
 const char *pare_conv_kind_name(pare_conv_kind k) { return (unsigned)k < PARE_CK__COUNT ? kind_names[k] : "?"; }
 
 /* The candidates a layer's scheme and density allow, best guess first. With
@@ -837,8 +875,12 @@ static pare_status lower_conv(builder *b, int v, aux_list *aux)
          * nothing on the halo of small planes; OpenBLAS wins on a few shapes */
         ca.cand[ca.n_cand++] = PARE_CK_LANES;
         ca.cand[ca.n_cand++] = PARE_CK_GEMM;
+        /* Winograd F(2x2, 3x3): 2.25x fewer multiply-adds, in sgemms */
+        if (q.kh == 3 && q.kw == 3 && q.sh == 1 && q.sw == 1 && q.dh == 1 && q.dw == 1 && q.pt == 1 && q.pl == 1 &&
+            os.h == in.h && os.w == in.w && ia->P >= 1)
+            ca.cand[ca.n_cand++] = PARE_CK_WINO;
     }
-    snprintf(ca.key, sizeof ca.key, "v5|%s|t%d|%dx%dx%d->%dx%dx%d|k%dx%d|s%dx%d|g%d|nz%d|%s", pare_isa(), b->p->threads,
+    snprintf(ca.key, sizeof ca.key, "v6|%s|t%d|%dx%dx%d->%dx%dx%d|k%dx%d|s%dx%d|g%d|nz%d|%s", pare_isa(), b->p->threads,
              in.c, in.h, in.w, os.c, os.h, os.w, q.kh, q.kw, q.sh, q.sw, q.G, nz, wp->scheme ? wp->scheme : "dense");
     ca.step = b->p->n_steps - 1;
     if (aux->n == aux->cap) {
@@ -2062,6 +2104,8 @@ static double conv_macs_of(const pare_step *st, const pare_plan *p)
     case PARE_CK_LANES:
         per_pos = (double)oa->C * L->dn_k;
         break;
+    case PARE_CK_WINO: /* the sgemms' multiply-adds: 16 per tile of 4 outputs */
+        return 16.0 * oa->C * L->dn_c * ((oa->H + 1) / 2) * ((oa->W + 1) / 2);
     default:
         for (int g = 0; g < L->n_groups; g++)
             per_pos += (double)L->groups[g].ncols * L->groups[g].r;
@@ -2086,6 +2130,11 @@ static size_t step_scratch(const pare_plan *p, const pare_step *st)
     const pare_act *oa = &p->acts[st->out];
     if (st->kind == PARE_STEP_CONV && st->ck == PARE_CK_GEMM)
         return (size_t)oa->H * (size_t)oa->W * ((size_t)st->conv.dn_k + (size_t)oa->C);
+    if (st->kind == PARE_STEP_CONV && st->ck == PARE_CK_WINO) {
+        pare_wino_bands b;
+        pare_engine_wino_bands(st, oa, &b);
+        return b.floats;
+    }
     if (st->kind == PARE_STEP_MAXPOOL)
         return (size_t)p->threads * pare_engine_pool_row(p, st);
     return 0;
@@ -2096,7 +2145,7 @@ static int pack_any(pare_plan *p, pare_step *st, const conv_aux *ca, int k, int 
     if (ca->q)
         return qpack_kind(st, ca, k, threads);
     int ok = pack_kind(st, &ca->geo, ca->w, ca->b, ca->cand[k], ca->cand_rows[k]);
-    if (ok == 1 && st->ck == PARE_CK_GEMM) {
+    if (ok == 1 && (st->ck == PARE_CK_GEMM || st->ck == PARE_CK_WINO)) {
         size_t n = step_scratch(p, st);
         if (n > p->scratch_floats) {
             float *ns = pare_alloc_array(n, sizeof(float), 0);
@@ -2129,8 +2178,10 @@ static void name_conv(pare_step *st)
                      : st->ck == PARE_CK_DW      ? ck->name_dw
                      : st->ck == PARE_CK_GEMM    ? "im2col + sgemm (cblas)"
                      : st->ck == PARE_CK_LANES   ? ck->name_ln
+                     : st->ck == PARE_CK_WINO    ? "F(2x2,3x3) transforms + sgemm (cblas)"
                                                  : ck->name_g;
-    int by_rows = st->rows_mode && st->ck != PARE_CK_DW && st->ck != PARE_CK_GEMM && st->ck != PARE_CK_LANES;
+    int by_rows = st->rows_mode && st->ck != PARE_CK_DW && st->ck != PARE_CK_GEMM && st->ck != PARE_CK_LANES &&
+                  st->ck != PARE_CK_WINO;
     snprintf(st->kernel, sizeof st->kernel, "%s %s%s", fn, pare_conv_kind_name(st->ck), by_rows ? " (rows)" : "");
 }
 

@@ -335,7 +335,8 @@ static void scan_uses(emitter *E)
         if (st->kind == PARE_STEP_QCONV && st->qconv.n_gather > 0 &&
             (long)st->qconv.n_gather * PARE_QCONV_TILE * 4 > E->qbuf_bytes)
             E->qbuf_bytes = (long)st->qconv.n_gather * PARE_QCONV_TILE * 4;
-        if (st->kind != PARE_STEP_CONV || st->ck == PARE_CK_DW || st->ck == PARE_CK_GEMM || st->ck == PARE_CK_LANES)
+        if (st->kind != PARE_STEP_CONV || st->ck == PARE_CK_DW || st->ck == PARE_CK_GEMM || st->ck == PARE_CK_LANES ||
+            st->ck == PARE_CK_WINO)
             continue; /* those write plain loops */
         E->use_fill = 1;
         if (st->ck == PARE_CK_NM || st->ck == PARE_CK_DENSE || st->ck == PARE_CK_BLOCK || st->ck == PARE_CK_SPARSE)
@@ -875,8 +876,8 @@ static pare_status emit_conv(emitter *E, int i, const pare_step *st)
     long ocs = E->p->acts[st->out].cs;
     if (st->ck == PARE_CK_DW)
         return emit_dw(E, i, st);
-    if (st->ck == PARE_CK_GEMM || st->ck == PARE_CK_LANES)
-        return emit_plain_dense(E, i, st);
+    if (st->ck == PARE_CK_GEMM || st->ck == PARE_CK_LANES || st->ck == PARE_CK_WINO)
+        return emit_plain_dense(E, i, st); /* Winograd: the direct sum of its dense weights */
     if (st->ck != PARE_CK_DENSE && st->ck != PARE_CK_BLOCK && st->ck != PARE_CK_SPARSE && st->ck != PARE_CK_NM &&
         st->ck != PARE_CK_PATTERN)
         return pare_fail(PARE_EUNSUPPORTED, "step %d (%s): emitted C has no code for conv kind %d", i, st->name,
@@ -1760,7 +1761,9 @@ static pare_status emit_step(emitter *E, int i)
     safe_name(name, sizeof name, st->name);
     if (st->kind == PARE_STEP_CONV)
         putf(&E->b, "/* ---- step %d: %s, conv (%s%s) */\n", i, name, pare_conv_kind_name(st->ck),
-             st->ck == PARE_CK_DW || st->ck == PARE_CK_GEMM || st->ck == PARE_CK_LANES ? "" : st->wide ? ", whole planes" : ", row by row");
+             st->ck == PARE_CK_DW || st->ck == PARE_CK_GEMM || st->ck == PARE_CK_LANES || st->ck == PARE_CK_WINO ? ""
+             : st->wide                                                                                    ? ", whole planes"
+                                                                                                           : ", row by row");
     else
         putf(&E->b, "/* ---- step %d: %s */\n", i, name);
     int r = 0;

@@ -58,6 +58,7 @@ typedef enum pare_conv_kind {
     PARE_CK_DW,             /* depthwise: per channel its taps, read from the input act directly */
     PARE_CK_GEMM,           /* dense: im2col into the plan's scratch, then one sgemm */
     PARE_CK_LANES,          /* dense: vectors of 16 filters at a pixel (kernels/conv.h) */
+    PARE_CK_WINO,           /* dense 3x3 stride 1: Winograd F(2x2, 3x3), 16 sgemms (kernels/conv.h) */
     PARE_CK__COUNT
 } pare_conv_kind;
 
@@ -154,6 +155,16 @@ typedef struct tune_cache {
 
 /* Runs one step on the plan's arena (threads as planned). */
 void pare_engine_run_step(pare_plan *p, pare_step *s);
+/* How a Winograd step splits its tile rows into bands, and a band's scratch
+ * (floats): the row stride of its V and M matrices (tiles, rounded up), the
+ * stride from one of the 16 to the next (padded, so the 16 streams do not
+ * share cache sets), and the whole. */
+typedef struct pare_wino_bands {
+    int rows, n;
+    long ts, v_xs, m_xs;
+    size_t floats;
+} pare_wino_bands;
+void pare_engine_wino_bands(const pare_step *st, const pare_act *oa, pare_wino_bands *b);
 /* Zeroes the halo of an act (its border rows and columns). */
 void pare_engine_zero_halo(pare_plan *p, int act);
 /* 1 when the step zeroes its output's halo itself (float conv steps: each

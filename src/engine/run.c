@@ -319,6 +319,87 @@ static void run_lanes(pare_plan *p, pare_step *st)
     }
 }
 
+void pare_engine_wino_bands(const pare_step *st, const pare_act *oa, pare_wino_bands *b)
+{
+    int th = (oa->H + 1) / 2, tw = (oa->W + 1) / 2, C = st->conv.dn_c, O = oa->C;
+    /* about 256 tiles (the sgemms' width: 64 ran slower), fewer when a band's
+     * V and M would pass 4 MB, at least 64 */
+    int want = 65536 / (C + O);
+    want = want > 256 ? 256 : want < 64 ? 64 : want;
+    int rb = (want + tw - 1) / tw;
+    b->rows = rb < th ? rb : th;
+    b->n = (th + b->rows - 1) / b->rows;
+    b->ts = ((long)b->rows * tw + 15) / 16 * 16;
+    b->v_xs = (long)C * b->ts + 64;
+    b->m_xs = (long)O * b->ts + 64;
+    b->floats = 16 * (size_t)(b->v_xs + b->m_xs);
+}
+
+/* Winograd F(2x2, 3x3), band of tile rows by band (a band's V and M stay near
+ * L2), the threads sharing each band: the input transform (threads split the
+ * channels), the 16 products M = U V (a single-threaded sgemm each, threads
+ * split them), the output transform (threads split the filters, and zero the
+ * halo beside the band's rows of theirs). */
+static void run_wino(pare_plan *p, pare_step *st)
+{
+    const pare_conv_kernels *k = pare_conv();
+    const pare_act *ia = &p->acts[st->in[0]], *oa = &p->acts[st->out];
+    const pare_conv_layer *L = &st->conv;
+    int T = p->threads, C = L->dn_c, O = oa->C;
+    pare_wino_bands bd;
+    pare_engine_wino_bands(st, oa, &bd);
+    pare_wino_io io;
+    memset(&io, 0, sizeof io);
+    io.in = pare_engine_act(p, st->in[0]) + (long)(ia->P - 1) * ia->rs + (ia->P - 1);
+    io.in_cs = ia->cs;
+    io.in_rs = ia->rs;
+    io.v = p->scratch;
+    io.m = p->scratch + 16 * bd.v_xs;
+    io.ts = bd.ts;
+    io.v_xs = bd.v_xs;
+    io.m_xs = bd.m_xs;
+    io.h = oa->H;
+    io.w = oa->W;
+    io.th = (oa->H + 1) / 2;
+    io.tw = (oa->W + 1) / 2;
+    io.out = pare_engine_act(p, st->out) + (long)oa->P * oa->rs + oa->P;
+    io.out_cs = oa->cs;
+    io.out_rs = oa->rs;
+    if (st->res >= 0) {
+        const pare_act *ra = &p->acts[st->res];
+        io.res = pare_engine_act(p, st->res) + (long)ra->P * ra->rs + ra->P;
+        io.res_cs = ra->cs;
+        io.res_rs = ra->rs;
+    }
+    io.bias = L->dn_b;
+    io.act = st->act;
+    float *m = p->scratch + 16 * bd.v_xs;
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+        int t = tid();
+        long c0, c1, x0, x1, o0, o1;
+        pare_split_range(C, T, t, &c0, &c1);
+        pare_split_range(16, T, t, &x0, &x1);
+        pare_split_range(O, T, t, &o0, &o1);
+        for (int band = 0; band < bd.n; band++) {
+            int i0 = band * bd.rows, i1 = i0 + bd.rows < io.th ? i0 + bd.rows : io.th, n = (i1 - i0) * io.tw;
+            if (c0 < c1)
+                k->f32_wino_in(&io, (int)c0, (int)c1, i0, i1);
+#pragma omp barrier
+            for (long x = x0; x < x1; x++)
+                pare_sgemm(1, 0, 0, O, n, C, 1.0f, L->wn_u + x * O * C, C, io.v + x * bd.v_xs, (int)bd.ts, 0.0f,
+                           m + x * bd.m_xs, (int)bd.ts);
+#pragma omp barrier
+            if (o0 < o1) {
+                int y1 = 2 * i1 < oa->H ? 2 * i1 : oa->H;
+                zero_halo_part(p, st->out, (int)o0, (int)o1, 2 * i0, y1);
+                k->f32_wino_out(&io, (int)o0, (int)o1, i0, i1);
+            }
+#pragma omp barrier
+        }
+    }
+}
+
 static void run_conv(pare_plan *p, pare_step *st)
 {
     if (st->ck == PARE_CK_DW) {
@@ -331,6 +412,10 @@ static void run_conv(pare_plan *p, pare_step *st)
     }
     if (st->ck == PARE_CK_GEMM) {
         run_gemm(p, st);
+        return;
+    }
+    if (st->ck == PARE_CK_WINO) {
+        run_wino(p, st);
         return;
     }
     const pare_conv_kernels *k = pare_conv();

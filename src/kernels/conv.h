@@ -79,6 +79,14 @@ typedef struct pare_conv_layer {
     int dn_k, dn_o, dn_nb;
     const int32_t *dn_off;
     const float *dn_w, *dn_b;
+    /* Winograd F(2x2, 3x3) (engine/run.c with the two transforms below; a
+     * dense 3x3 stride-1 conv, padding 1): the 16 transformed weight matrices
+     * U = G g G^T, wn_u + xi * dn_o * dn_c + o * dn_c + c for xi = 4 * row +
+     * column of the 4 x 4 transform; the dense lowering's arrays above stay
+     * (the emitted C computes the layer from them) */
+    int dn_c;
+    const float *wn_u;
+    void *wn_mem;
     /* depthwise: per channel kh x kw weights (row-major) and a bias */
     int dw_kh, dw_kw, dw_sh, dw_sw, dw_pt, dw_pl; /* dw_sw is 1 or 2 */
     const float *dw_w, *dw_b;
@@ -142,6 +150,36 @@ static inline void pare_lanes_positions(const pare_dw_io *io, long p, int n, lon
 /* Filter lanes: pixels [p0, p1) of the filter blocks [b0, b1). */
 typedef void pare_f32_convln_fn(const pare_dw_io *io, const pare_conv_layer *L, int b0, int b1, long p0, long p1);
 
+/* Winograd F(2x2, 3x3) (Lavin and Gray): output tile (i, j) is rows 2i, 2i + 1
+ * and columns 2j, 2j + 1; its 4 x 4 input patch starts at row 2i - 1, column
+ * 2j - 1. The input transform writes V = B^T d B of every patch, as 16
+ * matrices of channels x tiles; the engine multiplies them by the weights' 16
+ * (M = U V, one sgemm each); the output transform takes A^T M A of every
+ * filter's tiles, adds bias and residual, applies the activation and stores
+ * the rows and columns that exist. Input rows past h and columns past w (a
+ * last tile of an odd plane) read as zero. */
+typedef struct pare_wino_io {
+    const float *in;         /* channel 0 at row -1, column -1 (the halo's corner) */
+    long in_cs, in_rs;
+    float *v;                /* V: v + xi * v_xs + c * ts + t */
+    const float *m;          /* M: m + xi * m_xs + o * ts + t */
+    long v_xs, m_xs, ts;
+    int h, w, th, tw;        /* rows and columns (of input and output), tile rows and columns */
+    float *out;              /* channel 0, row 0, column 0 */
+    long out_cs, out_rs;
+    const float *res;        /* the same for the residual, or NULL */
+    long res_cs, res_rs;
+    const float *bias;
+    int act;
+} pare_wino_io;
+
+/* The input transform of channels [c0, c1) at tile rows [i0, i1) (a band:
+ * V's tile t is (i - i0) * tw + j). */
+typedef void pare_f32_wino_in_fn(const pare_wino_io *io, int c0, int c1, int i0, int i1);
+/* The output transform of filters [o0, o1) at tile rows [i0, i1) (M's tiles
+ * numbered as V's). */
+typedef void pare_f32_wino_out_fn(const pare_wino_io *io, int o0, int o1, int i0, int i1);
+
 #define PARE_KERNEL(isa, kind, mr, nr) pare_##kind##_fn pare_##kind##_##mr##x##nr##__##isa;
 #include "kernels/conv.inc"
 #undef PARE_KERNEL
@@ -152,6 +190,8 @@ typedef struct pare_conv_kernels {
     pare_f32_convpat_fn *f32_convpat;
     pare_f32_convdw_fn *f32_convdw;
     pare_f32_convln_fn *f32_convln;
+    pare_f32_wino_in_fn *f32_wino_in;
+    pare_f32_wino_out_fn *f32_wino_out;
     const char *name_g, *name_nm, *name_pat, *name_dw, *name_ln;
     int tile;                /* positions a group call handles at once (for splitting work) */
 } pare_conv_kernels;

@@ -362,3 +362,102 @@ void pare_f32_convln_2x6__avx2(const pare_dw_io *io, const pare_conv_layer *L, i
             }
     }
 }
+
+/* ---- Winograd F(2x2, 3x3) ---------------------------------------------------- */
+
+/* 8 tiles a vector: a patch row's columns 2j + s are the even and odd lanes of
+ * 16 floats from column 2j (s = 0, 1) and from column 2j + 2 (s = 2, 3);
+ * columns past the plane's last load as zero. */
+static inline __m256 wino_load8(const float *p, long k) { return _mm256_maskload_ps(p, first_lanes(k < 8 ? (int)k : 8)); }
+static inline __m256 even8(__m256 a, __m256 b)
+{
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xd8));
+}
+static inline __m256 odd8(__m256 a, __m256 b)
+{
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xdd)), 0xd8));
+}
+
+void pare_f32_wino_in_1x1__avx2(const pare_wino_io *io, int c0, int c1, int i0, int i1)
+{
+    for (int c = c0; c < c1; c++)
+        for (int i = i0; i < i1; i++)
+            for (int j0 = 0; j0 < io->tw; j0 += 8) {
+                int n = io->tw - j0 < 8 ? io->tw - j0 : 8;
+                long cols = io->w + 2 - 2L * j0;
+                __m256 d[4][4], t[4][4];
+                for (int r = 0; r < 4; r++) {
+                    if (2 * i + r > io->h + 1) {
+                        for (int s = 0; s < 4; s++)
+                            d[r][s] = _mm256_setzero_ps();
+                        continue;
+                    }
+                    const float *p = io->in + c * io->in_cs + (long)(2 * i + r) * io->in_rs + 2L * j0;
+                    __m256 a = wino_load8(p, cols), b = wino_load8(p + 8, cols - 8);
+                    __m256 a2 = wino_load8(p + 2, cols - 2), b2 = wino_load8(p + 10, cols - 10);
+                    d[r][0] = even8(a, b);
+                    d[r][1] = odd8(a, b);
+                    d[r][2] = even8(a2, b2);
+                    d[r][3] = odd8(a2, b2);
+                }
+                for (int s = 0; s < 4; s++) {
+                    t[0][s] = _mm256_sub_ps(d[0][s], d[2][s]);
+                    t[1][s] = _mm256_add_ps(d[1][s], d[2][s]);
+                    t[2][s] = _mm256_sub_ps(d[2][s], d[1][s]);
+                    t[3][s] = _mm256_sub_ps(d[1][s], d[3][s]);
+                }
+                __m256i m = first_lanes(n);
+                float *v = io->v + c * io->ts + (i - i0) * io->tw + j0;
+                for (int r = 0; r < 4; r++) {
+                    _mm256_maskstore_ps(v + (4 * r + 0) * io->v_xs, m, _mm256_sub_ps(t[r][0], t[r][2]));
+                    _mm256_maskstore_ps(v + (4 * r + 1) * io->v_xs, m, _mm256_add_ps(t[r][1], t[r][2]));
+                    _mm256_maskstore_ps(v + (4 * r + 2) * io->v_xs, m, _mm256_sub_ps(t[r][2], t[r][1]));
+                    _mm256_maskstore_ps(v + (4 * r + 3) * io->v_xs, m, _mm256_sub_ps(t[r][1], t[r][3]));
+                }
+            }
+}
+
+/* An output row's 16 columns from 8 tiles' two, with bias, residual and
+ * activation, stored where they exist. */
+static inline void wino_row8(const pare_wino_io *io, int o, int y, int j0, __m256 y0, __m256 y1)
+{
+    __m256 lo = _mm256_unpacklo_ps(y0, y1), hi = _mm256_unpackhi_ps(y0, y1), b = _mm256_set1_ps(io->bias[o]);
+    __m256 v[2] = {_mm256_add_ps(_mm256_permute2f128_ps(lo, hi, 0x20), b),
+                   _mm256_add_ps(_mm256_permute2f128_ps(lo, hi, 0x31), b)};
+    long x0 = 2L * j0, left = io->w - x0;
+    float *out = io->out + o * io->out_cs + (long)y * io->out_rs + x0;
+    const float *res = io->res ? io->res + o * io->res_cs + (long)y * io->res_rs + x0 : NULL;
+    for (int h = 0; h < 2 && left - 8 * h > 0; h++) {
+        long k = left - 8 * h;
+        __m256i m = first_lanes(k < 8 ? (int)k : 8);
+        if (res)
+            v[h] = _mm256_add_ps(v[h], _mm256_maskload_ps(res + 8 * h, m));
+        if (io->act >= 1)
+            v[h] = _mm256_max_ps(v[h], _mm256_setzero_ps());
+        if (io->act == 2)
+            v[h] = _mm256_min_ps(v[h], _mm256_set1_ps(6.0f));
+        _mm256_maskstore_ps(out + 8 * h, m, v[h]);
+    }
+}
+
+void pare_f32_wino_out_1x1__avx2(const pare_wino_io *io, int o0, int o1, int i0, int i1)
+{
+    for (int o = o0; o < o1; o++)
+        for (int i = i0; i < i1; i++)
+            for (int j0 = 0; j0 < io->tw; j0 += 8) {
+                __m256i mk = first_lanes(io->tw - j0 < 8 ? io->tw - j0 : 8);
+                const float *mp = io->m + o * io->ts + (i - i0) * io->tw + j0;
+                __m256 a[2][4];
+                for (int s = 0; s < 4; s++) {
+                    __m256 m0 = _mm256_maskload_ps(mp + s * io->m_xs, mk);
+                    __m256 m1 = _mm256_maskload_ps(mp + (4 + s) * io->m_xs, mk);
+                    __m256 m2 = _mm256_maskload_ps(mp + (8 + s) * io->m_xs, mk);
+                    __m256 m3 = _mm256_maskload_ps(mp + (12 + s) * io->m_xs, mk);
+                    a[0][s] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
+                    a[1][s] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
+                }
+                for (int r = 0; r < 2 && 2 * i + r < io->h; r++)
+                    wino_row8(io, o, 2 * i + r, j0, _mm256_add_ps(_mm256_add_ps(a[r][0], a[r][1]), a[r][2]),
+                              _mm256_sub_ps(_mm256_sub_ps(a[r][1], a[r][2]), a[r][3]));
+            }
+}

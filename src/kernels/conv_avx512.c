@@ -596,3 +596,99 @@ void pare_f32_convln_4x6__avx512(const pare_dw_io *io, const pare_conv_layer *L,
         }
     }
 }
+
+/* ---- Winograd F(2x2, 3x3) ---------------------------------------------------- */
+
+/* 16 tiles a vector: a patch row's 4 columns 2j + s are the even and odd lanes
+ * of 32 floats from column 2j (s = 0, 1) and from column 2j + 2 (s = 2, 3);
+ * columns past the plane's last (w + 1 from column -1) load as zero. */
+static inline __mmask16 first16(long k) { return k >= 16 ? (__mmask16)0xffff : k <= 0 ? 0 : (__mmask16)((1u << k) - 1); }
+
+void pare_f32_wino_in_1x1__avx512(const pare_wino_io *io, int c0, int c1, int i0, int i1)
+{
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (int c = c0; c < c1; c++)
+        for (int i = i0; i < i1; i++)
+            for (int j0 = 0; j0 < io->tw; j0 += 16) {
+                int n = io->tw - j0 < 16 ? io->tw - j0 : 16;
+                long cols = io->w + 2 - 2L * j0; /* valid columns from column 2 j0 */
+                __m512 d[4][4], t[4][4];
+                for (int r = 0; r < 4; r++) {
+                    if (2 * i + r > io->h + 1) {
+                        for (int s = 0; s < 4; s++)
+                            d[r][s] = _mm512_setzero_ps();
+                        continue;
+                    }
+                    const float *p = io->in + c * io->in_cs + (long)(2 * i + r) * io->in_rs + 2L * j0;
+                    __m512 a = _mm512_maskz_loadu_ps(first16(cols), p);
+                    __m512 b = _mm512_maskz_loadu_ps(first16(cols - 16), p + 16);
+                    __m512 a2 = _mm512_maskz_loadu_ps(first16(cols - 2), p + 2);
+                    __m512 b2 = _mm512_maskz_loadu_ps(first16(cols - 18), p + 18);
+                    d[r][0] = _mm512_permutex2var_ps(a, ev, b);
+                    d[r][1] = _mm512_permutex2var_ps(a, od, b);
+                    d[r][2] = _mm512_permutex2var_ps(a2, ev, b2);
+                    d[r][3] = _mm512_permutex2var_ps(a2, od, b2);
+                }
+                for (int s = 0; s < 4; s++) {
+                    t[0][s] = _mm512_sub_ps(d[0][s], d[2][s]);
+                    t[1][s] = _mm512_add_ps(d[1][s], d[2][s]);
+                    t[2][s] = _mm512_sub_ps(d[2][s], d[1][s]);
+                    t[3][s] = _mm512_sub_ps(d[1][s], d[3][s]);
+                }
+                __mmask16 m = first16(n);
+                float *v = io->v + c * io->ts + (i - i0) * io->tw + j0;
+                for (int r = 0; r < 4; r++) {
+                    _mm512_mask_storeu_ps(v + (4 * r + 0) * io->v_xs, m, _mm512_sub_ps(t[r][0], t[r][2]));
+                    _mm512_mask_storeu_ps(v + (4 * r + 1) * io->v_xs, m, _mm512_add_ps(t[r][1], t[r][2]));
+                    _mm512_mask_storeu_ps(v + (4 * r + 2) * io->v_xs, m, _mm512_sub_ps(t[r][2], t[r][1]));
+                    _mm512_mask_storeu_ps(v + (4 * r + 3) * io->v_xs, m, _mm512_sub_ps(t[r][1], t[r][3]));
+                }
+            }
+}
+
+/* An output row's 32 columns from 16 tiles' two (interleaved), with bias,
+ * residual and activation, stored where they exist. */
+static inline void wino_row16(const pare_wino_io *io, int o, int y, int j0, __m512 y0, __m512 y1)
+{
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    __m512 b = _mm512_set1_ps(io->bias[o]);
+    __m512 v[2] = {_mm512_add_ps(_mm512_permutex2var_ps(y0, lo, y1), b),
+                   _mm512_add_ps(_mm512_permutex2var_ps(y0, hi, y1), b)};
+    long x0 = 2L * j0, left = io->w - x0;
+    float *out = io->out + o * io->out_cs + (long)y * io->out_rs + x0;
+    const float *res = io->res ? io->res + o * io->res_cs + (long)y * io->res_rs + x0 : NULL;
+    for (int h = 0; h < 2; h++) {
+        __mmask16 m = first16(left - 16 * h);
+        if (!m)
+            break;
+        if (res)
+            v[h] = _mm512_add_ps(v[h], _mm512_maskz_loadu_ps(m, res + 16 * h));
+        if (io->act >= 1)
+            v[h] = _mm512_max_ps(v[h], _mm512_setzero_ps());
+        if (io->act == 2)
+            v[h] = _mm512_min_ps(v[h], _mm512_set1_ps(6.0f));
+        _mm512_mask_storeu_ps(out + 16 * h, m, v[h]);
+    }
+}
+
+void pare_f32_wino_out_1x1__avx512(const pare_wino_io *io, int o0, int o1, int i0, int i1)
+{
+    for (int o = o0; o < o1; o++)
+        for (int i = i0; i < i1; i++)
+            for (int j0 = 0; j0 < io->tw; j0 += 16) {
+                __mmask16 mk = first16(io->tw - j0);
+                const float *mp = io->m + o * io->ts + (i - i0) * io->tw + j0;
+                __m512 m[16], a[2][4];
+                for (int x = 0; x < 16; x++)
+                    m[x] = _mm512_maskz_loadu_ps(mk, mp + x * io->m_xs);
+                for (int s = 0; s < 4; s++) {
+                    a[0][s] = _mm512_add_ps(_mm512_add_ps(m[s], m[4 + s]), m[8 + s]);
+                    a[1][s] = _mm512_sub_ps(_mm512_sub_ps(m[4 + s], m[8 + s]), m[12 + s]);
+                }
+                for (int r = 0; r < 2 && 2 * i + r < io->h; r++)
+                    wino_row16(io, o, 2 * i + r, j0, _mm512_add_ps(_mm512_add_ps(a[r][0], a[r][1]), a[r][2]),
+                               _mm512_sub_ps(_mm512_sub_ps(a[r][1], a[r][2]), a[r][3]));
+            }
+}

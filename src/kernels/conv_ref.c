@@ -130,3 +130,58 @@ void pare_f32_convln_1x1__ref(const pare_dw_io *io, const pare_conv_layer *L, in
             }
         }
 }
+
+/* Winograd F(2x2, 3x3): the transforms in conv.h's order of operations, which
+ * the SIMD versions keep (the same bits). */
+void pare_f32_wino_in_1x1__ref(const pare_wino_io *io, int c0, int c1, int i0, int i1)
+{
+    for (int c = c0; c < c1; c++)
+        for (int i = i0; i < i1; i++)
+            for (int j = 0; j < io->tw; j++) {
+                float d[4][4], t[4][4];
+                for (int r = 0; r < 4; r++)
+                    for (int s = 0; s < 4; s++) {
+                        int y = 2 * i + r, x = 2 * j + s; /* from row and column -1 */
+                        d[r][s] = y <= io->h + 1 && x <= io->w + 1 ? io->in[c * io->in_cs + y * io->in_rs + x] : 0.0f;
+                    }
+                for (int s = 0; s < 4; s++) {
+                    t[0][s] = d[0][s] - d[2][s];
+                    t[1][s] = d[1][s] + d[2][s];
+                    t[2][s] = d[2][s] - d[1][s];
+                    t[3][s] = d[1][s] - d[3][s];
+                }
+                float *v = io->v + c * io->ts + (i - i0) * io->tw + j;
+                for (int r = 0; r < 4; r++) {
+                    v[(4 * r + 0) * io->v_xs] = t[r][0] - t[r][2];
+                    v[(4 * r + 1) * io->v_xs] = t[r][1] + t[r][2];
+                    v[(4 * r + 2) * io->v_xs] = t[r][2] - t[r][1];
+                    v[(4 * r + 3) * io->v_xs] = t[r][1] - t[r][3];
+                }
+            }
+}
+
+void pare_f32_wino_out_1x1__ref(const pare_wino_io *io, int o0, int o1, int i0, int i1)
+{
+    for (int o = o0; o < o1; o++)
+        for (int i = i0; i < i1; i++)
+            for (int j = 0; j < io->tw; j++) {
+                const float *m = io->m + o * io->ts + (i - i0) * io->tw + j;
+                float a[2][4], y[2][2];
+                for (int s = 0; s < 4; s++) {
+                    a[0][s] = m[s * io->m_xs] + m[(4 + s) * io->m_xs] + m[(8 + s) * io->m_xs];
+                    a[1][s] = m[(4 + s) * io->m_xs] - m[(8 + s) * io->m_xs] - m[(12 + s) * io->m_xs];
+                }
+                for (int r = 0; r < 2; r++) {
+                    y[r][0] = a[r][0] + a[r][1] + a[r][2];
+                    y[r][1] = a[r][1] - a[r][2] - a[r][3];
+                }
+                for (int r = 0; r < 2; r++)
+                    for (int s = 0; s < 2; s++) {
+                        int yy = 2 * i + r, xx = 2 * j + s;
+                        if (yy >= io->h || xx >= io->w)
+                            continue;
+                        const float *res = io->res ? io->res + o * io->res_cs + yy * io->res_rs + xx : NULL;
+                        io->out[o * io->out_cs + yy * io->out_rs + xx] = res_act(res, io->act, y[r][s] + io->bias[o]);
+                    }
+            }
+}
