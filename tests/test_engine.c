@@ -585,13 +585,10 @@ PARE_TEST(engine_wino_transforms_vs_ref)
                     CHECK_NEAR(v1[(4 * a + b) * vxs + c * ts + ti * tw + tj], want, 1e-5);
                 }
             cases++;
-            pare_guard_free(in, (size_t)n_in);
+            free_planes(in, n_in, o1, o2, res, n_out);
             pare_guard_free(v1, (size_t)(16 * vxs));
             pare_guard_free(v2, (size_t)(16 * vxs));
             pare_guard_free(m, (size_t)(16 * mxs));
-            pare_guard_free(o1, (size_t)n_out);
-            pare_guard_free(o2, (size_t)n_out);
-            pare_guard_free(res, (size_t)n_out);
             pare_guard_free(bias, (size_t)O);
         }
     }
