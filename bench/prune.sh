@@ -30,6 +30,16 @@ fi
 log=${LOG:-$here/results/prune.jsonl}
 mkdir -p "$(dirname "$log")"
 base=$out/w1.pare
+# PART=k/n runs only every n-th run from the k-th on, so n processes (one per core, THREADS=1)
+# can share the list; they append to the same log, one line per run. Part 1 trains W1 and runs
+# the peer; start the others once W1 is there.
+part=${PART:-1/1}
+part_k=${part%/*}
+part_n=${part#*/}
+if [ "$part_k" != 1 ] && [ ! -f "$base" ]; then
+    echo "bench-prune: no W1 yet ($base): start PART=1/$part_n first, which trains it" >&2
+    exit 1
+fi
 logged_sum() { sed -n 's/.*"stage": *"base".*"sha256": *"\([0-9a-f]*\)".*/\1/p' "$log" 2>/dev/null | head -n 1; }
 if [ "${REUSE:-0}" != 1 ] || [ ! -f "$base" ]; then
     echo "== training W1 (pare, 3 epochs)"
@@ -41,15 +51,25 @@ if [ "${REUSE:-0}" != 1 ] || [ ! -f "$base" ]; then
     else
         [ "${REUSE:-0}" = 1 ] && [ -s "$log" ] && echo "== W1 differs from the logged one: starting the log again"
         sed "s/^{/{\"engine\":\"pare\",\"stage\":\"base\",\"sha256\":\"$sum\",/" "$out/w1.jsonl" > "$log"
-        echo "== PyTorch: training W1, then global L1 at $sps"
-        (cd "$here/peers" && env -u OPENBLAS_CORETYPE /usr/bin/python3 torch_prune.py "$threads" $sps) >> "$log"
     fi
 fi
-# PART=k/n runs only every n-th run from the k-th on, so n processes (one per core, THREADS=1)
-# can share the list; they append to the same log, one line per run.
-part=${PART:-1/1}
-part_k=${part%/*}
-part_n=${part#*/}
+# The peer (part 1): PyTorch trains W1, then prunes it at each sparsity with no line in the log
+# yet (a run cut short by the machine's end goes on where it stopped; its dense line is kept once).
+if [ "$part_k" = 1 ]; then
+    todo=""
+    for sp in $sps; do
+        grep -q "\"engine\": \"torch\".*\"target\": $sp," "$log" || todo="$todo $sp"
+    done
+    if [ -n "$todo" ]; then
+        echo "== PyTorch: training W1, then global L1 at$todo"
+        dense_logged=$(grep -c '"engine": "torch", "stage": "dense"' "$log" || true)
+        (cd "$here/peers" && env -u OPENBLAS_CORETYPE /usr/bin/python3 torch_prune.py "$threads" $todo) |
+            while IFS= read -r line; do
+                case $line in *'"stage": "dense"'*) [ "$dense_logged" -gt 0 ] && continue ;; esac
+                printf '%s\n' "$line" >> "$log"
+            done
+    fi
+fi
 nrun=0
 run() { # tag, then pare prune options
     tag=$1
