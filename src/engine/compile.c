@@ -600,7 +600,6 @@ static pare_status pack_wino(const conv_geo *q, const float *w, pare_conv_layer 
         }
     L->wn_mem = u;
     L->wn_u = u;
-    L->dn_c = q->Cg;
     L->bytes += sizeof(float) * 16 * O * C;
     return PARE_OK;
 }
@@ -2105,7 +2104,7 @@ static double conv_macs_of(const pare_step *st, const pare_plan *p)
         per_pos = (double)oa->C * L->dn_k;
         break;
     case PARE_CK_WINO: /* the sgemms' multiply-adds: 16 per tile of 4 outputs */
-        return 16.0 * oa->C * L->dn_c * ((oa->H + 1) / 2) * ((oa->W + 1) / 2);
+        return 16.0 * oa->C * (L->dn_k / 9) * ((oa->H + 1) / 2) * ((oa->W + 1) / 2);
     default:
         for (int g = 0; g < L->n_groups; g++)
             per_pos += (double)L->groups[g].ncols * L->groups[g].r;
@@ -2180,8 +2179,7 @@ static void name_conv(pare_step *st)
                      : st->ck == PARE_CK_LANES   ? ck->name_ln
                      : st->ck == PARE_CK_WINO    ? "F(2x2,3x3) transforms + sgemm (cblas)"
                                                  : ck->name_g;
-    int by_rows = st->rows_mode && st->ck != PARE_CK_DW && st->ck != PARE_CK_GEMM && st->ck != PARE_CK_LANES &&
-                  st->ck != PARE_CK_WINO;
+    int by_rows = st->rows_mode && !pare_conv_kind_own_runner(st->ck);
     snprintf(st->kernel, sizeof st->kernel, "%s %s%s", fn, pare_conv_kind_name(st->ck), by_rows ? " (rows)" : "");
 }
 

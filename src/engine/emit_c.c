@@ -335,8 +335,7 @@ static void scan_uses(emitter *E)
         if (st->kind == PARE_STEP_QCONV && st->qconv.n_gather > 0 &&
             (long)st->qconv.n_gather * PARE_QCONV_TILE * 4 > E->qbuf_bytes)
             E->qbuf_bytes = (long)st->qconv.n_gather * PARE_QCONV_TILE * 4;
-        if (st->kind != PARE_STEP_CONV || st->ck == PARE_CK_DW || st->ck == PARE_CK_GEMM || st->ck == PARE_CK_LANES ||
-            st->ck == PARE_CK_WINO)
+        if (st->kind != PARE_STEP_CONV || pare_conv_kind_own_runner(st->ck))
             continue; /* those write plain loops */
         E->use_fill = 1;
         if (st->ck == PARE_CK_NM || st->ck == PARE_CK_DENSE || st->ck == PARE_CK_BLOCK || st->ck == PARE_CK_SPARSE)
@@ -1761,9 +1760,7 @@ static pare_status emit_step(emitter *E, int i)
     safe_name(name, sizeof name, st->name);
     if (st->kind == PARE_STEP_CONV)
         putf(&E->b, "/* ---- step %d: %s, conv (%s%s) */\n", i, name, pare_conv_kind_name(st->ck),
-             st->ck == PARE_CK_DW || st->ck == PARE_CK_GEMM || st->ck == PARE_CK_LANES || st->ck == PARE_CK_WINO ? ""
-             : st->wide                                                                                    ? ", whole planes"
-                                                                                                           : ", row by row");
+             pare_conv_kind_own_runner(st->ck) ? "" : st->wide ? ", whole planes" : ", row by row");
     else
         putf(&E->b, "/* ---- step %d: %s */\n", i, name);
     int r = 0;

@@ -62,6 +62,14 @@ typedef enum pare_conv_kind {
     PARE_CK__COUNT
 } pare_conv_kind;
 
+/* Kinds with a runner of their own in engine/run.c rather than the position
+ * kernels of kernels/conv.h: no wide or rows mode, and plain loops in the
+ * emitted C. */
+static inline int pare_conv_kind_own_runner(pare_conv_kind k)
+{
+    return k == PARE_CK_DW || k == PARE_CK_GEMM || k == PARE_CK_LANES || k == PARE_CK_WINO;
+}
+
 typedef struct pare_step {
     pare_step_kind kind;
     int node;               /* the graph node it computes (the last one fused) */

@@ -68,37 +68,6 @@ int pare_engine_own_halo(const pare_plan *p, const pare_step *st)
     return st->kind == PARE_STEP_CONV && !p->acts[st->out].q8;
 }
 
-void pare_engine_zero_halo(pare_plan *p, int a)
-{
-    const pare_act *x = &p->acts[a];
-    if (x->P == 0)
-        return;
-    if (x->q8) {
-        fill_halo_u8(p, a);
-        return;
-    }
-    /* Per plane: the top rows and the first row's left halo are one run, then
-     * each row's right halo and the next row's left halo, then the last row's
-     * right halo and the bottom rows. Plain stores: a memset call per few
-     * floats cost more than a depthwise conv. */
-    float *base = pare_engine_act(p, a);
-    long P = x->P, rs = x->rs, gap = 2 * P, W = x->W, edge = P * rs + P;
-    for (int c = 0; c < x->C; c++) {
-        float *pl = base + c * x->cs, *end = pl + (x->H - 1 + P) * rs + P + W;
-        for (long k = 0; k < edge; k++) {
-            pl[k] = 0.0f;
-            end[k] = 0.0f;
-        }
-        float *g = pl + P * rs + P + W;
-        if (gap == 2) /* the usual halo of 1, spelt out: the compiler turns the loop into memset calls */
-            for (int y = 0; y + 1 < x->H; y++, g += rs)
-                g[0] = g[1] = 0.0f;
-        else
-            for (int y = 0; y + 1 < x->H; y++, g += rs)
-                memset(g, 0, sizeof(float) * (size_t)gap);
-    }
-}
-
 /* The halo cells of channels [c0, c1) around rows [y0, y1) of a float act:
  * each row's left and right halo, the top rows with row 0 and the bottom rows
  * with the last. A conv step's threads call it for the part of the output they
@@ -111,8 +80,9 @@ static void zero_halo_part(pare_plan *p, int a, int c0, int c1, int y0, int y1)
     if (x->P == 0 || x->q8)
         return;
     long P = x->P, rs = x->rs, W = x->W, H = x->H;
+    float *base = pare_engine_act(p, a);
     for (int c = c0; c < c1; c++) {
-        float *pl = pare_engine_act(p, a) + c * x->cs;
+        float *pl = base + c * x->cs;
         if (y0 == 0)
             for (long k = 0; k < P * rs; k++)
                 pl[k] = 0.0f;
@@ -129,6 +99,17 @@ static void zero_halo_part(pare_plan *p, int a, int c0, int c1, int y0, int y1)
                 memset(row + P + W, 0, sizeof(float) * (size_t)P);
             }
     }
+}
+
+void pare_engine_zero_halo(pare_plan *p, int a)
+{
+    const pare_act *x = &p->acts[a];
+    if (x->P == 0)
+        return;
+    if (x->q8)
+        fill_halo_u8(p, a);
+    else
+        zero_halo_part(p, a, 0, x->C, 0, x->H);
 }
 
 static inline float *at(pare_plan *p, int a, int c, int y, int x)
@@ -321,7 +302,7 @@ static void run_lanes(pare_plan *p, pare_step *st)
 
 void pare_engine_wino_bands(const pare_step *st, const pare_act *oa, pare_wino_bands *b)
 {
-    int th = (oa->H + 1) / 2, tw = (oa->W + 1) / 2, C = st->conv.dn_c, O = oa->C;
+    int th = (oa->H + 1) / 2, tw = (oa->W + 1) / 2, C = st->conv.dn_k / 9, O = oa->C;
     /* about 256 tiles (the sgemms' width: 64 ran slower), fewer when a band's
      * V and M would pass 4 MB, at least 64 */
     int want = 65536 / (C + O);
@@ -343,37 +324,34 @@ void pare_engine_wino_bands(const pare_step *st, const pare_act *oa, pare_wino_b
 static void run_wino(pare_plan *p, pare_step *st)
 {
     const pare_conv_kernels *k = pare_conv();
-    const pare_act *ia = &p->acts[st->in[0]], *oa = &p->acts[st->out];
+    const pare_act *oa = &p->acts[st->out];
     const pare_conv_layer *L = &st->conv;
-    int T = p->threads, C = L->dn_c, O = oa->C;
+    int T = p->threads, C = L->dn_k / 9, O = oa->C;
     pare_wino_bands bd;
     pare_engine_wino_bands(st, oa, &bd);
-    pare_wino_io io;
-    memset(&io, 0, sizeof io);
-    io.in = pare_engine_act(p, st->in[0]) + (long)(ia->P - 1) * ia->rs + (ia->P - 1);
-    io.in_cs = ia->cs;
-    io.in_rs = ia->rs;
-    io.v = p->scratch;
-    io.m = p->scratch + 16 * bd.v_xs;
-    io.ts = bd.ts;
-    io.v_xs = bd.v_xs;
-    io.m_xs = bd.m_xs;
-    io.h = oa->H;
-    io.w = oa->W;
-    io.th = (oa->H + 1) / 2;
-    io.tw = (oa->W + 1) / 2;
-    io.out = pare_engine_act(p, st->out) + (long)oa->P * oa->rs + oa->P;
-    io.out_cs = oa->cs;
-    io.out_rs = oa->rs;
-    if (st->res >= 0) {
-        const pare_act *ra = &p->acts[st->res];
-        io.res = pare_engine_act(p, st->res) + (long)ra->P * ra->rs + ra->P;
-        io.res_cs = ra->cs;
-        io.res_rs = ra->rs;
-    }
-    io.bias = L->dn_b;
-    io.act = st->act;
+    pare_dw_io pl;
+    plane_io(p, st, &pl);
     float *m = p->scratch + 16 * bd.v_xs;
+    pare_wino_io io = {.in = pl.in - pl.in_rs - 1, /* row and column -1 */
+                       .in_cs = pl.in_cs,
+                       .in_rs = pl.in_rs,
+                       .v = p->scratch,
+                       .m = m,
+                       .v_xs = bd.v_xs,
+                       .m_xs = bd.m_xs,
+                       .ts = bd.ts,
+                       .h = oa->H,
+                       .w = oa->W,
+                       .th = (oa->H + 1) / 2,
+                       .tw = (oa->W + 1) / 2,
+                       .out = pl.out,
+                       .out_cs = pl.out_cs,
+                       .out_rs = pl.out_rs,
+                       .res = pl.res,
+                       .res_cs = pl.res_cs,
+                       .res_rs = pl.res_rs,
+                       .bias = L->dn_b,
+                       .act = st->act};
 #pragma omp parallel num_threads(T) if (T > 1)
     {
         int t = tid();

@@ -80,11 +80,10 @@ typedef struct pare_conv_layer {
     const int32_t *dn_off;
     const float *dn_w, *dn_b;
     /* Winograd F(2x2, 3x3) (engine/run.c with the two transforms below; a
-     * dense 3x3 stride-1 conv, padding 1): the 16 transformed weight matrices
-     * U = G g G^T, wn_u + xi * dn_o * dn_c + o * dn_c + c for xi = 4 * row +
-     * column of the 4 x 4 transform; the dense lowering's arrays above stay
-     * (the emitted C computes the layer from them) */
-    int dn_c;
+     * dense 3x3 stride-1 conv, padding 1, so C = dn_k / 9 channels): the 16
+     * transformed weight matrices U = G g G^T, wn_u + (xi * dn_o + o) * C + c
+     * for xi = 4 * row + column of the 4 x 4 transform; the dense lowering's
+     * arrays above stay (the emitted C computes the layer from them) */
     const float *wn_u;
     void *wn_mem;
     /* depthwise: per channel kh x kw weights (row-major) and a bias */
