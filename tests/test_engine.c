@@ -692,6 +692,104 @@ PARE_TEST_ISA(engine_lanes_lowering_matches_the_graph) { dense_lowering_matches(
 /* Winograd fits the 3x3 stride-1 convs with padding 1 (fmnist-cnn's, resnet20's, vgg11's). */
 PARE_TEST_ISA(engine_wino_lowering_matches_the_graph) { dense_lowering_matches(PARE_CK_WINO, "winograd", 40); }
 
+/* Banded pairs (a conv, then the depthwise conv reading its output, a band
+ * of rows at a time): the same bits as the two steps alone, on a dirty arena,
+ * with bands of one output row and of a few (at 1 thread; none at 2); on
+ * mobilenetv2 dense and pruned (the expansions' group, N:M and CSR kernels)
+ * and on a graph of odd planes with a strided 5x5 depthwise conv and one with
+ * a residual added. */
+static void band_case(pare_graph *g, const char *what, int *pairs)
+{
+    int c, h, w, oc, oh, ow;
+    pare_graph_input_shape(g, &c, &h, &w);
+    pare_graph_output_shape(g, &oc, &oh, &ow);
+    size_t isz = (size_t)c * h * w, osz = (size_t)oc * oh * ow;
+    float *x = malloc(isz * 2 * sizeof(float)), *y0 = malloc(osz * 2 * sizeof(float)),
+          *y1 = malloc(osz * 2 * sizeof(float)), *yg = malloc(osz * 2 * sizeof(float));
+    pare_test_fill(x, isz * 2, -1, 1, 17);
+    CHECK_OK(pare_graph_forward(g, x, 2, yg, 1));
+    for (int threads = 1; threads <= 2; threads++) {
+        pare_plan *p = NULL;
+        pare_plan_options o = {threads, 0, 0, 0};
+        CHECK_OK(pare_plan_new(g, &o, &p));
+        if (!p)
+            continue;
+        static const long bytes[] = {0, 1, 6000};
+        for (int k = 0; k < 3; k++) {
+            pare_engine_set_bands(p, bytes[k], 0);
+            int n = 0;
+            for (int i = 0; i < p->n_steps; i++)
+                n += p->steps[i].band_rows > 0;
+            if (k == 1)
+                *pairs += n;
+            for (size_t i = 0; i < p->arena_floats; i++)
+                p->arena[i] = 1e4f;
+            CHECK_OK(pare_plan_run(p, x, 2, k ? y1 : y0));
+            if (k == 0) {
+                double m = 0, d = 0;
+                for (size_t i = 0; i < osz * 2; i++) {
+                    m = fmax(m, fabs(yg[i]));
+                    d = fmax(d, fabs(yg[i] - y0[i]));
+                }
+                CHECKF(d <= 1e-4 * (m > 0 ? m : 1), "%s t%d: relative error %.3g without bands", what, threads,
+                       d / (m > 0 ? m : 1));
+            } else {
+                CHECKF((n > 0) == (threads == 1), "%s t%d: %d banded pairs", what, threads, n);
+                CHECKF(!memcmp(y0, y1, osz * 2 * sizeof(float)), "%s t%d, bands of %ld bytes: not the same bits",
+                       what, threads, bytes[k]);
+            }
+        }
+        pare_plan_free(p);
+    }
+    free(x);
+    free(y0);
+    free(y1);
+    free(yg);
+}
+
+PARE_TEST_ISA(engine_banded_pairs_match_the_steps_alone)
+{
+    static const char *const schemes[] = {"dense", "unstructured", "2:4", "block:4x4"};
+    int pairs = 0;
+    for (int s = 0; s < 4; s++) {
+        pare_graph *g;
+        CHECK_OK(pare_zoo_build("mobilenetv2", 0, 60 + s, &g));
+        test_random_stats(g, 61 + s);
+        if (s > 0)
+            test_prune_to(g, schemes[s], 0.75);
+        char what[64];
+        snprintf(what, sizeof what, "mobilenetv2 %s", schemes[s]);
+        band_case(g, what, &pairs);
+        pare_graph_free(g);
+    }
+    /* odd planes: 1x1 -> 5x5 depthwise stride 2 padding 2; 1x1 -> 3x3
+     * depthwise with a residual added; 3x3 -> 3x3 depthwise stride 2 */
+    pare_graph *g = pare_graph_new("bands");
+    int x = pare_graph_input(g, 6, 13, 11);
+    int a = pare_graph_relu6(g, pare_graph_conv2d(g, x, 12, 1, 1, 0, "a"), "a.relu6");
+    pare_conv2d_desc d = {0};
+    d.out_channels = 12;
+    d.kernel_h = 5;
+    d.stride_h = 2;
+    d.pad_top = d.pad_left = d.pad_bottom = d.pad_right = 2;
+    d.groups = 12;
+    int b = pare_graph_conv2d_ex(g, a, &d, "b.dw");
+    int e = pare_graph_relu(g, pare_graph_conv2d(g, b, 12, 1, 1, 0, "e"), "e.relu");
+    d.kernel_h = 3;
+    d.stride_h = 1;
+    d.pad_top = d.pad_left = d.pad_bottom = d.pad_right = 1;
+    int f = pare_graph_add(g, pare_graph_conv2d_ex(g, e, &d, "f.dw"), b, "f.add");
+    int h = pare_graph_conv2d(g, f, 8, 3, 1, 1, "h");
+    d.out_channels = d.groups = 8;
+    d.stride_h = 2;
+    pare_graph_conv2d_ex(g, h, &d, "i.dw");
+    CHECK_OK(pare_graph_status(g));
+    test_random_stats(g, 66);
+    band_case(g, "odd planes", &pairs);
+    pare_graph_free(g);
+    CHECKF(pairs >= 20, "only %d banded pairs", pairs);
+}
+
 PARE_TEST(engine_224_models)
 {
     static const char *const models[] = {"resnet18", "mobilenetv2-224"};

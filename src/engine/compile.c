@@ -849,6 +849,7 @@ static pare_status lower_conv(builder *b, int v, aux_list *aux)
     st->out = out_act;
     st->res = res;
     st->act = act;
+    st->depthwise = dw;
     const pare_act *oa = &b->p->acts[out_act];
     st->wide = ia->rs == oa->rs && ia->P == oa->P && (res < 0 || b->p->acts[res].P == oa->P);
     st->rows_mode = !st->wide;
@@ -2283,6 +2284,14 @@ static pare_status plan_memory(pare_plan *p)
                 last[s->in[j]] = i;
         if (s->res >= 0 && last[s->res] < i)
             last[s->res] = i;
+        /* a conv that may run in bands with the depthwise conv after it reads
+         * its inputs while that one writes: they stay live through it */
+        if (pare_engine_band_candidate(p, i)) {
+            for (int j = 0; j < s->n_in; j++)
+                last[s->in[j]] = i + 1;
+            if (s->res >= 0)
+                last[s->res] = i + 1;
+        }
     }
     last[p->output_act] = p->n_steps;
     int busy[64] = {0};
@@ -2486,6 +2495,8 @@ static pare_status plan_build(const pare_graph *g0, const pare_plan_options *o, 
     s = plan_memory(p);
     if (s == PARE_OK)
         s = choose_kernels(&b, &aux);
+    if (s == PARE_OK)
+        pare_engine_set_bands(p, PARE_BAND_BYTES, PARE_BAND_MIN_BYTES);
     if (s == PARE_OK) {
         /* tuning sized the scratch for every GEMM it tried: keep what the
          * chosen kernels and the max pools need */

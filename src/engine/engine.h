@@ -90,6 +90,10 @@ typedef struct pare_step {
     long in_base, out_base, res_base; /* offsets (floats) of position 0 in the buffers */
     pare_conv_layer conv;   /* packed weights, groups, columns (kernels/conv.h) */
     int wide;               /* positions span whole planes (input and output strides agree) */
+    int depthwise;          /* lowered as a depthwise conv (one filter per channel) */
+    int band_rows;          /* > 0: runs together with the next step, a depthwise conv reading
+                             * its output, in bands of this many of that step's output rows
+                             * (pare_engine_set_bands); the next step then does not run alone */
     /* fc */
     int fc_in, fc_out;
     float *fc_w, *fc_b;     /* dense [out][in] */
@@ -173,6 +177,21 @@ typedef struct pare_wino_bands {
     size_t floats;
 } pare_wino_bands;
 void pare_engine_wino_bands(const pare_step *st, const pare_act *oa, pare_wino_bands *b);
+/* Banded pairs (one thread): a conv whose output (an inverted residual's
+ * expansion, say) a depthwise conv reads next is computed a band of rows at
+ * a time, each band read by the depthwise conv while it is still in this
+ * core's L2, instead of the whole act going out to memory and coming back.
+ * 1 when step i and the next may pair (a float conv, then a depthwise conv
+ * reading its output); the memory planner keeps step i's inputs live through
+ * step i + 1 for them. */
+int pare_engine_band_candidate(const pare_plan *p, int i);
+/* Sets every step's band_rows: at one thread, candidates whose first step
+ * runs a position kernel over whole planes and whose middle act has at least
+ * min_bytes get bands of about band_bytes of that act (at least one output
+ * row); the rest 0. band_bytes 0 turns banding off. The defaults follow. */
+void pare_engine_set_bands(pare_plan *p, long band_bytes, long min_bytes);
+#define PARE_BAND_BYTES (512L * 1024)
+#define PARE_BAND_MIN_BYTES (2L * 1024 * 1024)
 /* Zeroes the halo of an act (its border rows and columns). */
 void pare_engine_zero_halo(pare_plan *p, int act);
 /* 1 when the step zeroes its output's halo itself (float conv steps: each

@@ -378,6 +378,42 @@ static void run_wino(pare_plan *p, pare_step *st)
     }
 }
 
+/* A position-kernel conv step's buffers (every position of the plane, or of
+ * row 0 in rows mode). */
+static pare_conv_io conv_io(pare_plan *p, const pare_step *st)
+{
+    pare_conv_io io;
+    io.in = pare_engine_act(p, st->in[0]) + st->in_base;
+    io.out = pare_engine_act(p, st->out) + st->out_base;
+    io.res = st->res >= 0 ? pare_engine_act(p, st->res) + st->res_base : NULL;
+    io.out_cs = p->acts[st->out].cs;
+    io.res_cs = st->res >= 0 ? p->acts[st->res].cs : 0;
+    io.n = st->n_pos;
+    io.mask = st->wide ? st->mask : NULL;
+    io.act = st->act;
+    return io;
+}
+
+/* The filter units a position-kernel conv step splits (groups, N:M or
+ * pattern filters). */
+static int conv_units(const pare_step *st)
+{
+    const pare_conv_layer *L = &st->conv;
+    return st->ck == PARE_CK_NM ? L->n_nm : st->ck == PARE_CK_PATTERN ? L->n_pf : L->n_groups;
+}
+
+/* Units [u0, u1) of a position-kernel conv step over positions [q0, q1). */
+static void conv_call(const pare_conv_kernels *k, const pare_step *st, const pare_conv_io *io, int u0, int u1,
+                      long q0, long q1)
+{
+    if (st->ck == PARE_CK_NM)
+        k->f32_convnm(io, &st->conv, u0, u1, q0, q1);
+    else if (st->ck == PARE_CK_PATTERN)
+        k->f32_convpat(io, &st->conv, u0, u1, q0, q1);
+    else
+        k->f32_convg(io, &st->conv, u0, u1, q0, q1);
+}
+
 static void run_conv(pare_plan *p, pare_step *st)
 {
     if (st->ck == PARE_CK_DW) {
@@ -398,17 +434,8 @@ static void run_conv(pare_plan *p, pare_step *st)
     }
     const pare_conv_kernels *k = pare_conv();
     const pare_act *ia = &p->acts[st->in[0]], *oa = &p->acts[st->out];
-    pare_conv_io io;
-    io.in = pare_engine_act(p, st->in[0]) + st->in_base;
-    io.out = pare_engine_act(p, st->out) + st->out_base;
-    io.res = st->res >= 0 ? pare_engine_act(p, st->res) + st->res_base : NULL;
-    io.out_cs = oa->cs;
-    io.res_cs = st->res >= 0 ? p->acts[st->res].cs : 0;
-    io.n = st->n_pos;
-    io.mask = st->wide ? st->mask : NULL;
-    io.act = st->act;
-    const pare_conv_layer *L = &st->conv;
-    int units = st->ck == PARE_CK_NM ? L->n_nm : st->ck == PARE_CK_PATTERN ? L->n_pf : L->n_groups;
+    pare_conv_io io = conv_io(p, st);
+    int units = conv_units(st);
     int T = p->threads;
     long rows, tiles;
     int by_pos;
@@ -428,12 +455,80 @@ static void run_conv(pare_plan *p, pare_step *st)
             if (!conv_share(st, by_pos, rows, tiles, units, nt, t, r, &q0, &q1, &u0, &u1))
                 continue;
             halo_share(p, st, by_pos, rows, nt, t, r, q0, q1);
-            if (st->ck == PARE_CK_NM)
-                k->f32_convnm(&rio, L, u0, u1, q0, q1);
-            else if (st->ck == PARE_CK_PATTERN)
-                k->f32_convpat(&rio, L, u0, u1, q0, q1);
-            else
-                k->f32_convg(&rio, L, u0, u1, q0, q1);
+            conv_call(k, st, &rio, u0, u1, q0, q1);
+        }
+    }
+}
+
+/* ---- banded pairs --------------------------------------------------------- */
+
+int pare_engine_band_candidate(const pare_plan *p, int i)
+{
+    if (i < 0 || i + 1 >= p->n_steps)
+        return 0;
+    const pare_step *a = &p->steps[i], *b = &p->steps[i + 1];
+    return a->kind == PARE_STEP_CONV && b->kind == PARE_STEP_CONV && b->depthwise && b->n_in == 1 &&
+           b->in[0] == a->out && !p->acts[a->out].q8 && !p->acts[b->out].q8;
+}
+
+void pare_engine_set_bands(pare_plan *p, long band_bytes, long min_bytes)
+{
+    for (int i = 0; i < p->n_steps; i++) {
+        pare_step *a = &p->steps[i];
+        a->band_rows = 0;
+        if (band_bytes <= 0 || p->threads != 1 || !pare_engine_band_candidate(p, i))
+            continue;
+        const pare_step *b = &p->steps[i + 1];
+        const pare_act *ma = &p->acts[a->out];
+        long row = (long)ma->C * ma->rs * (long)sizeof(float); /* one row of every channel */
+        if (pare_conv_kind_own_runner(a->ck) || !a->wide || b->ck != PARE_CK_DW ||
+            (long)ma->H * row < min_bytes)
+            continue;
+        long rows = band_bytes / (row * b->conv.dw_sh);
+        a->band_rows = (int)(rows < 1 ? 1 : rows > p->acts[b->out].H ? p->acts[b->out].H : rows);
+    }
+}
+
+/* Step a (a position kernel over whole planes) and the depthwise step b
+ * reading its output, a band of b's output rows at a time: a computes the
+ * chunks of positions up to the last row the band reads and zeroes those
+ * rows' halo, then b computes the band. The same sums in the same order as
+ * the two steps alone: the same bits. One thread only (pare_engine_set_bands):
+ * at two, splitting each band between the threads cost a barrier a band and
+ * rows crossing between the cores, and measured slower than the steps alone. */
+static void run_band_pair(pare_plan *p, pare_step *a, pare_step *b)
+{
+    const pare_conv_kernels *k = pare_conv();
+    const pare_act *ma = &p->acts[a->out], *oa = &p->acts[b->out];
+    const pare_conv_layer *L = &b->conv;
+    pare_conv_io io = conv_io(p, a);
+    pare_dw_io dio;
+    plane_io(p, b, &dio);
+    const long chunks = (a->n_pos + PARE_CONV_CHUNK - 1) / PARE_CONV_CHUNK;
+    long done = 0; /* chunks of a computed */
+    int zr = 0;    /* rows of a's output whose halo is zeroed */
+    for (int y0 = 0; y0 < oa->H; y0 += a->band_rows) {
+        double t0 = p->profile ? pare_now_s() : 0;
+        int y1 = y0 + a->band_rows < oa->H ? y0 + a->band_rows : oa->H;
+        long last = (long)(y1 - 1) * L->dw_sh - L->dw_pt + L->dw_kh; /* the rows read end here */
+        if (last > ma->H || y1 == oa->H)
+            last = ma->H;
+        long need = last == ma->H ? chunks : (last * ma->rs + PARE_CONV_CHUNK - 1) / PARE_CONV_CHUNK;
+        if (need > done) {
+            long q1 = need * PARE_CONV_CHUNK;
+            conv_call(k, a, &io, 0, conv_units(a), done * PARE_CONV_CHUNK, q1 < a->n_pos ? q1 : a->n_pos);
+            done = need;
+        }
+        if (last > zr) {
+            zero_halo_part(p, a->out, 0, ma->C, zr, (int)last);
+            zr = (int)last;
+        }
+        double t1 = p->profile ? pare_now_s() : 0;
+        zero_halo_part(p, b->out, 0, oa->C, y0, y1);
+        k->f32_convdw(&dio, L, 0, oa->C, y0, y1);
+        if (p->profile) {
+            a->seconds += t1 - t0;
+            b->seconds += pare_now_s() - t1;
         }
     }
 }
@@ -943,6 +1038,11 @@ pare_status pare_plan_run(pare_plan *p, const float *in, int n, float *out)
                        sizeof(float) * (size_t)p->in_w);
         for (int i = 0; i < p->n_steps; i++) {
             pare_step *st = &p->steps[i];
+            if (st->band_rows > 0) {
+                run_band_pair(p, st, &p->steps[i + 1]);
+                i++;
+                continue;
+            }
             double t0 = p->profile ? pare_now_s() : 0;
             if (!pare_engine_own_halo(p, st))
                 pare_engine_zero_halo(p, st->out);
