@@ -502,12 +502,11 @@ void pare_f32_convdw_1x4__avx512(const pare_dw_io *io, const pare_conv_layer *L,
 #define LN_P 6
 
 /* F filter blocks x P pixels (from pixel i of the block) over columns [k0, k1):
- * starts from the biases or the partial sums, ends in the partial sums or,
- * on the last pass, with residual, activation and a scatter to the planes. */
+ * starts from the biases or the partial sums and ends in the partial sums
+ * (ln_store takes them to the planes after the last pass). */
 static inline __attribute__((always_inline)) void ln_tile(const pare_dw_io *io, const pare_conv_layer *L,
-                                                          int b, int i, const long *ipos, const long *opos,
-                                                          const long *rpos, int k0, int k1, float *sc,
-                                                          const int F, const int P)
+                                                          int b, int i, const long *ipos, int k0, int k1,
+                                                          float *sc, const int F, const int P)
 {
     __m512 acc[LN_F][LN_P];
     float *s = sc + (long)i * LN_F * PARE_LANES;
@@ -539,35 +538,88 @@ static inline __attribute__((always_inline)) void ln_tile(const pare_dw_io *io, 
                 acc[f][p] = _mm512_fmadd_ps(wv[f], x, acc[f][p]);
         }
     }
-    if (k1 < K) {
-        for (int p = 0; p < P; p++)
-            for (int f = 0; f < F; f++)
-                _mm512_store_ps(s + (p * LN_F + f) * PARE_LANES, acc[f][p]);
-        return;
+    for (int p = 0; p < P; p++)
+        for (int f = 0; f < F; f++)
+            _mm512_store_ps(s + (p * LN_F + f) * PARE_LANES, acc[f][p]);
+}
+
+/* r[0..15] (16 pixels' vectors of 16 filters) -> r[j] = filter j's 16 pixels:
+ * 32-bit and 64-bit interleaves, then two rounds of 128-bit lane shuffles. */
+static inline void transpose16(__m512 r[16])
+{
+    __m512 a[16], b[16];
+    for (int i = 0; i < 16; i += 2) {
+        a[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        a[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
     }
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i oi = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)io->out_cs));
-    const __m512i ri = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)io->res_cs));
-    for (int f = 0; f < F; f++) {
-        int o0 = (b + f) * PARE_LANES, left = L->dn_o - o0;
-        __mmask16 m = left >= PARE_LANES ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-        for (int p = 0; p < P; p++) {
-            __m512 v = acc[f][p];
-            if (io->res)
-                v = _mm512_add_ps(v, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, ri,
-                                                              io->res + o0 * io->res_cs + rpos[i + p], 4));
-            if (io->act >= 1)
-                v = _mm512_max_ps(v, _mm512_setzero_ps());
-            if (io->act == 2)
-                v = _mm512_min_ps(v, _mm512_set1_ps(6.0f));
-            _mm512_mask_i32scatter_ps(io->out + o0 * io->out_cs + opos[i + p], m, oi, v, 4);
+    for (int i = 0; i < 16; i += 4)
+        for (int h = 0; h < 2; h++) {
+            __m512d x = _mm512_castps_pd(a[i + h]), y = _mm512_castps_pd(a[i + h + 2]);
+            b[i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(x, y));
+            b[i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(x, y));
+        }
+    /* b[4q + m] holds, in 128-bit lane k, element 4k + m of rows 4q .. 4q + 3 */
+    for (int m = 0; m < 4; m++) {
+        __m512 c0 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0x88), c1 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0xdd);
+        __m512 d0 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0x88), d1 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0xdd);
+        r[m] = _mm512_shuffle_f32x4(c0, d0, 0x88);
+        r[8 + m] = _mm512_shuffle_f32x4(c0, d0, 0xdd);
+        r[4 + m] = _mm512_shuffle_f32x4(c1, d1, 0x88);
+        r[12 + m] = _mm512_shuffle_f32x4(c1, d1, 0xdd);
+    }
+}
+
+/* The last pass's sums of F filter blocks over the np pixels from pixel pb
+ * (sc: pixel-major, LN_F vectors of 16 filters a pixel) into the output
+ * planes, with residual and activation: 16 pixels at a time transposed into
+ * one vector per filter, stored as one masked store per output row they
+ * cover (a store at the row position minus the segment's first lane, whose
+ * lanes outside the segment are masked off). */
+static void ln_store(const pare_dw_io *io, const pare_conv_layer *L, int b, int F, long pb, int np, const float *sc)
+{
+    for (int g = 0; g < np; g += 16) {
+        int n = np - g < 16 ? np - g : 16;
+        int ns = 0, l0[16], len[16];
+        long rowpos[16]; /* y * rs + x of each segment's first pixel, per buffer */
+        long ry[16], rx[16];
+        for (int l = 0; l < n; ns++) {
+            long px = pb + g + l, y = px / io->wo, x = px % io->wo;
+            int k = io->wo - x < n - l ? (int)(io->wo - x) : n - l;
+            l0[ns] = l;
+            len[ns] = k;
+            ry[ns] = y;
+            rx[ns] = x;
+            rowpos[ns] = y * io->out_rs + x;
+            l += k;
+        }
+        for (int f = 0; f < F; f++) {
+            int o0 = (b + f) * PARE_LANES, nf = L->dn_o - o0 < PARE_LANES ? L->dn_o - o0 : PARE_LANES;
+            __m512 r[16];
+            for (int j = 0; j < 16; j++)
+                r[j] = j < n ? _mm512_load_ps(sc + ((long)(g + j) * LN_F + f) * PARE_LANES) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int j = 0; j < nf; j++) {
+                float *out = io->out + (long)(o0 + j) * io->out_cs;
+                const float *res = io->res ? io->res + (long)(o0 + j) * io->res_cs : NULL;
+                for (int s = 0; s < ns; s++) {
+                    __mmask16 m = (__mmask16)(((1u << len[s]) - 1) << l0[s]);
+                    __m512 v = r[j];
+                    if (res)
+                        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res + ry[s] * io->res_rs + rx[s] - l0[s]));
+                    if (io->act >= 1)
+                        v = _mm512_max_ps(v, _mm512_setzero_ps());
+                    if (io->act == 2)
+                        v = _mm512_min_ps(v, _mm512_set1_ps(6.0f));
+                    _mm512_mask_storeu_ps(out + rowpos[s] - l0[s], m, v);
+                }
+            }
         }
     }
 }
 
 #define LN_CASE(F, P)                                                                             \
     case (F - 1) * LN_P + P - 1:                                                                  \
-        ln_tile(io, L, b, i, ipos, opos, rpos, k0, k1, sc, F, P);                                 \
+        ln_tile(io, L, b, i, ipos, k0, k1, sc, F, P);                                             \
         break;
 
 void pare_f32_convln_4x6__avx512(const pare_dw_io *io, const pare_conv_layer *L, int b0, int b1, long p0,
@@ -593,6 +645,7 @@ void pare_f32_convln_4x6__avx512(const pare_dw_io *io, const pare_conv_layer *L,
                     }
                 }
             }
+            ln_store(io, L, b, F, pb, np, sc);
         }
     }
 }
