@@ -21,7 +21,7 @@ threads=${THREADS:-2}
 repeat=${REPEAT:-1}
 epochs=${EPOCHS:-3}
 limit=${LIMIT:+--limit $LIMIT}
-configs=${CONFIGS:-"dense sparse90 freeze-prog freeze-prog-cache freeze-cka sieve20 drop-data drop-batch grad-mask combined combined-cache combined-late"}
+configs=${CONFIGS:-"dense sparse90 freeze-prog freeze-prog-cache freeze-cka sieve20 drop-data drop-batch grad-mask combined combined-cache combined-late combined-late-grow"}
 
 opts_of() {
     case $1 in
@@ -37,6 +37,7 @@ opts_of() {
     freeze-prog-cache) echo "--freeze-from 2 --freeze-units 2 --cache-frozen 4096" ;;
     combined-cache) echo "--sparse-train 0.9 --freeze-from 2 --freeze-units 2 --sieve 0.2 --cache-frozen 4096" ;;
     combined-late) echo "--sparse-train 0.9 --freeze-from 3 --freeze-units 2 --sieve 0.2 --cache-frozen 4096" ;;
+    combined-late-grow) echo "--sparse-train 0.9 --freeze-from 3 --freeze-units 2 --sieve 0.2 --cache-frozen 4096 --sparse-every 200 --sparse-grow 0.1" ;;
     *) echo "bench-efficient: unknown configuration $1" >&2; exit 2 ;;
     esac
 }
