@@ -2137,7 +2137,7 @@ static size_t step_scratch(const pare_plan *p, const pare_step *st)
     }
     if (st->kind == PARE_STEP_MAXPOOL)
         return (size_t)p->threads * pare_engine_pool_row(p, st);
-    return 0;
+    return pare_engine_band_scratch(p, st);
 }
 
 static int pack_any(pare_plan *p, pare_step *st, const conv_aux *ca, int k, int threads)

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/blas.h"
 #include "core/clock.h"
 #include "core/error.h"
@@ -471,6 +472,24 @@ int pare_engine_band_candidate(const pare_plan *p, int i)
            b->in[0] == a->out && !p->acts[a->out].q8 && !p->acts[b->out].q8;
 }
 
+/* 1 when step i + 1 reads step i's output as its input and nothing else
+ * reads it. */
+static int sole_reader(const pare_plan *p, int i)
+{
+    int a = p->steps[i].out;
+    if (a == p->output_act)
+        return 0;
+    for (int j = 0; j < p->n_steps; j++) {
+        const pare_step *s = &p->steps[j];
+        if (s->res == a)
+            return 0; /* the depthwise step's own residual too */
+        for (int k = j == i + 1; k < s->n_in; k++)
+            if (s->in[k] == a)
+                return 0;
+    }
+    return 1;
+}
+
 void pare_engine_set_bands(pare_plan *p, long band_bytes, long min_bytes)
 {
     for (int i = 0; i < p->n_steps; i++) {
@@ -481,48 +500,103 @@ void pare_engine_set_bands(pare_plan *p, long band_bytes, long min_bytes)
         const pare_step *b = &p->steps[i + 1];
         const pare_act *ma = &p->acts[a->out];
         long row = (long)ma->C * ma->rs * (long)sizeof(float); /* one row of every channel */
-        if (pare_conv_kind_own_runner(a->ck) || !a->wide || b->ck != PARE_CK_DW ||
+        if (pare_conv_kind_own_runner(a->ck) || !a->wide || b->ck != PARE_CK_DW || !sole_reader(p, i) ||
             (long)ma->H * row < min_bytes)
             continue;
         long rows = band_bytes / (row * b->conv.dw_sh);
         a->band_rows = (int)(rows < 1 ? 1 : rows > p->acts[b->out].H ? p->acts[b->out].H : rows);
     }
+    /* the rings live in the plan's scratch: grow it if they need more (out of
+     * memory: no bands) */
+    size_t need = 0;
+    for (int i = 0; i < p->n_steps; i++)
+        if (pare_engine_band_scratch(p, &p->steps[i]) > need)
+            need = pare_engine_band_scratch(p, &p->steps[i]);
+    if (need > p->scratch_floats) {
+        float *ns = pare_alloc_array(need, sizeof(float), 0);
+        if (!ns) {
+            for (int i = 0; i < p->n_steps; i++)
+                p->steps[i].band_rows = 0;
+            return;
+        }
+        pare_free(p->scratch);
+        p->scratch = ns;
+        p->scratch_floats = need;
+    }
 }
 
-/* Step a (a position kernel over whole planes) and the depthwise step b
- * reading its output, a band of b's output rows at a time: a computes the
- * chunks of positions up to the last row the band reads and zeroes those
- * rows' halo, then b computes the band. The same sums in the same order as
- * the two steps alone: the same bits. One thread only (pare_engine_set_bands):
- * at two, splitting each band between the threads cost a barrier a band and
- * rows crossing between the cores, and measured slower than the steps alone. */
+/* The ring of a banded pair in the plan's scratch: per channel, position q
+ * of the first step's output (wide numbering, q = y * rs + x + P) at
+ * q - qa + front, qa the band's first position; front leaves room for the
+ * top halo rows, and cs holds a band's rows with the bottom halo. */
+static void band_ring(const pare_plan *p, const pare_step *a, long *front, long *cs)
+{
+    const pare_act *ma = &p->acts[a->out];
+    const pare_conv_layer *L = &a[1].conv;
+    long rows = (long)(a->band_rows - 1) * L->dw_sh + L->dw_kh;
+    *front = (long)ma->P * ma->rs + PARE_CONV_CHUNK;
+    *cs = *front + (rows + ma->P) * ma->rs + 2 * PARE_CONV_CHUNK;
+}
+
+size_t pare_engine_band_scratch(const pare_plan *p, const pare_step *a)
+{
+    if (a->band_rows <= 0)
+        return 0;
+    long front, cs;
+    band_ring(p, a, &front, &cs);
+    return (size_t)p->acts[a->out].C * (size_t)cs;
+}
+
+/* Step a (a position kernel over whole planes) and the depthwise step b, its
+ * output's only reader, a band of b's output rows at a time: a computes the
+ * input rows the band reads (the rows two bands share are computed twice)
+ * into a ring in the plan's scratch instead of its act, the ring's halo
+ * cells of those rows are zeroed, and b computes the band from the ring
+ * while it is still in this core's L2. Neither the act nor the ring goes out
+ * to memory and back. The same sums in the same order as the two steps
+ * alone: the same bits. One thread only (pare_engine_set_bands): at two,
+ * splitting each band between the threads cost a barrier a band and rows
+ * crossing between the cores, and measured slower than the steps alone. */
 static void run_band_pair(pare_plan *p, pare_step *a, pare_step *b)
 {
     const pare_conv_kernels *k = pare_conv();
     const pare_act *ma = &p->acts[a->out], *oa = &p->acts[b->out];
     const pare_conv_layer *L = &b->conv;
+    const long rs = ma->rs, P = ma->P, W = ma->W, H = ma->H;
+    long front, cs;
+    band_ring(p, a, &front, &cs);
+    float *ring = p->scratch;
     pare_conv_io io = conv_io(p, a);
+    io.out_cs = cs;
     pare_dw_io dio;
     plane_io(p, b, &dio);
-    const long chunks = (a->n_pos + PARE_CONV_CHUNK - 1) / PARE_CONV_CHUNK;
-    long done = 0; /* chunks of a computed */
-    int zr = 0;    /* rows of a's output whose halo is zeroed */
+    dio.in_cs = cs;
     for (int y0 = 0; y0 < oa->H; y0 += a->band_rows) {
         double t0 = p->profile ? pare_now_s() : 0;
         int y1 = y0 + a->band_rows < oa->H ? y0 + a->band_rows : oa->H;
-        long last = (long)(y1 - 1) * L->dw_sh - L->dw_pt + L->dw_kh; /* the rows read end here */
-        if (last > ma->H || y1 == oa->H)
-            last = ma->H;
-        long need = last == ma->H ? chunks : (last * ma->rs + PARE_CONV_CHUNK - 1) / PARE_CONV_CHUNK;
-        if (need > done) {
-            long q1 = need * PARE_CONV_CHUNK;
-            conv_call(k, a, &io, 0, conv_units(a), done * PARE_CONV_CHUNK, q1 < a->n_pos ? q1 : a->n_pos);
-            done = need;
+        long first = (long)y0 * L->dw_sh - L->dw_pt, last = (long)(y1 - 1) * L->dw_sh - L->dw_pt + L->dw_kh;
+        if (first < 0)
+            first = 0;
+        if (last > H || y1 == oa->H)
+            last = H;
+        long qa = first * rs / PARE_CONV_CHUNK * PARE_CONV_CHUNK;
+        long qend = (last * rs + PARE_CONV_CHUNK - 1) / PARE_CONV_CHUNK * PARE_CONV_CHUNK;
+        float *base = ring + front - qa; /* position q of channel c: base + c * cs + q */
+        io.out = base;
+        conv_call(k, a, &io, 0, conv_units(a), qa, qend < a->n_pos ? qend : a->n_pos);
+        for (int c = 0; c < ma->C; c++) {
+            float *pl = base + c * cs;
+            if (first == 0)
+                memset(pl - P * rs, 0, sizeof(float) * (size_t)(P * rs));
+            if (last == H)
+                memset(pl + H * rs, 0, sizeof(float) * (size_t)(P * rs));
+            for (long y = first; y < last; y++) {
+                float *row = pl + y * rs;
+                for (long x = 0; x < P; x++)
+                    row[x] = row[P + W + x] = 0.0f;
+            }
         }
-        if (last > zr) {
-            zero_halo_part(p, a->out, 0, ma->C, zr, (int)last);
-            zr = (int)last;
-        }
+        dio.in = base + P;
         double t1 = p->profile ? pare_now_s() : 0;
         zero_halo_part(p, b->out, 0, oa->C, y0, y1);
         k->f32_convdw(&dio, L, 0, oa->C, y0, y1);
