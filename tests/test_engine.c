@@ -790,6 +790,23 @@ PARE_TEST_ISA(engine_banded_pairs_match_the_steps_alone)
     test_random_stats(g, 66);
     band_case(g, "odd planes", &pairs, 1);
     pare_graph_free(g);
+    /* stride 2 with no padding at the bottom on 11 rows of 45 columns: the
+     * last band's rows run from its first to the end of the plane, one more
+     * than a whole band reads (a heap overflow of the ring under ASan before
+     * the ring had room for it) */
+    g = pare_graph_new("no bottom padding");
+    x = pare_graph_input(g, 4, 11, 45);
+    a = pare_graph_conv2d(g, x, 6, 1, 1, 0, "a");
+    memset(&d, 0, sizeof d);
+    d.out_channels = d.groups = 6;
+    d.kernel_h = 3;
+    d.stride_h = 2;
+    d.pad_top = d.pad_left = 1;
+    pare_graph_conv2d_ex(g, a, &d, "b.dw");
+    CHECK_OK(pare_graph_status(g));
+    test_random_stats(g, 68);
+    band_case(g, "no bottom padding", &pairs, 1);
+    pare_graph_free(g);
     /* an expansion read by its depthwise conv and by an add: no pair (its
      * act must be whole), the right outputs */
     g = pare_graph_new("two readers");

@@ -533,7 +533,9 @@ static void band_ring(const pare_plan *p, const pare_step *a, long *front, long 
 {
     const pare_act *ma = &p->acts[a->out];
     const pare_conv_layer *L = &a[1].conv;
-    long rows = (long)(a->band_rows - 1) * L->dw_sh + L->dw_kh;
+    /* a band reads (band_rows - 1) * sh + kh rows; the last one runs from its
+     * first to the plane's end, up to sh - 1 more with no bottom padding */
+    long rows = (long)a->band_rows * L->dw_sh + L->dw_kh;
     *front = (long)ma->P * ma->rs + PARE_CONV_CHUNK;
     *cs = *front + (rows + ma->P) * ma->rs + 2 * PARE_CONV_CHUNK;
 }
