@@ -750,6 +750,29 @@ static void band_case(pare_graph *g, const char *what, int *pairs, int expect)
     free(yg);
 }
 
+/* x (4 channels) -> 1x1 conv (6) -> 3x3 depthwise conv, stride s, padding 1
+ * at the top and left and pb at the bottom and right; with `add`, the
+ * depthwise output plus the expansion (a second reader of its act). */
+static void expansion_case(const char *what, int h, int w, int s, int pb, int *pairs, int expect)
+{
+    int add = !expect;
+    pare_graph *g = pare_graph_new(what);
+    int a = pare_graph_conv2d(g, pare_graph_input(g, 4, h, w), 6, 1, 1, 0, "a");
+    pare_conv2d_desc d = {0};
+    d.out_channels = d.groups = 6;
+    d.kernel_h = 3;
+    d.stride_h = s;
+    d.pad_top = d.pad_left = 1;
+    d.pad_bottom = d.pad_right = pb;
+    int b = pare_graph_conv2d_ex(g, a, &d, "b.dw");
+    if (add)
+        pare_graph_add(g, b, a, "add");
+    CHECK_OK(pare_graph_status(g));
+    test_random_stats(g, 67);
+    band_case(g, what, pairs, expect);
+    pare_graph_free(g);
+}
+
 PARE_TEST_ISA(engine_banded_pairs_match_the_steps_alone)
 {
     static const char *const schemes[] = {"dense", "unstructured", "2:4", "block:4x4"};
@@ -794,35 +817,12 @@ PARE_TEST_ISA(engine_banded_pairs_match_the_steps_alone)
      * last band's rows run from its first to the end of the plane, one more
      * than a whole band reads (a heap overflow of the ring under ASan before
      * the ring had room for it) */
-    g = pare_graph_new("no bottom padding");
-    x = pare_graph_input(g, 4, 11, 45);
-    a = pare_graph_conv2d(g, x, 6, 1, 1, 0, "a");
-    memset(&d, 0, sizeof d);
-    d.out_channels = d.groups = 6;
-    d.kernel_h = 3;
-    d.stride_h = 2;
-    d.pad_top = d.pad_left = 1;
-    pare_graph_conv2d_ex(g, a, &d, "b.dw");
-    CHECK_OK(pare_graph_status(g));
-    test_random_stats(g, 68);
-    band_case(g, "no bottom padding", &pairs, 1);
-    pare_graph_free(g);
+    expansion_case("no bottom padding", 11, 45, 2, 0, &pairs, 1);
     /* an expansion read by its depthwise conv and by an add: no pair (its
      * act must be whole), the right outputs */
-    g = pare_graph_new("two readers");
-    x = pare_graph_input(g, 5, 9, 10);
-    a = pare_graph_conv2d(g, x, 8, 1, 1, 0, "a");
-    d.out_channels = d.groups = 8;
-    d.kernel_h = 3;
-    d.stride_h = 1;
-    d.pad_top = d.pad_left = d.pad_bottom = d.pad_right = 1;
-    pare_graph_add(g, pare_graph_conv2d_ex(g, a, &d, "b.dw"), a, "add");
-    CHECK_OK(pare_graph_status(g));
-    test_random_stats(g, 67);
     int none = 0;
-    band_case(g, "two readers", &none, 0);
+    expansion_case("two readers", 9, 10, 1, 1, &none, 0);
     CHECKF(none == 0, "%d banded pairs where the act has two readers", none);
-    pare_graph_free(g);
     CHECKF(pairs >= 20, "only %d banded pairs", pairs);
 }
 
