@@ -2288,8 +2288,9 @@ static pare_status plan_memory(pare_plan *p)
          * its inputs while that one writes: they stay live through it */
         if (pare_engine_band_candidate(p, i)) {
             for (int j = 0; j < s->n_in; j++)
-                last[s->in[j]] = i + 1;
-            if (s->res >= 0)
+                if (last[s->in[j]] < i + 1)
+                    last[s->in[j]] = i + 1;
+            if (s->res >= 0 && last[s->res] < i + 1)
                 last[s->res] = i + 1;
         }
     }

@@ -69,21 +69,15 @@ int pare_engine_own_halo(const pare_plan *p, const pare_step *st)
     return st->kind == PARE_STEP_CONV && !p->acts[st->out].q8;
 }
 
-/* The halo cells of channels [c0, c1) around rows [y0, y1) of a float act:
- * each row's left and right halo, the top rows with row 0 and the bottom rows
- * with the last. A conv step's threads call it for the part of the output they
- * write, just before writing it, so the halo's cache lines are already in the
- * core that writes the rows beside them (the serial pare_engine_zero_halo of
- * the whole act before the step made them cross between cores at 2 threads). */
-static void zero_halo_part(pare_plan *p, int a, int c0, int c1, int y0, int y1)
+/* The halo cells of channels [c0, c1) around rows [y0, y1) of planes laid
+ * out as a float act's (channel c's plane from base + c * cs: P halo rows,
+ * then H rows of rs floats with P halo columns each side of W, then P halo
+ * rows): each row's left and right halo, the top rows with row 0 and the
+ * bottom rows with the last. */
+static void zero_halo_planes(float *base, long cs, long P, long rs, long W, long H, int c0, int c1, int y0, int y1)
 {
-    const pare_act *x = &p->acts[a];
-    if (x->P == 0 || x->q8)
-        return;
-    long P = x->P, rs = x->rs, W = x->W, H = x->H;
-    float *base = pare_engine_act(p, a);
     for (int c = c0; c < c1; c++) {
-        float *pl = base + c * x->cs;
+        float *pl = base + c * cs;
         if (y0 == 0)
             for (long k = 0; k < P * rs; k++)
                 pl[k] = 0.0f;
@@ -100,6 +94,19 @@ static void zero_halo_part(pare_plan *p, int a, int c0, int c1, int y0, int y1)
                 memset(row + P + W, 0, sizeof(float) * (size_t)P);
             }
     }
+}
+
+/* zero_halo_planes on a float act. A conv step's threads call it for the
+ * part of the output they write, just before writing it, so the halo's cache
+ * lines are already in the core that writes the rows beside them (the serial
+ * pare_engine_zero_halo of the whole act before the step made them cross
+ * between cores at 2 threads). */
+static void zero_halo_part(pare_plan *p, int a, int c0, int c1, int y0, int y1)
+{
+    const pare_act *x = &p->acts[a];
+    if (x->P == 0 || x->q8)
+        return;
+    zero_halo_planes(pare_engine_act(p, a), x->cs, x->P, x->rs, x->W, x->H, c0, c1, y0, y1);
 }
 
 void pare_engine_zero_halo(pare_plan *p, int a)
@@ -509,9 +516,10 @@ void pare_engine_set_bands(pare_plan *p, long band_bytes, long min_bytes)
     /* the rings live in the plan's scratch: grow it if they need more (out of
      * memory: no bands) */
     size_t need = 0;
-    for (int i = 0; i < p->n_steps; i++)
-        if (pare_engine_band_scratch(p, &p->steps[i]) > need)
-            need = pare_engine_band_scratch(p, &p->steps[i]);
+    for (int i = 0; i < p->n_steps; i++) {
+        size_t n = pare_engine_band_scratch(p, &p->steps[i]);
+        need = n > need ? n : need;
+    }
     if (need > p->scratch_floats) {
         float *ns = pare_alloc_array(need, sizeof(float), 0);
         if (!ns) {
@@ -586,18 +594,8 @@ static void run_band_pair(pare_plan *p, pare_step *a, pare_step *b)
         float *base = ring + front - qa; /* position q of channel c: base + c * cs + q */
         io.out = base;
         conv_call(k, a, &io, 0, conv_units(a), qa, qend < a->n_pos ? qend : a->n_pos);
-        for (int c = 0; c < ma->C; c++) {
-            float *pl = base + c * cs;
-            if (first == 0)
-                memset(pl - P * rs, 0, sizeof(float) * (size_t)(P * rs));
-            if (last == H)
-                memset(pl + H * rs, 0, sizeof(float) * (size_t)(P * rs));
-            for (long y = first; y < last; y++) {
-                float *row = pl + y * rs;
-                for (long x = 0; x < P; x++)
-                    row[x] = row[P + W + x] = 0.0f;
-            }
-        }
+        /* the ring's planes start P rows above position 0 */
+        zero_halo_planes(base - P * rs, cs, P, rs, W, H, 0, ma->C, (int)first, (int)last);
         dio.in = base + P;
         double t1 = p->profile ? pare_now_s() : 0;
         zero_halo_part(p, b->out, 0, oa->C, y0, y1);

@@ -135,14 +135,17 @@ typedef void pare_f32_convpat_fn(const pare_conv_io *io, const pare_conv_layer *
 
 /* Depthwise: output rows [y0, y1) of channels [c0, c1). */
 typedef void pare_f32_convdw_fn(const pare_dw_io *io, const pare_conv_layer *L, int c0, int c1, int y0, int y1);
-/* Filter lanes: the input, output and residual offsets of pixels [p, p + n). */
+/* Filter lanes: the input, output and residual offsets of pixels [p, p + n)
+ * (opos and rpos may be NULL: a kernel that stores rows needs neither). */
 static inline void pare_lanes_positions(const pare_dw_io *io, long p, int n, long *ipos, long *opos, long *rpos)
 {
     for (int i = 0; i < n; i++) {
         long y = (p + i) / io->wo, x = (p + i) % io->wo;
         ipos[i] = y * io->in_rs + x;
-        opos[i] = y * io->out_rs + x;
-        rpos[i] = y * io->res_rs + x;
+        if (opos)
+            opos[i] = y * io->out_rs + x;
+        if (rpos)
+            rpos[i] = y * io->res_rs + x;
     }
 }
 

@@ -580,8 +580,7 @@ static void ln_store(const pare_dw_io *io, const pare_conv_layer *L, int b, int 
     for (int g = 0; g < np; g += 16) {
         int n = np - g < 16 ? np - g : 16;
         int ns = 0, l0[16], len[16];
-        long rowpos[16]; /* y * rs + x of each segment's first pixel, per buffer */
-        long ry[16], rx[16];
+        long ry[16], rx[16]; /* each segment's first pixel */
         for (int l = 0; l < n; ns++) {
             long px = pb + g + l, y = px / io->wo, x = px % io->wo;
             int k = io->wo - x < n - l ? (int)(io->wo - x) : n - l;
@@ -589,7 +588,6 @@ static void ln_store(const pare_dw_io *io, const pare_conv_layer *L, int b, int 
             len[ns] = k;
             ry[ns] = y;
             rx[ns] = x;
-            rowpos[ns] = y * io->out_rs + x;
             l += k;
         }
         for (int f = 0; f < F; f++) {
@@ -610,7 +608,7 @@ static void ln_store(const pare_dw_io *io, const pare_conv_layer *L, int b, int 
                         v = _mm512_max_ps(v, _mm512_setzero_ps());
                     if (io->act == 2)
                         v = _mm512_min_ps(v, _mm512_set1_ps(6.0f));
-                    _mm512_mask_storeu_ps(out + rowpos[s] - l0[s], m, v);
+                    _mm512_mask_storeu_ps(out + ry[s] * io->out_rs + rx[s] - l0[s], m, v);
                 }
             }
         }
@@ -626,11 +624,11 @@ void pare_f32_convln_4x6__avx512(const pare_dw_io *io, const pare_conv_layer *L,
                                  long p1)
 {
     float sc[LN_PB * LN_F * PARE_LANES] __attribute__((aligned(64)));
-    long ipos[LN_PB], opos[LN_PB], rpos[LN_PB];
+    long ipos[LN_PB]; /* ln_store finds the output rows itself */
     const int K = L->dn_k;
     for (long pb = p0; pb < p1; pb += LN_PB) {
         int np = p1 - pb < LN_PB ? (int)(p1 - pb) : LN_PB;
-        pare_lanes_positions(io, pb, np, ipos, opos, rpos);
+        pare_lanes_positions(io, pb, np, ipos, NULL, NULL);
         for (int b = b0; b < b1; b += LN_F) {
             int F = b1 - b < LN_F ? b1 - b : LN_F;
             for (int k0 = 0; k0 < K; k0 += LN_KC) {
