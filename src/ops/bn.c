@@ -79,8 +79,11 @@ static void bn_forward(const pare_op_ctx *c)
         if (batch_stats) {
             /* One pass over the channel: sums shifted by its first value, in double. */
             double k = c->x[0][ch * hw], s1 = 0, s2 = 0;
-            for (long b = 0; b < c->n; b++)
+            for (long b = 0; b < c->n; b++) {
+                if (b + 1 < c->n)
+                    pare_prefetch_floats(c->x[0] + ((b + 1) * C + ch) * hw, hw, 0);
                 vk->f32_vsum2((size_t)hw, c->x[0] + (b * C + ch) * hw, k, &s1, &s2);
+            }
             double mk = s1 / m_count, mu = k + mk;
             double sq = s2 - s1 * mk;
             if (sq < 0)
@@ -98,8 +101,11 @@ static void bn_forward(const pare_op_ctx *c)
         saved[2 * ch] = mean;
         saved[2 * ch + 1] = invstd;
         float a = gamma[ch] * invstd, bb = beta[ch] - mean * a;
-        for (long b = 0; b < c->n; b++)
+        for (long b = 0; b < c->n; b++) {
+            if (b + 1 < c->n)
+                pare_prefetch_floats(c->y + ((b + 1) * C + ch) * hw, hw, 1);
             vk->f32_vaffine((size_t)hw, c->x[0] + (b * C + ch) * hw, a, bb, c->y + (b * C + ch) * hw);
+        }
     }
 }
 
@@ -121,6 +127,10 @@ static void bn_backward(const pare_op_ctx *c)
         double sdy = 0, sdyx = 0;
         for (long b = 0; b < c->n; b++) {
             const float *dy = c->dy + (b * C + ch) * hw;
+            if (b + 1 < c->n) {
+                pare_prefetch_floats(dy + C * hw, hw, 0);
+                pare_prefetch_floats(c->x[0] + ((b + 1) * C + ch) * hw, hw, 0);
+            }
             sdy += vk->f32_vsum((size_t)hw, dy);
             sdyx += vk->f32_vdot((size_t)hw, c->x[0] + (b * C + ch) * hw, (double)mean, dy);
         }
@@ -136,6 +146,8 @@ static void bn_backward(const pare_op_ctx *c)
         float bcoef = batch_stats ? (float)(dg * invstd / m_count) : 0.0f;
         for (long b = 0; b < c->n; b++) {
             long off = (b * C + ch) * hw;
+            if (b + 1 < c->n && !acc)
+                pare_prefetch_floats(dx + off + C * hw, hw, 1);
             vk->f32_vbn_bwd((size_t)hw, c->x[0] + off, c->dy + off, mean, k, a, bcoef, dx + off, acc);
         }
     }

@@ -1012,8 +1012,11 @@ static void conv_backward(const pare_op_ctx *c)
 #pragma omp parallel for num_threads(c->threads) schedule(static)
         for (int o = 0; o < q.O; o++) {
             double s = 0;
-            for (long b = 0; b < c->n; b++)
+            for (long b = 0; b < c->n; b++) {
+                if (b + 1 < c->n)
+                    pare_prefetch_floats(c->dy + ((b + 1) * q.O + o) * q.OHW, q.OHW, 0);
                 s += vk->f32_vsum((size_t)q.OHW, c->dy + (b * q.O + o) * q.OHW);
+            }
             dB[o] = (float)s;
         }
         if (c->dw_mask && c->dw_mask[1])

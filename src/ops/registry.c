@@ -51,6 +51,16 @@ int pare_op_find(const char *name)
     return -1;
 }
 
+void pare_prefetch_floats(const float *p, long n, int write)
+{
+    for (long i = 0; i < n; i += 16) {
+        if (write)
+            __builtin_prefetch(p + i, 1);
+        else
+            __builtin_prefetch(p + i, 0);
+    }
+}
+
 void pare_init_uniform(float *x, size_t n, float bound, uint64_t seed, int node, int role)
 {
     pare_rng r;
