@@ -182,14 +182,16 @@ void pare_engine_wino_bands(const pare_step *st, const pare_act *oa, pare_wino_b
  * rows at a time into a ring in the plan's scratch, each band read by the
  * depthwise conv while it is still in this core's L2, instead of the whole
  * act going out to memory and coming back. 1 when step i and the next may
- * pair (a float conv, then a depthwise conv reading its output); the memory
- * planner keeps step i's inputs live through step i + 1 for them. */
+ * pair, as far as is known before kernels are chosen: a float conv, then a
+ * depthwise conv that alone reads its output; the memory planner keeps step
+ * i's inputs live through step i + 1 for them. */
 int pare_engine_band_candidate(const pare_plan *p, int i);
 /* Sets every step's band_rows: at one thread, candidates whose first step
- * runs a position kernel over whole planes, whose middle act the depthwise
- * step alone reads and has at least min_bytes get bands of about band_bytes
- * of that act (at least one output row); the rest 0. band_bytes 0 turns
- * banding off. Grows the plan's scratch for the rings. The defaults follow. */
+ * runs a position kernel over whole planes, whose second runs the depthwise
+ * kernel and whose middle act has at least min_bytes get bands of about
+ * band_bytes of that act (at least one output row); the rest 0. band_bytes 0
+ * turns banding off. Grows the plan's scratch for the rings. The defaults
+ * follow. */
 void pare_engine_set_bands(pare_plan *p, long band_bytes, long min_bytes);
 /* The scratch floats a banded pair's first step needs for its ring; 0 for
  * other steps. */

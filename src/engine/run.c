@@ -470,15 +470,6 @@ static void run_conv(pare_plan *p, pare_step *st)
 
 /* ---- banded pairs --------------------------------------------------------- */
 
-int pare_engine_band_candidate(const pare_plan *p, int i)
-{
-    if (i < 0 || i + 1 >= p->n_steps)
-        return 0;
-    const pare_step *a = &p->steps[i], *b = &p->steps[i + 1];
-    return a->kind == PARE_STEP_CONV && b->kind == PARE_STEP_CONV && b->depthwise && b->n_in == 1 &&
-           b->in[0] == a->out && !p->acts[a->out].q8 && !p->acts[b->out].q8;
-}
-
 /* 1 when step i + 1 reads step i's output as its input and nothing else
  * reads it. */
 static int sole_reader(const pare_plan *p, int i)
@@ -497,6 +488,15 @@ static int sole_reader(const pare_plan *p, int i)
     return 1;
 }
 
+int pare_engine_band_candidate(const pare_plan *p, int i)
+{
+    if (i < 0 || i + 1 >= p->n_steps)
+        return 0;
+    const pare_step *a = &p->steps[i], *b = &p->steps[i + 1];
+    return a->kind == PARE_STEP_CONV && b->kind == PARE_STEP_CONV && b->depthwise && b->n_in == 1 &&
+           b->in[0] == a->out && !p->acts[a->out].q8 && !p->acts[b->out].q8 && sole_reader(p, i);
+}
+
 void pare_engine_set_bands(pare_plan *p, long band_bytes, long min_bytes)
 {
     for (int i = 0; i < p->n_steps; i++) {
@@ -507,8 +507,7 @@ void pare_engine_set_bands(pare_plan *p, long band_bytes, long min_bytes)
         const pare_step *b = &p->steps[i + 1];
         const pare_act *ma = &p->acts[a->out];
         long row = (long)ma->C * ma->rs * (long)sizeof(float); /* one row of every channel */
-        if (pare_conv_kind_own_runner(a->ck) || !a->wide || b->ck != PARE_CK_DW || !sole_reader(p, i) ||
-            (long)ma->H * row < min_bytes)
+        if (pare_conv_kind_own_runner(a->ck) || !a->wide || b->ck != PARE_CK_DW || (long)ma->H * row < min_bytes)
             continue;
         long rows = band_bytes / (row * b->conv.dw_sh);
         a->band_rows = (int)(rows < 1 ? 1 : rows > p->acts[b->out].H ? p->acts[b->out].H : rows);

@@ -146,7 +146,7 @@ static void bn_backward(const pare_op_ctx *c)
         float bcoef = batch_stats ? (float)(dg * invstd / m_count) : 0.0f;
         for (long b = 0; b < c->n; b++) {
             long off = (b * C + ch) * hw;
-            if (b + 1 < c->n && !acc)
+            if (b + 1 < c->n)
                 pare_prefetch_floats(dx + off + C * hw, hw, 1);
             vk->f32_vbn_bwd((size_t)hw, c->x[0] + off, c->dy + off, mean, k, a, bcoef, dx + off, acc);
         }
