@@ -78,7 +78,7 @@ LIBSO := $(BUILD)/libpare.so
 PARE := $(BUILD)/pare
 TESTS := $(BUILD)/pare-tests
 
-.PHONY: all lib check check-isa demo deps install uninstall bench-train bench-efficient bench-prune bench-share bench-quant bench-sparse-step bench-onnx bench-qdq bench-engine bench-int8 bench-online fuzz clean help
+.PHONY: all lib check check-isa demo deps install uninstall bench-train bench-efficient bench-prune bench-share bench-quant bench-sparse-step bench-dw bench-onnx bench-qdq bench-engine bench-int8 bench-online fuzz clean help
 .DEFAULT_GOAL := all
 
 all: $(LIBA) $(LIBSO) $(PARE) $(EXAMPLES)
@@ -205,6 +205,12 @@ $(BUILD)/sparse_step: bench/sparse_step.c $(LIBA)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 bench-sparse-step: $(BUILD)/sparse_step
 	env -u OPENBLAS_CORETYPE $(BUILD)/sparse_step step 2
+
+# The depthwise kernel alone on MobileNetV2's shapes (bench/dw_kernel.c; ISA=avx2 or ref).
+$(BUILD)/dw_kernel: bench/dw_kernel.c $(LIBA)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+bench-dw: $(BUILD)/dw_kernel
+	env -u OPENBLAS_CORETYPE $(BUILD)/dw_kernel $(or $(ISA),avx512)
 
 # Inference latency: ResNet-18, MobileNetV2, VGG-16 dense and pruned, beside ONNX Runtime and
 # PyTorch (THREADS="1 2" MODELS=... REUSE=1 keeps the model files).

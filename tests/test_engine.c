@@ -256,8 +256,10 @@ PARE_TEST(engine_conv_kernels_vs_ref)
 /* The depthwise kernel of every ISA against the reference: kernels 1x1 to
  * 5x5, strides 1 and 2 each way, every padding up to the halo, widths across
  * every vector and tile edge (1 to 70 columns), residuals, activations, and
- * the engine's two splits (channels, rows); the input ends at a guard page
- * and unstored output cells keep their sentinel. */
+ * the engine's two splits (channels, rows); a third of the cases 3x3 at
+ * equal strides on odd channel counts and planes from one column (the
+ * streamed-rows and two-channels-a-vector paths); the input ends at a guard
+ * page and unstored output cells keep their sentinel. */
 /* The first output where a kernel's planes differ from the reference's (to
  * 1e-5 relative) or where either wrote outside the stored pixels (ho x wo
  * pixels of rows rs in planes cs; the rest holds 1234.5); -1 if none. */
@@ -318,6 +320,18 @@ PARE_TEST(engine_dw_kernel_vs_ref)
             int pb = (int)pare_rng_below(&r, (uint64_t)P + 1), pr = (int)pare_rng_below(&r, (uint64_t)P + 1);
             int C = 1 + (int)pare_rng_below(&r, 5);
             int H = L.dw_kh + (int)pare_rng_below(&r, 20), W = 1 + (int)pare_rng_below(&r, 140);
+            if (it % 3 == 0) { /* 3x3 at equal strides, narrow planes too (two channels a vector) */
+                L.dw_kh = L.dw_kw = 3;
+                L.dw_sw = L.dw_sh;
+                P = 1 + (int)pare_rng_below(&r, 2);
+                L.dw_pt = (int)pare_rng_below(&r, 2);
+                L.dw_pl = (int)pare_rng_below(&r, 2);
+                pb = (int)pare_rng_below(&r, 2);
+                pr = (int)pare_rng_below(&r, 2);
+                C = 1 + (int)pare_rng_below(&r, 7);
+                H = 3 + (int)pare_rng_below(&r, 22);
+                W = 1 + (int)pare_rng_below(&r, it % 2 ? 20 : 80);
+            }
             if (W + L.dw_pl + pr < L.dw_kw)
                 W = L.dw_kw;
             int Ho = (H + L.dw_pt + pb - L.dw_kh) / L.dw_sh + 1, Wo = (W + L.dw_pl + pr - L.dw_kw) / L.dw_sw + 1;

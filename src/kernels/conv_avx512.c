@@ -469,10 +469,242 @@ static void dw_rows(const pare_dw_io *io, const pare_conv_layer *L, const float 
     }
 }
 
+/* ---- 3x3 depthwise, input rows streamed ----------------------------------- */
+
+/* A 3x3 depthwise tile of R output rows x V chunks at stride S (both ways):
+ * each of the (R - 1) * S + 3 input rows the tile reads is loaded once, its
+ * three taps made from it (as in dw_tile), and added into every output row
+ * of the tile that uses it (up to three), so the R x V accumulators stay in
+ * registers and no row is loaded or shifted twice. */
+static inline __attribute__((always_inline)) void dw3_tile(const pare_dw_io *io, const float *top, const float *w,
+                                                           float bias, float *out, const float *res, int x, int n,
+                                                           const int R, const int V, const int S)
+{
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    __mmask16 mx[10];
+    _Pragma("GCC unroll 10") for (int k = 0; k < S * (V + 1); k++)
+    {
+        int e = S * (n - 1) + 3 - CH * k;
+        mx[k] = e >= CH ? (__mmask16)0xffff : e > 0 ? (__mmask16)((1u << e) - 1) : 0;
+    }
+    __m512 wv[9], acc[8][4];
+    _Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(w[t]);
+    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
+    {
+        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[r][v] = _mm512_set1_ps(bias);
+    }
+    const float *p = top + (long)x * S;
+    _Pragma("GCC unroll 17") for (int ii = 0; ii < (R - 1) * S + 3; ii++, p += io->in_rs)
+    {
+        __m512 xs[10], t0[5], t1[4];
+        _Pragma("GCC unroll 10") for (int k = 0; k < S * (V + 1); k++) xs[k] = _mm512_maskz_loadu_ps(mx[k], p + CH * k);
+        _Pragma("GCC unroll 5") for (int v = 0; v <= V; v++)
+        {
+            t0[v] = S == 1 ? xs[v] : _mm512_permutex2var_ps(xs[2 * v], even, xs[2 * v + 1]);
+            if (v < V)
+                t1[v] = S == 1 ? xs[v] : _mm512_permutex2var_ps(xs[2 * v], odd, xs[2 * v + 1]);
+        }
+        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
+        {
+            __m512i a = _mm512_castps_si512(t0[v]), b = _mm512_castps_si512(t0[v + 1]);
+            __m512 x1 = S == 1 ? _mm512_castsi512_ps(_mm512_alignr_epi32(b, a, 1)) : t1[v];
+            __m512 x2 = _mm512_castsi512_ps(S == 1 ? _mm512_alignr_epi32(b, a, 2) : _mm512_alignr_epi32(b, a, 1));
+            _Pragma("GCC unroll 3") for (int i = 0; i < 3; i++)
+            {
+                const int d = ii - i, r = d / S;
+                if (d < 0 || d % S != 0 || r >= R)
+                    continue;
+                acc[r][v] = _mm512_fmadd_ps(wv[3 * i], t0[v], acc[r][v]);
+                acc[r][v] = _mm512_fmadd_ps(wv[3 * i + 1], x1, acc[r][v]);
+                acc[r][v] = _mm512_fmadd_ps(wv[3 * i + 2], x2, acc[r][v]);
+            }
+        }
+    }
+    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
+    {
+        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
+        {
+            int lanes = n - CH * v;
+            __mmask16 m = lanes >= CH ? (__mmask16)0xffff : (__mmask16)((1u << lanes) - 1);
+            __m512 a = acc[r][v];
+            if (res)
+                a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(m, res + r * io->res_rs + x + CH * v));
+            if (io->act >= 1)
+                a = _mm512_max_ps(a, _mm512_setzero_ps());
+            if (io->act == 2)
+                a = _mm512_min_ps(a, _mm512_set1_ps(6.0f));
+            _mm512_mask_storeu_ps(out + r * io->out_rs + x + CH * v, m, a);
+        }
+    }
+}
+
+/* Two channels a vector for planes at most 8 wide whose 3-tap windows fit in
+ * one vector ((wo - 1) * S + 3 <= 16): channel a in lanes 0-7, channel b in
+ * lanes 8-15 (b == a for a last odd channel, whose upper half is not
+ * stored). The taps come from one load of each channel's row by a two-source
+ * permute; the weights wv are the two channels' blended. R output rows from
+ * the input row at ta / tb. */
+static inline __attribute__((always_inline)) void dw3_pair(const pare_dw_io *io, const float *ta, const float *tb,
+                                                           const __m512 *wv, __m512 bv, float *oa, float *ob,
+                                                           const float *ra, const float *rb, const int R, const int S)
+{
+    const int n = io->wo;
+    __m512i idx[3];
+    for (int j = 0; j < 3; j++) {
+        int32_t e[16];
+        for (int l = 0; l < 16; l++)
+            e[l] = l < 8 ? S * l + j : 16 + S * (l - 8) + j;
+        idx[j] = _mm512_loadu_si512(e);
+    }
+    const __mmask16 mi = (__mmask16)((1u << (S * (n - 1) + 3)) - 1), mo = (__mmask16)((1u << n) - 1);
+    __m512 acc[8];
+    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) acc[r] = bv;
+    _Pragma("GCC unroll 17") for (int ii = 0; ii < (R - 1) * S + 3; ii++)
+    {
+        __m512 a = _mm512_maskz_loadu_ps(mi, ta + ii * io->in_rs), b = _mm512_maskz_loadu_ps(mi, tb + ii * io->in_rs);
+        __m512 x0 = _mm512_permutex2var_ps(a, idx[0], b), x1 = _mm512_permutex2var_ps(a, idx[1], b),
+               x2 = _mm512_permutex2var_ps(a, idx[2], b);
+        _Pragma("GCC unroll 3") for (int i = 0; i < 3; i++)
+        {
+            const int d = ii - i, r = d / S;
+            if (d < 0 || d % S != 0 || r >= R)
+                continue;
+            acc[r] = _mm512_fmadd_ps(wv[3 * i], x0, acc[r]);
+            acc[r] = _mm512_fmadd_ps(wv[3 * i + 1], x1, acc[r]);
+            acc[r] = _mm512_fmadd_ps(wv[3 * i + 2], x2, acc[r]);
+        }
+    }
+    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
+    {
+        __m512 v = acc[r];
+        if (ra) {
+            __m512 lo = _mm512_maskz_loadu_ps(mo, ra + r * io->res_rs), hi = _mm512_maskz_loadu_ps(mo, rb + r * io->res_rs);
+            v = _mm512_add_ps(v, _mm512_shuffle_f32x4(lo, hi, 0x44));
+        }
+        if (io->act >= 1)
+            v = _mm512_max_ps(v, _mm512_setzero_ps());
+        if (io->act == 2)
+            v = _mm512_min_ps(v, _mm512_set1_ps(6.0f));
+        _mm512_mask_storeu_ps(oa + r * io->out_rs, mo, v);
+        if (ob)
+            _mm512_mask_storeu_ps(ob + r * io->out_rs, mo, _mm512_shuffle_f32x4(v, v, 0x4e));
+    }
+}
+
+/* Rows per 3x3 tile for V chunks a row: at most 16 accumulators. */
+#define DW3_ROWS(V) ((V) == 1 ? 8 : (V) == 2 ? 6 : 4)
+
+#define DW3_CASE(R, V, S)                                                                         \
+    case R:                                                                                       \
+        dw3_tile(io, top, w, bias, out, res, x, n, R, V, S);                                      \
+        break;
+
+#define DW3_SWITCH(S)                                                                             \
+    switch (V) {                                                                                  \
+    case 1:                                                                                       \
+        switch (R) {                                                                              \
+            DW3_CASE(1, 1, S) DW3_CASE(2, 1, S) DW3_CASE(3, 1, S) DW3_CASE(4, 1, S)                 \
+            DW3_CASE(5, 1, S) DW3_CASE(6, 1, S) DW3_CASE(7, 1, S) DW3_CASE(8, 1, S)                 \
+        }                                                                                         \
+        break;                                                                                    \
+    case 2:                                                                                       \
+        switch (R) {                                                                              \
+            DW3_CASE(1, 2, S) DW3_CASE(2, 2, S) DW3_CASE(3, 2, S) DW3_CASE(4, 2, S)                 \
+            DW3_CASE(5, 2, S) DW3_CASE(6, 2, S)                                                   \
+        }                                                                                         \
+        break;                                                                                    \
+    case 3:                                                                                       \
+        switch (R) { DW3_CASE(1, 3, S) DW3_CASE(2, 3, S) DW3_CASE(3, 3, S) DW3_CASE(4, 3, S) }      \
+        break;                                                                                    \
+    default:                                                                                      \
+        switch (R) { DW3_CASE(1, 4, S) DW3_CASE(2, 4, S) DW3_CASE(3, 4, S) DW3_CASE(4, 4, S) }      \
+    }
+
+static void dw3_rows(const pare_dw_io *io, const float *top, const float *w, float bias, float *out,
+                     const float *res, int x, int n, int R, int V, int S)
+{
+    if (S == 1) {
+        DW3_SWITCH(1)
+    } else {
+        DW3_SWITCH(2)
+    }
+}
+
+#define DW3P_CASE(R, S)                                                                           \
+    case R:                                                                                       \
+        dw3_pair(io, ta, tb, wv, bv, oa, ob, ra, rb, R, S);                                       \
+        break;
+
+static void dw3_pair_rows(const pare_dw_io *io, const float *ta, const float *tb, const __m512 *wv, __m512 bv,
+                          float *oa, float *ob, const float *ra, const float *rb, int R, int S)
+{
+    if (S == 1) {
+        switch (R) {
+            DW3P_CASE(1, 1) DW3P_CASE(2, 1) DW3P_CASE(3, 1) DW3P_CASE(4, 1)
+            DW3P_CASE(5, 1) DW3P_CASE(6, 1) DW3P_CASE(7, 1) DW3P_CASE(8, 1)
+        }
+    } else {
+        switch (R) {
+            DW3P_CASE(1, 2) DW3P_CASE(2, 2) DW3P_CASE(3, 2) DW3P_CASE(4, 2)
+            DW3P_CASE(5, 2) DW3P_CASE(6, 2) DW3P_CASE(7, 2) DW3P_CASE(8, 2)
+        }
+    }
+}
+
+/* 3x3 depthwise at equal strides 1 or 2: planes at most 8 wide two channels
+ * a vector, wider ones channel by channel in row tiles of up to 64 columns. */
+static void dw3(const pare_dw_io *io, const pare_conv_layer *L, int c0, int c1, int y0, int y1)
+{
+    const int S = L->dw_sh;
+    const long in_top = -(long)L->dw_pt * io->in_rs - L->dw_pl;
+    if (io->wo <= 8 && S * (io->wo - 1) + 3 <= CH) {
+        for (int c = c0; c < c1; c += 2) {
+            const int cb = c + 1 < c1 ? c + 1 : c;
+            __m512 wv[9];
+            for (int t = 0; t < 9; t++)
+                wv[t] = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(L->dw_w[c * 9L + t]),
+                                             _mm512_set1_ps(L->dw_w[cb * 9L + t]));
+            __m512 bv = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(L->dw_b[c]), _mm512_set1_ps(L->dw_b[cb]));
+            for (int y = y0; y < y1;) {
+                int R = y1 - y < 8 ? y1 - y : 8;
+                const long ti = in_top + (long)y * S * io->in_rs;
+                float *oa = io->out + c * io->out_cs + y * io->out_rs;
+                const float *ra = io->res ? io->res + c * io->res_cs + y * io->res_rs : NULL;
+                dw3_pair_rows(io, io->in + c * io->in_cs + ti, io->in + cb * io->in_cs + ti, wv, bv, oa,
+                              cb != c ? io->out + cb * io->out_cs + y * io->out_rs : NULL, ra,
+                              ra ? io->res + cb * io->res_cs + y * io->res_rs : NULL, R, S);
+                y += R;
+            }
+        }
+        return;
+    }
+    for (int c = c0; c < c1; c++) {
+        const float *w = L->dw_w + (long)c * 9;
+        float bias = L->dw_b[c];
+        for (int y = y0; y < y1;) {
+            int V = (io->wo + CH - 1) / CH > 4 ? 4 : (io->wo + CH - 1) / CH, RM = DW3_ROWS(V);
+            int R = y1 - y < RM ? y1 - y : RM;
+            const float *top = io->in + c * io->in_cs + in_top + (long)y * S * io->in_rs;
+            float *out = io->out + c * io->out_cs + y * io->out_rs;
+            const float *res = io->res ? io->res + c * io->res_cs + y * io->res_rs : NULL;
+            for (int x = 0; x < io->wo; x += 4 * CH) {
+                int n = io->wo - x > 4 * CH ? 4 * CH : io->wo - x;
+                dw3_rows(io, top, w, bias, out, res, x, n, R, (n + CH - 1) / CH, S);
+            }
+            y += R;
+        }
+    }
+}
+
 /* Channel by channel; a channel's plane row tile by row tile (up to 64
  * columns, so wide rows take two passes whose input rows stay in L2). */
 void pare_f32_convdw_1x4__avx512(const pare_dw_io *io, const pare_conv_layer *L, int c0, int c1, int y0, int y1)
 {
+    if (L->dw_kh == 3 && L->dw_kw == 3 && L->dw_sh == L->dw_sw && L->dw_sh <= 2) {
+        dw3(io, L, c0, c1, y0, y1);
+        return;
+    }
     const int kk = L->dw_kh * L->dw_kw;
     for (int c = c0; c < c1; c++) {
         const float *w = L->dw_w + (long)c * kk;
