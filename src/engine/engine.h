@@ -26,6 +26,10 @@ typedef struct pare_act {
      * padded tap adds nothing; 0 before a max pool) */
     int q8;
     uint8_t fill;
+    /* float: no reader looks at the halo (every one is a float conv that is
+     * pointwise, or reads it as its residual: a wide-mode kernel's halo lanes
+     * are masked off on store), so it is never zeroed (mark_junk_halos) */
+    int halo_junk;
 } pare_act;
 
 typedef enum pare_step_kind {
@@ -91,6 +95,7 @@ typedef struct pare_step {
     pare_conv_layer conv;   /* packed weights, groups, columns (kernels/conv.h) */
     int wide;               /* positions span whole planes (input and output strides agree) */
     int depthwise;          /* lowered as a depthwise conv (one filter per channel) */
+    int pointwise;          /* 1x1, stride 1, no padding: output pixel q reads input pixel q only */
     int band_rows;          /* > 0: runs together with the next step, a depthwise conv reading
                              * its output, in bands of this many of that step's output rows
                              * (pare_engine_set_bands); the next step then does not run alone */

@@ -104,7 +104,7 @@ static void zero_halo_planes(float *base, long cs, long P, long rs, long W, long
 static void zero_halo_part(pare_plan *p, int a, int c0, int c1, int y0, int y1)
 {
     const pare_act *x = &p->acts[a];
-    if (x->P == 0 || x->q8)
+    if (x->P == 0 || x->q8 || x->halo_junk)
         return;
     zero_halo_planes(pare_engine_act(p, a), x->cs, x->P, x->rs, x->W, x->H, c0, c1, y0, y1);
 }
