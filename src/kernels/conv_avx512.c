@@ -341,6 +341,65 @@ static inline void dw_masks(int lanes, int S, __mmask16 *ma, __mmask16 *mb)
     *mb = e > CH ? (__mmask16)((1u << (e - CH)) - 1) : 0;
 }
 
+/* The masks of the S * V + S vectors of an input row whose 3-tap windows
+ * give n outputs at stride S: the elements those windows read, none past. */
+static inline __attribute__((always_inline)) void dw3_masks(int n, const int V, const int S, __mmask16 *mx)
+{
+    _Pragma("GCC unroll 10") for (int k = 0; k < S * (V + 1); k++)
+    {
+        int e = S * (n - 1) + 3 - CH * k; /* elements from this vector on that windows read */
+        mx[k] = e >= CH ? (__mmask16)0xffff : e > 0 ? (__mmask16)((1u << e) - 1) : 0;
+    }
+}
+
+/* The three taps' windows of V chunks of one input row from p (masks from
+ * dw3_masks): stride 1, the vectors and two shifts of them (valignd); stride
+ * 2, their even lanes, their odd lanes and the even lanes shifted by one. */
+static inline __attribute__((always_inline)) void dw3_taps(const float *p, const __mmask16 *mx, const int V,
+                                                           const int S, __m512 *x0, __m512 *x1, __m512 *x2)
+{
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    __m512 xs[10], t0[5], t1[4];
+    _Pragma("GCC unroll 10") for (int k = 0; k < S * (V + 1); k++) xs[k] = _mm512_maskz_loadu_ps(mx[k], p + CH * k);
+    _Pragma("GCC unroll 5") for (int v = 0; v <= V; v++)
+    {
+        t0[v] = S == 1 ? xs[v] : _mm512_permutex2var_ps(xs[2 * v], even, xs[2 * v + 1]);
+        if (v < V)
+            t1[v] = S == 1 ? xs[v] : _mm512_permutex2var_ps(xs[2 * v], odd, xs[2 * v + 1]);
+    }
+    _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
+    {
+        __m512i a = _mm512_castps_si512(t0[v]), b = _mm512_castps_si512(t0[v + 1]);
+        x0[v] = t0[v];
+        x1[v] = S == 1 ? _mm512_castsi512_ps(_mm512_alignr_epi32(b, a, 1)) : t1[v];
+        x2[v] = _mm512_castsi512_ps(S == 1 ? _mm512_alignr_epi32(b, a, 2) : _mm512_alignr_epi32(b, a, 1));
+    }
+}
+
+/* Stores R rows x V chunks of accumulators (n columns from x), adding the
+ * residual and applying the activation. */
+static inline __attribute__((always_inline)) void dw_store(const pare_dw_io *io, __m512 (*acc)[4], float *out,
+                                                           const float *res, int x, int n, const int R, const int V)
+{
+    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
+    {
+        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
+        {
+            int lanes = n - CH * v;
+            __mmask16 m = lanes >= CH ? (__mmask16)0xffff : (__mmask16)((1u << lanes) - 1);
+            __m512 a = acc[r][v];
+            if (res)
+                a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(m, res + r * io->res_rs + x + CH * v));
+            if (io->act >= 1)
+                a = _mm512_max_ps(a, _mm512_setzero_ps());
+            if (io->act == 2)
+                a = _mm512_min_ps(a, _mm512_set1_ps(6.0f));
+            _mm512_mask_storeu_ps(out + r * io->out_rs + x + CH * v, m, a);
+        }
+    }
+}
+
 /* R output rows x V chunks from column x (R, V and the stride S constants
  * after inlining), n columns stored: R * V independent accumulators hide the
  * FMA latency even on the narrow planes of late layers (one chunk a row). */
@@ -365,36 +424,20 @@ static inline __attribute__((always_inline)) void dw_tile(const pare_dw_io *io, 
          * them: stride 1, the vectors and two shifts of them (valignd); stride
          * 2, their even lanes, their odd lanes and the even lanes shifted by
          * one. A third of the loads of one load a tap. */
-        const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
         __mmask16 mx[10];
-        _Pragma("GCC unroll 10") for (int k = 0; k < S * (V + 1); k++)
-        {
-            int e = S * (n - 1) + kw - CH * k; /* elements from this vector on that windows read */
-            mx[k] = e >= CH ? (__mmask16)0xffff : e > 0 ? (__mmask16)((1u << e) - 1) : 0;
-        }
+        dw3_masks(n, V, S, mx);
         for (int i = 0; i < kh; i++, p0 += io->in_rs) {
             const __m512 w0 = _mm512_set1_ps(w[i * 3]), w1 = _mm512_set1_ps(w[i * 3 + 1]),
                          w2 = _mm512_set1_ps(w[i * 3 + 2]);
             _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
             {
-                const float *p = p0 + r * step;
-                __m512 xs[10], t0[5], t1[4];
-                _Pragma("GCC unroll 10") for (int k = 0; k < S * (V + 1); k++) xs[k] =
-                    _mm512_maskz_loadu_ps(mx[k], p + CH * k);
-                _Pragma("GCC unroll 5") for (int v = 0; v <= V; v++)
-                {
-                    t0[v] = S == 1 ? xs[v] : _mm512_permutex2var_ps(xs[2 * v], even, xs[2 * v + 1]);
-                    if (v < V)
-                        t1[v] = S == 1 ? xs[v] : _mm512_permutex2var_ps(xs[2 * v], odd, xs[2 * v + 1]);
-                }
+                __m512 x0[4], x1[4], x2[4];
+                dw3_taps(p0 + r * step, mx, V, S, x0, x1, x2);
                 _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
                 {
-                    __m512i a = _mm512_castps_si512(t0[v]), b = _mm512_castps_si512(t0[v + 1]);
-                    __m512 x1 = S == 1 ? _mm512_castsi512_ps(_mm512_alignr_epi32(b, a, 1)) : t1[v];
-                    __m512 x2 = _mm512_castsi512_ps(S == 1 ? _mm512_alignr_epi32(b, a, 2) : _mm512_alignr_epi32(b, a, 1));
-                    acc[r][v] = _mm512_fmadd_ps(w0, t0[v], acc[r][v]);
-                    acc[r][v] = _mm512_fmadd_ps(w1, x1, acc[r][v]);
-                    acc[r][v] = _mm512_fmadd_ps(w2, x2, acc[r][v]);
+                    acc[r][v] = _mm512_fmadd_ps(w0, x0[v], acc[r][v]);
+                    acc[r][v] = _mm512_fmadd_ps(w1, x1[v], acc[r][v]);
+                    acc[r][v] = _mm512_fmadd_ps(w2, x2[v], acc[r][v]);
                 }
             }
         }
@@ -414,22 +457,7 @@ static inline __attribute__((always_inline)) void dw_tile(const pare_dw_io *io, 
                 }
             }
         }
-    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
-    {
-        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
-        {
-            int lanes = n - CH * v;
-            __mmask16 m = lanes >= CH ? (__mmask16)0xffff : (__mmask16)((1u << lanes) - 1);
-            __m512 a = acc[r][v];
-            if (res)
-                a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(m, res + r * io->res_rs + x + CH * v));
-            if (io->act >= 1)
-                a = _mm512_max_ps(a, _mm512_setzero_ps());
-            if (io->act == 2)
-                a = _mm512_min_ps(a, _mm512_set1_ps(6.0f));
-            _mm512_mask_storeu_ps(out + r * io->out_rs + x + CH * v, m, a);
-        }
-    }
+    dw_store(io, acc, out, res, x, n, R, V);
 }
 
 /* Rows per tile for V chunks a row: about 8 accumulators. */
@@ -480,14 +508,8 @@ static inline __attribute__((always_inline)) void dw3_tile(const pare_dw_io *io,
                                                            float bias, float *out, const float *res, int x, int n,
                                                            const int R, const int V, const int S)
 {
-    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     __mmask16 mx[10];
-    _Pragma("GCC unroll 10") for (int k = 0; k < S * (V + 1); k++)
-    {
-        int e = S * (n - 1) + 3 - CH * k;
-        mx[k] = e >= CH ? (__mmask16)0xffff : e > 0 ? (__mmask16)((1u << e) - 1) : 0;
-    }
+    dw3_masks(n, V, S, mx);
     __m512 wv[9], acc[8][4];
     _Pragma("GCC unroll 9") for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(w[t]);
     _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
@@ -497,46 +519,22 @@ static inline __attribute__((always_inline)) void dw3_tile(const pare_dw_io *io,
     const float *p = top + (long)x * S;
     _Pragma("GCC unroll 17") for (int ii = 0; ii < (R - 1) * S + 3; ii++, p += io->in_rs)
     {
-        __m512 xs[10], t0[5], t1[4];
-        _Pragma("GCC unroll 10") for (int k = 0; k < S * (V + 1); k++) xs[k] = _mm512_maskz_loadu_ps(mx[k], p + CH * k);
-        _Pragma("GCC unroll 5") for (int v = 0; v <= V; v++)
-        {
-            t0[v] = S == 1 ? xs[v] : _mm512_permutex2var_ps(xs[2 * v], even, xs[2 * v + 1]);
-            if (v < V)
-                t1[v] = S == 1 ? xs[v] : _mm512_permutex2var_ps(xs[2 * v], odd, xs[2 * v + 1]);
-        }
+        __m512 x0[4], x1[4], x2[4];
+        dw3_taps(p, mx, V, S, x0, x1, x2);
         _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
         {
-            __m512i a = _mm512_castps_si512(t0[v]), b = _mm512_castps_si512(t0[v + 1]);
-            __m512 x1 = S == 1 ? _mm512_castsi512_ps(_mm512_alignr_epi32(b, a, 1)) : t1[v];
-            __m512 x2 = _mm512_castsi512_ps(S == 1 ? _mm512_alignr_epi32(b, a, 2) : _mm512_alignr_epi32(b, a, 1));
             _Pragma("GCC unroll 3") for (int i = 0; i < 3; i++)
             {
                 const int d = ii - i, r = d / S;
                 if (d < 0 || d % S != 0 || r >= R)
                     continue;
-                acc[r][v] = _mm512_fmadd_ps(wv[3 * i], t0[v], acc[r][v]);
-                acc[r][v] = _mm512_fmadd_ps(wv[3 * i + 1], x1, acc[r][v]);
-                acc[r][v] = _mm512_fmadd_ps(wv[3 * i + 2], x2, acc[r][v]);
+                acc[r][v] = _mm512_fmadd_ps(wv[3 * i], x0[v], acc[r][v]);
+                acc[r][v] = _mm512_fmadd_ps(wv[3 * i + 1], x1[v], acc[r][v]);
+                acc[r][v] = _mm512_fmadd_ps(wv[3 * i + 2], x2[v], acc[r][v]);
             }
         }
     }
-    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)
-    {
-        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
-        {
-            int lanes = n - CH * v;
-            __mmask16 m = lanes >= CH ? (__mmask16)0xffff : (__mmask16)((1u << lanes) - 1);
-            __m512 a = acc[r][v];
-            if (res)
-                a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(m, res + r * io->res_rs + x + CH * v));
-            if (io->act >= 1)
-                a = _mm512_max_ps(a, _mm512_setzero_ps());
-            if (io->act == 2)
-                a = _mm512_min_ps(a, _mm512_set1_ps(6.0f));
-            _mm512_mask_storeu_ps(out + r * io->out_rs + x + CH * v, m, a);
-        }
-    }
+    dw_store(io, acc, out, res, x, n, R, V);
 }
 
 /* Two channels a vector for planes at most 8 wide whose 3-tap windows fit in
