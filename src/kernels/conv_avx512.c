@@ -10,24 +10,33 @@
 #define CH PARE_CONV_CHUNK
 #define TILE_CHUNKS 6
 
+/* The first k lanes (none for k <= 0, all for k >= 16). */
+static inline __mmask16 first16(long k) { return k >= 16 ? (__mmask16)0xffff : k <= 0 ? 0 : (__mmask16)((1u << k) - 1); }
+
 static inline __mmask16 chunk_mask(const pare_conv_io *io, long q)
 {
     __mmask16 m = io->mask ? (__mmask16)io->mask[q / CH] : (__mmask16)0xffff;
     long left = io->n - q;
     if (left < CH)
-        m &= (__mmask16)(left > 0 ? (1u << left) - 1 : 0);
+        m &= first16(left);
     return m;
+}
+
+/* The fused activation: 0 none, 1 relu, 2 relu6. */
+static inline __m512 activate(__m512 v, int act)
+{
+    if (act >= 1)
+        v = _mm512_max_ps(v, _mm512_setzero_ps());
+    if (act == 2)
+        v = _mm512_min_ps(v, _mm512_set1_ps(6.0f));
+    return v;
 }
 
 static inline __m512 finish(const pare_conv_io *io, int o, long q, __m512 acc)
 {
     if (io->res)
         acc = _mm512_add_ps(acc, _mm512_loadu_ps(io->res + o * io->res_cs + q));
-    if (io->act >= 1)
-        acc = _mm512_max_ps(acc, _mm512_setzero_ps());
-    if (io->act == 2)
-        acc = _mm512_min_ps(acc, _mm512_set1_ps(6.0f));
-    return acc;
+    return activate(acc, io->act);
 }
 
 /* One tile: filters [0, R) of a group (weights w[col*RP + r]) over V chunks at q. */
@@ -332,13 +341,13 @@ static inline void dw_masks(int lanes, int S, __mmask16 *ma, __mmask16 *mb)
 {
     lanes = lanes < CH ? lanes : CH;
     if (S == 1) {
-        *ma = lanes >= CH ? (__mmask16)0xffff : (__mmask16)((1u << lanes) - 1);
+        *ma = first16(lanes);
         *mb = 0;
         return;
     }
     int e = 2 * lanes - 1;
-    *ma = e >= CH ? (__mmask16)0xffff : (__mmask16)((1u << e) - 1);
-    *mb = e > CH ? (__mmask16)((1u << (e - CH)) - 1) : 0;
+    *ma = first16(e);
+    *mb = first16(e - CH);
 }
 
 /* The masks of the S * V + S vectors of an input row whose 3-tap windows
@@ -347,8 +356,7 @@ static inline __attribute__((always_inline)) void dw3_masks(int n, const int V, 
 {
     _Pragma("GCC unroll 10") for (int k = 0; k < S * (V + 1); k++)
     {
-        int e = S * (n - 1) + 3 - CH * k; /* elements from this vector on that windows read */
-        mx[k] = e >= CH ? (__mmask16)0xffff : e > 0 ? (__mmask16)((1u << e) - 1) : 0;
+        mx[k] = first16(S * (n - 1) + 3 - CH * k); /* elements from this vector on that windows read */
     }
 }
 
@@ -386,16 +394,11 @@ static inline __attribute__((always_inline)) void dw_store(const pare_dw_io *io,
     {
         _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)
         {
-            int lanes = n - CH * v;
-            __mmask16 m = lanes >= CH ? (__mmask16)0xffff : (__mmask16)((1u << lanes) - 1);
+            __mmask16 m = first16(n - CH * v);
             __m512 a = acc[r][v];
             if (res)
                 a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(m, res + r * io->res_rs + x + CH * v));
-            if (io->act >= 1)
-                a = _mm512_max_ps(a, _mm512_setzero_ps());
-            if (io->act == 2)
-                a = _mm512_min_ps(a, _mm512_set1_ps(6.0f));
-            _mm512_mask_storeu_ps(out + r * io->out_rs + x + CH * v, m, a);
+            _mm512_mask_storeu_ps(out + r * io->out_rs + x + CH * v, m, activate(a, io->act));
         }
     }
 }
@@ -548,14 +551,11 @@ static inline __attribute__((always_inline)) void dw3_pair(const pare_dw_io *io,
                                                            const float *ra, const float *rb, const int R, const int S)
 {
     const int n = io->wo;
-    __m512i idx[3];
-    for (int j = 0; j < 3; j++) {
-        int32_t e[16];
-        for (int l = 0; l < 16; l++)
-            e[l] = l < 8 ? S * l + j : 16 + S * (l - 8) + j;
-        idx[j] = _mm512_loadu_si512(e);
-    }
-    const __mmask16 mi = (__mmask16)((1u << (S * (n - 1) + 3)) - 1), mo = (__mmask16)((1u << n) - 1);
+    /* tap j of lane l: element S * l + j of a (l < 8), S * (l - 8) + j of b */
+    const __m512i i0 = S == 1 ? _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+                              : _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i idx[3] = {i0, _mm512_add_epi32(i0, _mm512_set1_epi32(1)), _mm512_add_epi32(i0, _mm512_set1_epi32(2))};
+    const __mmask16 mi = first16(S * (n - 1) + 3), mo = first16(n);
     __m512 acc[8];
     _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) acc[r] = bv;
     _Pragma("GCC unroll 17") for (int ii = 0; ii < (R - 1) * S + 3; ii++)
@@ -580,10 +580,7 @@ static inline __attribute__((always_inline)) void dw3_pair(const pare_dw_io *io,
             __m512 lo = _mm512_maskz_loadu_ps(mo, ra + r * io->res_rs), hi = _mm512_maskz_loadu_ps(mo, rb + r * io->res_rs);
             v = _mm512_add_ps(v, _mm512_shuffle_f32x4(lo, hi, 0x44));
         }
-        if (io->act >= 1)
-            v = _mm512_max_ps(v, _mm512_setzero_ps());
-        if (io->act == 2)
-            v = _mm512_min_ps(v, _mm512_set1_ps(6.0f));
+        v = activate(v, io->act);
         _mm512_mask_storeu_ps(oa + r * io->out_rs, mo, v);
         if (ob)
             _mm512_mask_storeu_ps(ob + r * io->out_rs, mo, _mm512_shuffle_f32x4(v, v, 0x4e));
@@ -677,11 +674,11 @@ static void dw3(const pare_dw_io *io, const pare_conv_layer *L, int c0, int c1, 
         }
         return;
     }
+    const int V = (io->wo + CH - 1) / CH > 4 ? 4 : (io->wo + CH - 1) / CH, RM = DW3_ROWS(V);
     for (int c = c0; c < c1; c++) {
         const float *w = L->dw_w + (long)c * 9;
         float bias = L->dw_b[c];
         for (int y = y0; y < y1;) {
-            int V = (io->wo + CH - 1) / CH > 4 ? 4 : (io->wo + CH - 1) / CH, RM = DW3_ROWS(V);
             int R = y1 - y < RM ? y1 - y : RM;
             const float *top = io->in + c * io->in_cs + in_top + (long)y * S * io->in_rs;
             float *out = io->out + c * io->out_cs + y * io->out_rs;
@@ -834,11 +831,7 @@ static void ln_store(const pare_dw_io *io, const pare_conv_layer *L, int b, int 
                     __m512 v = r[j];
                     if (res)
                         v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res + ry[s] * io->res_rs + rx[s] - l0[s]));
-                    if (io->act >= 1)
-                        v = _mm512_max_ps(v, _mm512_setzero_ps());
-                    if (io->act == 2)
-                        v = _mm512_min_ps(v, _mm512_set1_ps(6.0f));
-                    _mm512_mask_storeu_ps(out + ry[s] * io->out_rs + rx[s] - l0[s], m, v);
+                    _mm512_mask_storeu_ps(out + ry[s] * io->out_rs + rx[s] - l0[s], m, activate(v, io->act));
                 }
             }
         }
@@ -883,8 +876,6 @@ void pare_f32_convln_4x6__avx512(const pare_dw_io *io, const pare_conv_layer *L,
 /* 16 tiles a vector: a patch row's 4 columns 2j + s are the even and odd lanes
  * of 32 floats from column 2j (s = 0, 1) and from column 2j + 2 (s = 2, 3);
  * columns past the plane's last (w + 1 from column -1) load as zero. */
-static inline __mmask16 first16(long k) { return k >= 16 ? (__mmask16)0xffff : k <= 0 ? 0 : (__mmask16)((1u << k) - 1); }
-
 void pare_f32_wino_in_1x1__avx512(const pare_wino_io *io, int c0, int c1, int i0, int i1)
 {
     const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -946,11 +937,7 @@ static inline void wino_row16(const pare_wino_io *io, int o, int y, int j0, __m5
             break;
         if (res)
             v[h] = _mm512_add_ps(v[h], _mm512_maskz_loadu_ps(m, res + 16 * h));
-        if (io->act >= 1)
-            v[h] = _mm512_max_ps(v[h], _mm512_setzero_ps());
-        if (io->act == 2)
-            v[h] = _mm512_min_ps(v[h], _mm512_set1_ps(6.0f));
-        _mm512_mask_storeu_ps(out + 16 * h, m, v[h]);
+        _mm512_mask_storeu_ps(out + 16 * h, m, activate(v[h], io->act));
     }
 }
 

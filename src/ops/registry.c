@@ -53,12 +53,13 @@ int pare_op_find(const char *name)
 
 void pare_prefetch_floats(const float *p, long n, int write)
 {
-    for (long i = 0; i < n; i += 16) {
-        if (write)
+    /* the read/write hint must be a constant: one loop each */
+    if (write)
+        for (long i = 0; i < n; i += 16)
             __builtin_prefetch(p + i, 1);
-        else
+    else
+        for (long i = 0; i < n; i += 16)
             __builtin_prefetch(p + i, 0);
-    }
 }
 
 void pare_init_uniform(float *x, size_t n, float bound, uint64_t seed, int node, int role)
